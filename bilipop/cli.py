@@ -1,0 +1,251 @@
+"""The ``bilipop`` command line: one short function per command, each a thin layer over one core function.
+
+Results go to stdout, messages and progress to stderr. A BilipopError becomes a one-line message and exit code 1
+(the traceback only with ``--debug``); usage errors are Typer's own (exit code 2).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from bilipop import __version__
+from bilipop.errors import BilipopError, InputError
+
+app = typer.Typer(
+    name="bilipop",
+    help="Predict how popular a Bilibili video will be from its cover image and title.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+    add_completion=False,
+    rich_markup_mode="rich",
+)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+log = logging.getLogger("bilipop")
+
+
+@dataclass
+class State:
+    verbose: bool = False
+    quiet: bool = False
+    debug: bool = False
+
+
+STATE = State()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Options shared by several commands, declared once.
+DataDir = Annotated[
+    Path,
+    typer.Option("--data", envvar="BILIPOP_DATA", help="Dataset folder (SPEC: bilipop.db, covers/, stage files)."),
+]
+InputFile = Annotated[
+    Path | None, typer.Option("--input", "-i", help="Read this file instead of the stage's default in --data.")
+]
+OutputFile = Annotated[
+    Path | None,
+    typer.Option("--output", "-o", help="Write this .csv or .parquet instead of the stage's default in --data."),
+]
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print the result as one JSON object.")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"bilipop {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool | None, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log more detail to stderr.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or notes; errors only.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show the full traceback of an error.")] = False,
+) -> None:
+    """Predict how popular a Bilibili video will be from its cover image and title."""
+    STATE.verbose, STATE.quiet, STATE.debug = verbose, quiet, debug
+    level = logging.ERROR if quiet else logging.DEBUG if (verbose or debug) else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", force=True)
+    logging.getLogger("bilipop").setLevel(logging.DEBUG if (verbose or debug) else logging.INFO if not quiet
+                                          else logging.ERROR)
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn a BilipopError into a one-line message and exit code 1 (re-raised as is with --debug)."""
+    try:
+        yield
+    except BilipopError as exc:
+        if STATE.debug:
+            raise
+        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        if STATE.debug:
+            raise
+        err.print("[yellow]interrupted[/]")
+        raise typer.Exit(130) from None
+
+
+def note(message: str) -> None:
+    """A message for the user on stderr, silenced by -q."""
+    if not STATE.quiet:
+        err.print(message, highlight=False)
+
+
+def warn(message: str) -> None:
+    """A warning on stderr (shown even with -q)."""
+    err.print(f"[yellow]warning:[/] {message}", highlight=False)
+
+
+def progress_bar(description: str) -> Iterator[Callable[[int, int | None], None]]:
+    """A context manager yielding ``callback(done, total)`` that drives a progress bar on stderr (none with -q)."""
+    return _progress_bar(description)
+
+
+@contextmanager
+def _progress_bar(description: str) -> Iterator[Callable[[int, int | None], None]]:
+    if STATE.quiet or not err.is_terminal:
+        yield lambda done, total=None: None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=err, transient=True) as bar:
+        task = bar.add_task(description, total=None)
+
+        def update(done: int, total: int | None = None) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
+
+
+def parse_floats(text: str, option: str) -> list[float]:
+    """Parse a comma list of numbers given to ``option``; a bad item is a user error (exit 1)."""
+    try:
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise InputError(f"{option} takes numbers separated by commas, got {text!r}") from None
+
+
+def stage_paths(stage: str, data: Path, input: Path | None, output: Path | None) -> tuple[Path, Path | None]:
+    """The input and output files of a stage: -i/-o when given, else the stage's default files in --data."""
+    from bilipop.data.schema import STAGE_FILES, STAGE_INPUTS
+
+    src = input if input is not None else data / STAGE_INPUTS[stage]
+    dst = output if output is not None else (data / STAGE_FILES[stage] if stage in STAGE_FILES else None)
+    return src, dst
+
+
+def default_data() -> Path:
+    return Path(os.environ.get("BILIPOP_DATA", "data"))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Data stages
+@app.command("filter", epilog="Example: bilipop filter --data data --max-followers 500000")
+def filter_cmd(
+    data: DataDir = Path("data"),
+    input: InputFile = None,
+    output: OutputFile = None,
+    max_followers: Annotated[int, typer.Option(help="Drop uploaders with at least this many followers.")] = 500_000,
+    require_hot: Annotated[
+        bool, typer.Option("--require-hot/--no-require-hot", help="Keep only uploaders seen on the hot list.")
+    ] = True,
+) -> None:
+    """Clean the crawl: de-duplicate, drop bad counters, keep small uploaders who have been on the hot list."""
+    from bilipop.data.filtering import filter_videos
+    from bilipop.data.io import check_output_path, read_table, write_table
+
+    with user_errors():
+        src, dst = stage_paths("filter", data, input, output)
+        check_output_path(dst)
+        table, report = filter_videos(read_table(src), max_followers=max_followers, require_hot=require_hot)
+        write_table(table, dst)
+    summary = Table(title=f"filter: {src} → {dst}", title_justify="left")
+    summary.add_column("rule")
+    summary.add_column("rows", justify="right")
+    summary.add_row("input", f"{report.input_rows:,}")
+    for rule, n in report.removed.items():
+        summary.add_row(f"removed: {rule}", f"{n:,}")
+    summary.add_row("[bold]remaining[/]", f"[bold]{report.remaining:,}[/]")
+    out.print(summary)
+
+
+@app.command("score", epilog="Example: bilipop score --data data --weights 0.75,0.1,0.1,0.05,0 --norm paper")
+def score_cmd(
+    data: DataDir = Path("data"),
+    input: InputFile = None,
+    output: OutputFile = None,
+    weights: Annotated[
+        str, typer.Option(help="Weights of views, likes, coins, favorites, shares (non-negative, not all zero).")
+    ] = "0.75,0.1,0.1,0.05,0",
+    norm: Annotated[str, typer.Option(help="paper: (x - mean) / (max - min); log: the same on log1p(x).")] = "paper",
+) -> None:
+    """Compute the study's popularity score from the five counters."""
+    from bilipop.data.io import check_output_path, read_table, write_table
+    from bilipop.data.schema import COUNTERS
+    from bilipop.data.scoring import score_videos
+
+    with user_errors():
+        src, dst = stage_paths("score", data, input, output)
+        check_output_path(dst)
+        table = score_videos(read_table(src), weights=parse_floats(weights, "--weights"), norm=norm)
+        write_table(table, dst)
+    summary = Table(title=f"score: {len(table):,} videos, {src} → {dst}", title_justify="left")
+    for col in ("", "weight", "min", "mean", "max"):
+        summary.add_column(col, justify="right" if col else "left")
+    for col, w in zip(COUNTERS, parse_floats(weights, "--weights"), strict=True):
+        raw = table[col]
+        summary.add_row(col, f"{w:g}", f"{raw.min():,}", f"{raw.mean():,.1f}", f"{raw.max():,}")
+    s = table["score"]
+    summary.add_row("[bold]score[/]", "", f"{s.min():.6f}", f"{s.mean():.6f}", f"{s.max():.6f}")
+    out.print(summary)
+
+
+@app.command("label", epilog="Example: bilipop label --data data --thresholds 0.00025,0.0015,0.005,0.02")
+def label_cmd(
+    data: DataDir = Path("data"),
+    input: InputFile = None,
+    output: OutputFile = None,
+    thresholds: Annotated[
+        str, typer.Option(help="Four increasing cuts; a score equal to a cut goes to the upper class.")
+    ] = "0.00025,0.0015,0.005,0.02",
+    quantiles: Annotated[
+        bool, typer.Option("--quantiles", help="Cut at the 20/40/60/80th percentiles instead (equal classes).")
+    ] = False,
+) -> None:
+    """Cut the score into the study's five ordered popularity classes and print their sizes."""
+    from bilipop.data.io import check_output_path, read_table, write_table
+    from bilipop.data.labeling import label_videos
+    from bilipop.data.schema import LABEL_NAMES
+
+    with user_errors():
+        src, dst = stage_paths("label", data, input, output)
+        check_output_path(dst)
+        cuts = [] if quantiles else parse_floats(thresholds, "--thresholds")
+        table, report = label_videos(read_table(src), thresholds=cuts, quantiles=quantiles)
+        write_table(table, dst)
+    how = "quantiles" if quantiles else "thresholds"
+    summary = Table(title=f"label ({how}): {len(table):,} videos, {src} → {dst}", title_justify="left")
+    for col in ("class", "name", "score from", "videos", "share"):
+        summary.add_column(col, justify="left" if col == "name" else "right")
+    lows = ["-inf", *(f"{t:g}" for t in report.thresholds)]
+    for k, name in enumerate(LABEL_NAMES):
+        summary.add_row(str(k), name, lows[k], f"{report.counts[k]:,}", f"{report.shares[k]:.1%}")
+    out.print(summary)
+    for message in report.warnings:
+        warn(message)

@@ -1,0 +1,132 @@
+"""Reading and writing tables of videos: CSV, Parquet and the crawl store, with atomic writes.
+
+CSV keeps titles exactly as written (no "NA"/"null" guessing in text columns); known numeric columns are parsed
+as numbers, and a value that is not a number becomes missing so that each stage can report or drop it.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+
+from bilipop.data.schema import COLUMNS, STRING_COLUMNS
+from bilipop.errors import InputError
+
+READ_SUFFIXES = (".csv", ".parquet", ".db", ".sqlite")
+WRITE_SUFFIXES = (".csv", ".parquet")
+_MISSING = ["", "NA", "N/A", "NaN", "nan", "null", "NULL", "None"]
+_TRUE = {"true", "1", "yes", "y", "t"}
+_FALSE = {"false", "0", "no", "n", "f"}
+
+
+def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """Read a table of videos from ``.csv``, ``.parquet`` or a crawl store (``.db``/``.sqlite``).
+
+    Raises:
+        InputError: the file is missing, unreadable or of an unknown kind.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in READ_SUFFIXES:
+        raise InputError(f"cannot read {path}: use a {', '.join(READ_SUFFIXES)} file")
+    if not path.is_file():
+        raise InputError(f"input file {path} does not exist; check the path or run the previous stage first")
+    if suffix in (".db", ".sqlite"):
+        from bilipop.crawl.store import read_store_table
+
+        return read_store_table(path)
+    try:
+        if suffix == ".parquet":
+            df = pd.read_parquet(path)
+        else:
+            df = _read_csv(path)
+    except InputError:
+        raise
+    except Exception as exc:  # pandas/pyarrow raise many types for a damaged file
+        raise InputError(f"cannot read {path}: {type(exc).__name__}: {exc}".splitlines()[0]) from exc
+    return normalise_dtypes(df)
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    header = pd.read_csv(path, nrows=0, encoding="utf-8").columns
+    dtype = {c: str for c in header if COLUMNS.get(c) == "str"}
+    na_values = {c: _MISSING for c in header if c not in STRING_COLUMNS}
+    return pd.read_csv(
+        path, dtype=dtype, keep_default_na=False, na_values=na_values, encoding="utf-8", low_memory=False
+    )
+
+
+def normalise_dtypes(df: pd.DataFrame) -> pd.DataFrame:
+    """Give the known columns their schema kind. Integers stay int64 unless a value is missing (then float64)."""
+    for col in df.columns:
+        kind = COLUMNS.get(col)
+        if kind in ("int", "float") and not pd.api.types.is_numeric_dtype(df[col]) or (
+            kind in ("int", "float") and pd.api.types.is_bool_dtype(df[col])
+        ):
+            df[col] = pd.to_numeric(df[col], errors="coerce")
+        if kind == "int" and pd.api.types.is_float_dtype(df[col]):
+            values = df[col]
+            if values.notna().all() and (values == values.round()).all():
+                df[col] = values.astype("int64")
+        elif kind == "bool" and not pd.api.types.is_bool_dtype(df[col]):
+            df[col] = df[col].map(_parse_bool)
+        elif kind == "str" and df[col].dtype != object:
+            df[col] = df[col].astype(str)
+    return df
+
+
+def _parse_bool(value: object) -> object:
+    if isinstance(value, bool):
+        return value
+    if value is None or (isinstance(value, float) and value != value):
+        return pd.NA
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    if text in ("", "nan", "none", "null"):
+        return pd.NA
+    # Numbers other than 0/1 count as true, like Python's bool().
+    try:
+        return float(text) != 0
+    except ValueError as exc:
+        raise InputError(f"cannot read {value!r} as true/false in column on_hot_list") from exc
+
+
+def check_output_path(path: str | os.PathLike[str]) -> Path:
+    """Return ``path`` as a Path if its extension is one we can write; else raise InputError."""
+    path = Path(path)
+    if path.suffix.lower() not in WRITE_SUFFIXES:
+        raise InputError(f"cannot write {path}: the output must end in {' or '.join(WRITE_SUFFIXES)}")
+    return path
+
+
+def write_table(df: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
+    """Write ``df`` to ``.csv`` or ``.parquet`` by extension, atomically (temp file + rename)."""
+    path = check_output_path(path)
+    if path.suffix.lower() == ".parquet":
+        return atomic_write(path, lambda tmp: df.to_parquet(tmp, index=False))
+    return atomic_write(path, lambda tmp: df.to_csv(tmp, index=False, encoding="utf-8"))
+
+
+def atomic_write(path: Path, write: Callable[[Path], object]) -> Path:
+    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it over ``path``.
+
+    A failure leaves no file behind: neither the temporary one nor a partial ``path``.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path

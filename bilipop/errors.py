@@ -1,0 +1,23 @@
+"""The exceptions that reach users. The CLI turns each into a one-line message and exit code 1."""
+
+from __future__ import annotations
+
+
+class BilipopError(Exception):
+    """A problem the user can fix; the message says what is wrong and what to do."""
+
+
+class InputError(BilipopError):
+    """An input file, table, column, value or option is unusable."""
+
+
+class CrawlError(BilipopError):
+    """The crawl cannot go on (blocked, robots.txt, an unreadable store)."""
+
+
+class ModelError(BilipopError):
+    """A model, weights file or run folder cannot be built or loaded."""
+
+
+class DeviceError(BilipopError):
+    """The requested devices do not exist or do not fit the batch."""
