@@ -249,3 +249,24 @@ def label_cmd(
     out.print(summary)
     for message in report.warnings:
         warn(message)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Crawl
+# @crawl-command (the crawl issue inserts its command above this line)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Training
+# @train-command (the train issue inserts its command above this line)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Evaluation and prediction
+# @evaluate-command (the evaluate issue inserts its command above this line)
+# @predict-command (the predict issue inserts its command above this line)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Demo
+# @demo-command (the demo issue inserts its command above this line)
