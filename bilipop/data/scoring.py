@@ -15,7 +15,7 @@ NORMS = ("paper", "log")
 
 
 def check_weights(weights: Sequence[float]) -> tuple[float, ...]:
-    """Return the five weights as floats, or raise InputError if they are not five non-negative, not-all-zero numbers."""
+    """The five weights as floats; InputError unless they are five non-negative numbers, not all zero."""
     weights = tuple(float(w) for w in weights)
     if len(weights) != len(COUNTERS):
         raise InputError(
