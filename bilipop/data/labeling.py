@@ -59,7 +59,7 @@ def label_videos(
     if score.isna().any():
         raise InputError("column score has missing or non-numeric values; run bilipop score again")
     values = score.to_numpy(dtype=np.float64)
-    out = df.copy()
+    out = df.copy(deep=False)  # only new columns are added, so the caller's frame is never changed
     if quantiles:
         n = len(values)
         order = np.argsort(values, kind="stable")

@@ -53,7 +53,7 @@ def score_videos(
     require_columns(df.columns, COUNTERS, what="the input table", hint="score needs the five counters")
     if len(df) == 0:
         raise InputError("the input table has no rows; nothing to score")
-    out = df.copy()
+    out = df.copy(deep=False)  # only new columns are added, so the caller's frame is never changed
     total = np.zeros(len(out), dtype=np.float64)
     for col, weight in zip(COUNTERS, weights, strict=True):
         raw = pd.to_numeric(out[col], errors="coerce")
