@@ -1,0 +1,163 @@
+"""PNG figures drawn with Pillow alone (matplotlib is not a dependency): the confusion matrix and training curves.
+
+Both figures are written atomically, so an interrupted evaluation never leaves a half-drawn PNG behind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from bilipop.data.io import atomic_write
+from bilipop.errors import InputError
+
+_BG = (255, 255, 255)
+_INK = (30, 30, 30)
+_GRID = (225, 225, 225)
+_TRAIN = (31, 119, 180)
+_VALID = (214, 39, 40)
+
+
+def _font(size: int):
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow without FreeType: the fixed bitmap font, still legible
+        return ImageFont.load_default()
+
+
+def _text_size(draw, text: str, font) -> tuple[int, int]:
+    left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
+    return right - left, bottom - top
+
+
+def _centered(draw, xy: tuple[float, float], text: str, font, fill=_INK) -> None:
+    draw.text(xy, text, font=font, fill=fill, anchor="mm")
+
+
+def _save(image, path: Path) -> Path:
+    return atomic_write(Path(path), lambda tmp: image.save(tmp, format="PNG"))
+
+
+def confusion_png(confusion: Sequence[Sequence[int]], labels: Sequence[str], path: str | Path,
+                  title: str = "Confusion matrix") -> Path:
+    """Draw ``confusion`` (rows true, columns predicted) as a heatmap with the count and row share in each cell.
+
+    Raises:
+        InputError: the matrix is not square or does not match ``labels``.
+    """
+    from PIL import Image, ImageDraw
+
+    k = len(labels)
+    if len(confusion) != k or any(len(row) != k for row in confusion):
+        raise InputError(f"the confusion matrix must be {k}x{k} to match the class names")
+    cell, left, top = 96, 170, 90
+    width, height = left + k * cell + 40, top + k * cell + 55
+    image = Image.new("RGB", (width, height), _BG)
+    draw = ImageDraw.Draw(image)
+    big, font, small = _font(20), _font(14), _font(12)
+    _centered(draw, (width / 2, 26), title, big)
+    _centered(draw, (left + k * cell / 2, top - 40), "predicted class", font)
+    for j, name in enumerate(labels):
+        _centered(draw, (left + j * cell + cell / 2, top - 14), f"{j}: {name}", small)
+    # Colour by the share of the true class's row, so a small class is as readable as a large one.
+    for i, row in enumerate(confusion):
+        total = sum(row)
+        _centered(draw, (left - 70, top + i * cell + cell / 2), f"{i}: {labels[i]}", small)
+        for j, count in enumerate(row):
+            share = count / total if total else 0.0
+            shade = (int(255 - 215 * share), int(255 - 160 * share), int(255 - 60 * share))
+            x0, y0 = left + j * cell, top + i * cell
+            draw.rectangle((x0, y0, x0 + cell, y0 + cell), fill=shade, outline=_INK if i == j else _GRID,
+                           width=2 if i == j else 1)
+            ink = _BG if share > 0.55 else _INK
+            _centered(draw, (x0 + cell / 2, y0 + cell / 2 - 9), str(count), font, ink)
+            _centered(draw, (x0 + cell / 2, y0 + cell / 2 + 11), f"{share:.0%}", small, ink)
+    draw.text((12, top + k * cell / 2), "true", font=font, fill=_INK, anchor="lm")
+    n = sum(sum(row) for row in confusion)
+    _centered(draw, (width / 2, top + k * cell + 30),
+              f"n = {n}; cell colour = share of the true class's row; diagonal outlined", small)
+    return _save(image, Path(path))
+
+
+def _nice_range(values: list[float]) -> tuple[float, float]:
+    lo, hi = min(values), max(values)
+    if hi - lo < 1e-9:
+        lo, hi = lo - 0.5, hi + 0.5
+    pad = (hi - lo) * 0.08
+    return lo - pad, hi + pad
+
+
+def _panel(draw, box: tuple[int, int, int, int], epochs: list[int], series: dict[str, list[float | None]],
+           title: str, fonts) -> None:
+    big, font, small = fonts
+    x0, y0, x1, y1 = box
+    draw.rectangle(box, outline=_INK)
+    _centered(draw, ((x0 + x1) / 2, y0 - 18), title, font)
+    values = [v for ys in series.values() for v in ys if v is not None]
+    lo, hi = _nice_range(values or [0.0, 1.0])
+    e_lo, e_hi = min(epochs), max(epochs)
+    span = max(e_hi - e_lo, 1)
+
+    def px(epoch: float, value: float) -> tuple[float, float]:
+        x = x0 + 30 + (epoch - e_lo) / span * (x1 - x0 - 60) if e_hi > e_lo else (x0 + x1) / 2
+        return x, y1 - (value - lo) / (hi - lo) * (y1 - y0)
+
+    for i in range(5):
+        value = lo + (hi - lo) * i / 4
+        _, y = px(e_lo, value)
+        draw.line((x0, y, x1, y), fill=_GRID)
+        draw.text((x0 - 6, y), f"{value:.3f}", font=small, fill=_INK, anchor="rm")
+    for epoch in epochs:
+        x, _ = px(epoch, lo)
+        draw.line((x, y1, x, y1 + 5), fill=_INK)
+        draw.text((x, y1 + 8), str(epoch), font=small, fill=_INK, anchor="mt")
+    _centered(draw, ((x0 + x1) / 2, y1 + 34), "epoch", small)
+    legend = []
+    for (name, ys), colour in zip(series.items(), (_TRAIN, _VALID), strict=False):
+        if ys and ys[-1] is not None:
+            legend.append((f"{name} ({ys[-1]:.3f})", colour))
+        points = [px(e, v) for e, v in zip(epochs, ys, strict=True) if v is not None]
+        if len(points) > 1:
+            draw.line(points, fill=colour, width=3)
+        for x, y in points:
+            draw.ellipse((x - 4, y - 4, x + 4, y + 4), fill=colour)
+    for row, (text, colour) in enumerate(legend):
+        ly = y0 + 12 + row * 20
+        draw.line((x1 - 170, ly, x1 - 145, ly), fill=colour, width=3)
+        draw.text((x1 - 140, ly), text, font=small, fill=_INK, anchor="lm")
+
+
+def curves_png(history: Sequence[dict], path: str | Path, title: str = "Training curves") -> Path:
+    """Draw loss and ordinal accuracy per epoch, train and valid, side by side, from ``history.jsonl`` rows.
+
+    Raises:
+        InputError: the history is empty or lacks the epoch column.
+    """
+    from PIL import Image, ImageDraw
+
+    if not history:
+        raise InputError("history.jsonl has no epochs; train the run for at least one epoch")
+    if any("epoch" not in row for row in history):
+        raise InputError("history.jsonl rows need an 'epoch' field; the run folder looks damaged")
+    epochs = [int(row["epoch"]) for row in history]
+    width, height = 1100, 470
+    image = Image.new("RGB", (width, height), _BG)
+    draw = ImageDraw.Draw(image)
+    fonts = (_font(20), _font(15), _font(12))
+    _centered(draw, (width / 2, 22), title, fonts[0])
+    for box, metric, label in (((90, 80, 520, 400), "loss", "cross-entropy loss"),
+                               ((620, 80, 1050, 400), "ordinal_accuracy", "ordinal accuracy")):
+        series = {split: [_number(row.get(f"{split}_{metric}")) for row in history] for split in ("train", "valid")}
+        _panel(draw, box, epochs, series, label, fonts)
+    _centered(draw, (width / 2, height - 18), "valid = the run's test part (split.json), as in the study", fonts[2])
+    return _save(image, Path(path))
+
+
+def _number(value: object) -> float | None:
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return number if number == number else None

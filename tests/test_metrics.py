@@ -1,0 +1,145 @@
+"""Metrics and floors against examples computed by hand (the arithmetic is in the comments)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from bilipop.errors import InputError
+from bilipop.evaluation import baselines as bl
+from bilipop.evaluation import metrics as m
+
+
+def test_ordinal_accuracy_gives_half_credit_to_adjacent_classes_only():
+    # credits 1, 0.5, 0, 1, 0 -> 2.5 / 5
+    assert m.ordinal_accuracy([0, 1, 2, 3, 4], [0, 2, 4, 3, 0]) == 0.5
+    assert m.ordinal_accuracy([0, 4], [1, 3]) == 0.5
+    assert m.ordinal_accuracy([0, 4], [2, 2]) == 0.0
+    assert m.ordinal_accuracy([3], [3]) == 1.0
+
+
+def test_ordinal_accuracy_rejects_bad_labels():
+    with pytest.raises(InputError, match="outside 0..4"):
+        m.ordinal_accuracy([0, 5], [0, 1])
+    with pytest.raises(InputError, match="pair up"):
+        m.ordinal_accuracy([0, 1], [0])
+    with pytest.raises(InputError, match="no rows"):
+        m.ordinal_accuracy([], [])
+    with pytest.raises(InputError, match="whole class"):
+        m.ordinal_accuracy([0.5], [0])
+
+
+def test_accuracy_within1_and_mae():
+    t, p = [0, 1, 2, 3, 4], [0, 2, 4, 3, 0]
+    assert m.accuracy(t, p) == 0.4
+    assert m.within1_accuracy(t, p) == 0.6
+    assert m.mae(t, p) == pytest.approx((0 + 1 + 2 + 0 + 4) / 5)
+
+
+def test_macro_mae_weighs_each_present_class_equally():
+    # plain MAE 1/5; per class: class 0 -> 0, class 1 -> 1; classes 2..4 absent and skipped
+    t, p = [0, 0, 0, 0, 1], [0, 0, 0, 0, 0]
+    assert m.mae(t, p) == pytest.approx(0.2)
+    assert m.macro_mae(t, p) == pytest.approx(0.5)
+
+
+def test_qwk_on_known_matrices():
+    assert m.qwk([0, 1, 2, 3, 4], [0, 1, 2, 3, 4]) == pytest.approx(1.0)
+    # predictions independent of the truth: observed = expected -> 0
+    assert m.qwk([0, 0, 4, 4], [0, 4, 0, 4]) == pytest.approx(0.0)
+    # perfectly reversed extremes: observed 2, expected 1 -> -1
+    assert m.qwk([0, 4], [4, 0]) == pytest.approx(-1.0)
+    # observed 3/48, expected 15/48 (weights (i-j)^2/16) -> 1 - 3/15
+    assert m.qwk([0, 1, 2], [0, 2, 2]) == pytest.approx(0.8)
+
+
+def test_qwk_undefined_when_both_sides_are_one_class():
+    assert m.qwk([2, 2, 2], [2, 2, 2]) is None
+    assert m.qwk_from_confusion(np.zeros((5, 5))) is None
+
+
+def test_confusion_rows_are_true_classes():
+    c = m.confusion_matrix([0, 0, 1, 4], [0, 1, 1, 2])
+    assert c[0] == [1, 1, 0, 0, 0]
+    assert c[1] == [0, 1, 0, 0, 0]
+    assert c[4] == [0, 0, 1, 0, 0]
+    assert sum(map(sum, c)) == 4
+
+
+def test_spearman_with_ties_uses_average_ranks():
+    # ranks x = 1, 2.5, 2.5, 4; y = 1..4 -> 4.5 / sqrt(4.5 * 5) = 3 / sqrt(10)
+    assert m.spearman([1, 2, 2, 3], [1, 2, 3, 4]) == pytest.approx(3 / math.sqrt(10))
+    assert m.spearman([1, 2, 3], [30, 20, 10]) == pytest.approx(-1.0)
+    # monotone but not linear: still 1
+    assert m.spearman([1, 2, 3, 4], [1, 10, 100, 1000]) == pytest.approx(1.0)
+
+
+def test_spearman_undefined_or_bad():
+    assert m.spearman([1, 1, 1], [1, 2, 3]) is None
+    assert m.spearman([1], [2]) is None
+    with pytest.raises(InputError, match="same length"):
+        m.spearman([1, 2], [1])
+    with pytest.raises(InputError, match="missing"):
+        m.spearman([1, float("nan")], [1, 2])
+
+
+def test_per_class_precision_recall_f1_support():
+    scores = m.per_class([0, 0, 1, 1], [0, 1, 1, 1])
+    assert (scores[0].precision, scores[0].recall, scores[0].support) == (1.0, 0.5, 2)
+    assert scores[0].f1 == pytest.approx(2 / 3)
+    assert scores[1].precision == pytest.approx(2 / 3)
+    assert (scores[1].recall, scores[1].support) == (1.0, 2)
+    assert scores[1].f1 == pytest.approx(0.8)
+    assert (scores[2].precision, scores[2].recall, scores[2].f1, scores[2].support) == (0.0, 0.0, 0.0, 0)
+
+
+def test_expected_class():
+    p = np.array([[1, 0, 0, 0, 0], [0, 0, 0.5, 0, 0.5], [0.2] * 5])
+    assert m.expected_class(p).tolist() == pytest.approx([0.0, 3.0, 2.0])
+
+
+def test_all_metrics_keys_and_spearman_only_with_scores():
+    t, p = [0, 1, 2, 3, 4, 4], [0, 1, 1, 3, 4, 3]
+    result = m.all_metrics(t, p)
+    assert list(result)[0] == "ordinal_accuracy"
+    assert result["spearman"] is None and result["n"] == 6
+    assert result["ordinal_accuracy"] == pytest.approx((1 + 1 + 0.5 + 1 + 1 + 0.5) / 6)
+    with_scores = m.all_metrics(t, p, expected=[0.1, 1, 1.2, 3, 3.9, 3.5], scores=[1, 2, 3, 4, 6, 5])
+    assert with_scores["spearman"] == pytest.approx(1.0)
+
+
+def test_majority_and_best_constant_can_differ():
+    # constant 0: (3 + 2 * 0.5) / 7; constant 1: (3 * 0.5 + 2 + 2 * 0.5) / 7
+    labels = [0, 0, 0, 1, 1, 2, 2]
+    assert bl.majority_class(labels)["class"] == 0
+    assert bl.majority_class(labels)["ordinal_accuracy"] == pytest.approx(4 / 7)
+    best = bl.best_constant(labels)
+    assert best["class"] == 1 and best["class_name"] == "low"
+    assert best["ordinal_accuracy"] == pytest.approx(4.5 / 7)
+
+
+def test_uniform_random_is_the_exact_expectation():
+    # t=0: (1 + .5) / 5, t=2: (1 + .5 + .5) / 5, t=4: (1 + .5) / 5 -> mean 1/3
+    result = bl.uniform_random([0, 2, 4])
+    assert result["ordinal_accuracy"] == pytest.approx(1 / 3)
+    assert result["within1_accuracy"] == pytest.approx(7 / 15)
+    assert result["mae"] == pytest.approx((2 + 1.2 + 2) / 3)
+    assert result["accuracy"] == pytest.approx(0.2)
+    # the same as averaging the five constant predictors
+    labels = [0, 1, 1, 3, 4, 4, 4]
+    constants = [bl._scores(np.asarray(labels), k)["ordinal_accuracy"] for k in range(5)]
+    assert bl.uniform_random(labels)["ordinal_accuracy"] == pytest.approx(np.mean(constants))
+
+
+def test_study_figures_for_recorded_settings_only():
+    assert bl.study_figure("vit", "bert", 0.75)["ordinal_accuracy"] == 0.6109
+    assert bl.study_figure("vit", "bert", 1.0)["ordinal_accuracy"] == 0.5980
+    assert bl.study_figure("vit", "bert", 0.0)["ordinal_accuracy"] == 0.4659
+    assert bl.study_figure("vgg", "bert", 0.75)["ordinal_accuracy"] == 0.5345
+    assert bl.study_figure("vgg", "rnn", 0.5)["ordinal_accuracy"] == 0.5471
+    assert bl.study_figure("vit", "bert", 0.3) is None
+    everything = bl.baselines([0, 1, 2], vision="vit", text="bert", vit_weight=0.75)
+    assert set(everything) == {"majority_class", "best_constant", "uniform_random", "study", "study_best"}
+    assert everything["study_best"]["ordinal_accuracy"] == 0.6242
