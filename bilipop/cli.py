@@ -263,7 +263,195 @@ def label_cmd(
 
 # ---------------------------------------------------------------------------------------------------------------
 # Evaluation and prediction
+def _fmt(value: object, digits: int = 4) -> str:
+    return "–" if value is None else f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
+def _print_json(data: object) -> None:
+    import json
+
+    typer.echo(json.dumps(data, ensure_ascii=False))
+
+
+def _print_evaluation(result: dict, title: str) -> None:
+    from bilipop.data.schema import LABEL_NAMES
+
+    floors = result["baselines"]
+    study = floors["study"]
+    summary = Table(title=title, title_justify="left")
+    for col in ("metric", "model", "majority class", "best constant", "uniform random",
+                f"study (epoch {study['epoch']})" if study else "study"):
+        summary.add_column(col, justify="left" if col == "metric" else "right")
+    consts = [floors["majority_class"], floors["best_constant"], floors["uniform_random"]]
+    for key, name in (("ordinal_accuracy", "[bold]ordinal accuracy[/]"), ("accuracy", "exact accuracy"),
+                      ("within1_accuracy", "within-one accuracy"), ("mae", "MAE (class index)")):
+        paper = _fmt(study["ordinal_accuracy"]) if study and key == "ordinal_accuracy" else ""
+        summary.add_row(name, f"[bold]{_fmt(result[key])}[/]", *(_fmt(c[key]) for c in consts), paper)
+    for key, name in (("macro_mae", "macro MAE"), ("qwk", "quadratic weighted kappa"),
+                      ("spearman", "Spearman (expected class vs score)")):
+        summary.add_row(name, _fmt(result[key]), "", "", "", "")
+    out.print(summary)
+    best = floors["study_best"]
+    out.print(f"constants: majority = class {floors['majority_class']['class']}, best constant = class "
+              f"{floors['best_constant']['class']}; study's best: {best['ordinal_accuracy']} "
+              f"(w = {best['vit_weight']}, epoch {best['epoch']})", highlight=False)
+    per = Table(title="per class", title_justify="left")
+    for col in ("class", "name", "precision", "recall", "F1", "support"):
+        per.add_column(col, justify="left" if col == "name" else "right")
+    for k, row in enumerate(result["per_class"]):
+        per.add_row(str(k), LABEL_NAMES[k], _fmt(row["precision"], 3), _fmt(row["recall"], 3),
+                    _fmt(row["f1"], 3), str(row["support"]))
+    out.print(per)
+    matrix = Table(title="confusion (rows: true class, columns: predicted)", title_justify="left")
+    matrix.add_column("true \\ pred")
+    for k in range(len(result["confusion"])):
+        matrix.add_column(str(k), justify="right")
+    for k, row in enumerate(result["confusion"]):
+        matrix.add_row(f"{k} {LABEL_NAMES[k]}", *(f"[bold]{v}[/]" if j == k else str(v) for j, v in enumerate(row)))
+    out.print(matrix)
+
+
+def _print_sweep(result: dict, title: str) -> None:
+    sweep = Table(title=title, title_justify="left")
+    for col in ("run", "vit weight", "ordinal accuracy", "accuracy", "QWK", "macro MAE", "best constant",
+                "study", "n"):
+        sweep.add_column(col, justify="left" if col == "run" else "right")
+    for row in result["sweep"]:
+        sweep.add_row(row["run"], _fmt(row["vit_weight"], 2), f"[bold]{_fmt(row['ordinal_accuracy'])}[/]",
+                      _fmt(row["accuracy"]), _fmt(row["qwk"]), _fmt(row["macro_mae"]),
+                      _fmt(row["best_constant"]), _fmt(row["study"]), str(row["n"]))
+    out.print(sweep)
+    weights = list(dict.fromkeys(r["vit_weight"] for r in result["table1"]))
+    epochs = sorted({r["epoch"] for r in result["table1"] if r["epoch"] is not None})
+    if not epochs:
+        return
+    table1 = Table(title="Table 1 shape: ordinal accuracy per epoch (train / valid)", title_justify="left")
+    table1.add_column("epoch", justify="right")
+    for w in weights:
+        table1.add_column(f"w = {_fmt(w, 2)}", justify="right")
+    cells = {(r["vit_weight"], r["epoch"]): r for r in result["table1"]}
+    for e in epochs:
+        table1.add_row(str(e), *(
+            f"{_fmt(cells[w, e]['train_ordinal_accuracy'])} / {_fmt(cells[w, e]['valid_ordinal_accuracy'])}"
+            if (w, e) in cells else "" for w in weights))
+    out.print(table1)
+
+
+@app.command("evaluate", epilog="Example: bilipop evaluate runs/first --split test --json")
+def evaluate_cmd(
+    run: Annotated[Path, typer.Argument(help="Run folder from bilipop train (or a sweep folder).")],
+    data: Annotated[
+        Path | None, typer.Option("--data", help="Dataset folder to read labeled.parquet from (default: the "
+                                  "dataset recorded in the run).")
+    ] = None,
+    input: InputFile = None,
+    split: Annotated[str, typer.Option(help="test (the part never trained on), train or all.")] = "test",
+    json_output: JsonFlag = False,
+) -> None:
+    """Score a trained run with the study's ordinal accuracy, beside the trivial floors and the study's figure."""
+    from bilipop.evaluation.report import evaluate
+
+    with user_errors(), progress_bar("predicting") as progress:
+        report = evaluate(run, data=data, input=input, split=split, progress=progress)
+    for message in report.warnings:
+        warn(message)
+    result = report.to_json()
+    if json_output:
+        _print_json(result)
+    elif report.is_sweep:
+        _print_sweep(result, f"evaluate {run} (sweep, {split} split)")
+    else:
+        _print_evaluation(result, f"evaluate {run} ({split} split, n = {result['n']:,})")
+    note(f"wrote {', '.join(report.files.values())}")
+
+
 # @evaluate-command (the evaluate issue inserts its command above this line)
+def _print_prediction(result: dict) -> None:
+    from bilipop.data.schema import LABEL_NAMES
+
+    out.print(f"[bold]class {result['label']}: {result['label_name']}[/]  "
+              f"(expected class {result['expected_class']:.2f})")
+    for k, p in enumerate(result["probabilities"]):
+        bar = "█" * round(p * 30)
+        out.print(f"  {k} {LABEL_NAMES[k]:<10} {bar:<30} {p:6.1%}", highlight=False)
+    explanation = result.get("explanation")
+    if explanation:
+        if explanation["heatmap"]:
+            out.print(f"cover heatmap: {explanation['heatmap']}", highlight=False)
+        if explanation["tokens"]:
+            out.print("title tokens that mattered most (drop in the predicted class's probability):")
+            for token in explanation["tokens"]:
+                out.print(f"  {token['token']!r}: {token['drop']:+.4f}", highlight=False)
+
+
+@app.command("predict", epilog='Example: bilipop predict cover.jpg "三分钟看懂相对论" --model runs/first')
+def predict_cmd(
+    cover: Annotated[Path | None, typer.Argument(help="Cover image (JPEG, PNG, WebP, ...).")] = None,
+    title: Annotated[str | None, typer.Argument(help="The video's title.")] = None,
+    model: Annotated[
+        Path | None, typer.Option("--model", help="Run folder (default: $BILIPOP_MODEL, else the newest under ./runs).")
+    ] = None,
+    covers: Annotated[list[Path] | None, typer.Option("--cover", help="A candidate cover; repeat to rank several.")]
+    = None,
+    titles: Annotated[list[str] | None, typer.Option("--title", help="A candidate title; repeat to rank several.")]
+    = None,
+    batch: Annotated[
+        Path | None, typer.Option("--batch", help="Predict every row of a CSV with columns cover,title.")
+    ] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Where --batch writes (.csv/.parquet).")]
+    = None,
+    json_output: JsonFlag = False,
+    explain: Annotated[
+        bool, typer.Option("--explain", help="Save a cover heatmap beside the cover and list the key title tokens.")
+    ] = False,
+) -> None:
+    """Predict a video's popularity class from its cover and title; rank candidates; or predict a CSV."""
+    from bilipop.prediction import predict as core
+
+    single = cover is not None or title is not None
+    ranking = bool(covers) or bool(titles)
+    if sum((single, ranking, batch is not None)) != 1:
+        raise typer.BadParameter("use exactly one form: COVER TITLE, or --cover/--title (ranking), "
+                                 "or --batch IN.csv -o OUT.csv")
+    if explain and not single:
+        raise typer.BadParameter("--explain works with a single COVER TITLE only")
+    if output is not None and batch is None:
+        raise typer.BadParameter("-o/--output goes with --batch")
+    if single and (cover is None or title is None):
+        raise typer.BadParameter("give both COVER and TITLE")
+    if batch is not None and output is None:
+        raise typer.BadParameter("--batch needs -o/--output OUT.csv")
+    with user_errors():
+        if single:
+            result = core.predict_one(model, cover, title, explain=explain).to_json()
+        elif ranking:
+            ranked = [c.to_json() for c in core.rank_candidates(model, covers or [], titles or [])]
+        else:
+            with progress_bar("predicting") as progress:
+                report = core.predict_batch(model, batch, output, progress=progress)
+    if single and json_output:
+        _print_json(result)
+    elif single:
+        _print_prediction(result)
+    elif ranking:
+        if json_output:
+            _print_json({"candidates": ranked})
+            return
+        table = Table(title=f"{len(ranked)} combinations, best first", title_justify="left")
+        for col in ("rank", "cover", "title", "class", "expected class"):
+            table.add_column(col, justify="right" if col in ("rank", "expected class") else "left")
+        for rank, c in enumerate(ranked, 1):
+            table.add_row(str(rank), c["cover"], c["title"], f"{c['label']} {c['label_name']}",
+                          f"{c['expected_class']:.3f}")
+        out.print(table)
+    elif json_output:
+        _print_json({"input": str(report.input), "output": str(report.output), "rows": report.rows,
+                     "class_counts": report.class_counts})
+    else:
+        out.print(f"predicted {report.rows:,} videos: {report.input} → {report.output}; class counts "
+                  f"{report.class_counts}", highlight=False)
+
+
 # @predict-command (the predict issue inserts its command above this line)
 
 

@@ -1,0 +1,1 @@
+"""Inference from a run folder: single predictions, candidate ranking, batches and explanations."""

@@ -1,0 +1,126 @@
+"""Why a prediction came out as it did: occlusion of the cover and leave-one-token-out on the title.
+
+Occlusion works for every vision branch (ViT or VGG) and needs nothing from the model's internals: each patch of
+the preprocessed cover is replaced by 0 (the normalised mean colour) and the drop in the predicted class's
+probability is that patch's importance. Title pieces (one CJK character, one Latin word or number, or one
+symbol) are removed one at a time and the title re-tokenised, so the reported tokens are pieces the user wrote.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from bilipop.data.io import atomic_write
+from bilipop.errors import InputError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from bilipop.models.run import LoadedRun
+
+GRID = 8
+TOP_TOKENS = 5
+_PIECE = re.compile(r"[A-Za-z0-9_]+|[^\sA-Za-z0-9_]")
+
+
+def heatmap_path(cover: str | Path) -> Path:
+    """Where the heatmap of ``cover`` goes: ``<stem>.explain.png`` in the cover's folder."""
+    cover = Path(cover)
+    return cover.with_name(f"{cover.stem}.explain.png")
+
+
+def occlusion_map(run: LoadedRun, image, input_ids, attention_mask, label: int, grid: int = GRID) -> np.ndarray:
+    """A (grid, grid) array: how much the probability of ``label`` drops when each patch is hidden (>= 0)."""
+    import numpy as np
+    import torch
+
+    from bilipop.prediction.predict import class_probabilities
+
+    _, h, w = image.shape  # (3, H, W)
+    ys = np.linspace(0, h, grid + 1).round().astype(int)
+    xs = np.linspace(0, w, grid + 1).round().astype(int)
+    base = class_probabilities(run, image[None], input_ids, attention_mask)[0, label]
+    variants = []
+    for i in range(grid):
+        for j in range(grid):
+            hidden = image.clone()
+            hidden[:, ys[i]:ys[i + 1], xs[j]:xs[j + 1]] = 0
+            variants.append(hidden)
+    drops = []
+    for start in range(0, len(variants), 32):
+        batch = torch.stack(variants[start:start + 32])  # (b, 3, H, W)
+        ids = mask = None
+        if input_ids is not None:
+            ids = input_ids.expand(len(batch), -1)
+            mask = attention_mask.expand(len(batch), -1)
+        drops.append(base - class_probabilities(run, batch, ids, mask)[:, label])
+    return np.clip(np.concatenate(drops), 0, None).reshape(grid, grid)
+
+
+def save_heatmap(cover: str | Path, heat: np.ndarray, path: Path) -> Path:
+    """Overlay ``heat`` in red on the original cover (at its own size) and save it as a PNG atomically."""
+    import numpy as np
+    from PIL import Image
+
+    with Image.open(cover) as img:
+        base = img.convert("RGB")
+    peak = float(heat.max())
+    scaled = (heat / peak if peak > 0 else heat) * 255
+    mask = Image.fromarray(scaled.astype(np.uint8), mode="L").resize(base.size, Image.Resampling.BILINEAR)
+    red = Image.new("RGB", base.size, (230, 20, 20))
+    # Where the model does not care the cover shows through dimmed; where it does, red covers up to 65% of it.
+    dimmed = Image.blend(base, Image.new("RGB", base.size, (0, 0, 0)), 0.25)
+    overlay = Image.composite(red, dimmed, mask.point(lambda v: int(v * 0.65)))
+    return atomic_write(path, lambda tmp: overlay.save(tmp, format="PNG"))
+
+
+def title_pieces(title: str) -> list[tuple[int, int]]:
+    """Spans of the pieces of ``title`` a user would call tokens."""
+    return [m.span() for m in _PIECE.finditer(title)]
+
+
+def token_drops(run: LoadedRun, images, title: str, label: int) -> list[dict[str, Any]]:
+    """The title pieces whose removal lowers the probability of ``label`` most (largest drop first)."""
+    from bilipop.prediction.predict import class_probabilities
+
+    spans = title_pieces(title)
+    if len(spans) < 2:
+        return []  # removing the only piece leaves no title to compare with
+    variants = [title[:a] + title[b:] for a, b in spans]
+    tokens = run.tokenize([title, *variants])
+    ids, mask = tokens["input_ids"].to(run.device), tokens["attention_mask"].to(run.device)
+    if images is not None:
+        images = images.expand(len(variants) + 1, -1, -1, -1)
+    probs = class_probabilities(run, images, ids, mask)[:, label]
+    drops = [{"token": title[a:b], "position": a, "drop": float(probs[0] - p)}
+             for (a, b), p in zip(spans, probs[1:], strict=True)]
+    return sorted(drops, key=lambda d: -d["drop"])[:TOP_TOKENS]
+
+
+def explain_prediction(run: LoadedRun, cover: str | Path, title: str, label: int) -> dict[str, Any]:
+    """The explanation of one prediction: ``heatmap`` (PNG path or None) and ``tokens`` (largest drop first).
+
+    Raises:
+        InputError: the heatmap cannot be written beside the cover.
+    """
+    from bilipop.prediction.predict import _weights
+
+    use_cover, use_title = _weights(run)
+    image = run.preprocess_cover(cover).to(run.device) if use_cover else None  # (3, H, W)
+    ids = mask = None
+    if use_title:
+        tokens = run.tokenize([title])
+        ids, mask = tokens["input_ids"].to(run.device), tokens["attention_mask"].to(run.device)
+    heatmap = None
+    if image is not None:
+        heat = occlusion_map(run, image, ids, mask, label)
+        heatmap = heatmap_path(cover)
+        try:
+            save_heatmap(cover, heat, heatmap)
+        except OSError as exc:
+            raise InputError(f"cannot write the heatmap {heatmap}: {exc.strerror or exc}; "
+                             "copy the cover to a folder you can write to") from None
+    tokens_out = token_drops(run, image[None] if image is not None else None, title, label) if use_title else []
+    return {"heatmap": str(heatmap) if heatmap else None, "tokens": tokens_out}

@@ -1,0 +1,268 @@
+"""Inference from a run folder: one cover and title, every combination of competing candidates, or a CSV batch.
+
+Everything here goes through the run's own ``LoadedRun.preprocess_cover`` / ``tokenize`` / ``logits``, so a
+prediction uses exactly the preprocessing of training. torch is imported only inside the functions, and pandas
+only by the batch mode, so that ``bilipop predict`` starts as fast as the model allows.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from bilipop.data.schema import LABEL_NAMES
+from bilipop.errors import InputError, ModelError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from bilipop.models.run import LoadedRun
+
+log = logging.getLogger(__name__)
+
+MODEL_ENV = "BILIPOP_MODEL"
+RUNS_DIR = "runs"
+BATCH_SIZE = 32
+Progress = Callable[[int, int | None], None]
+
+
+@dataclass
+class Prediction:
+    """One cover and title's predicted class, the five class probabilities and the expected class."""
+
+    label: int
+    label_name: str
+    probabilities: list[float]
+    expected_class: float
+    explanation: dict[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data = {"label": self.label, "label_name": self.label_name, "probabilities": self.probabilities,
+                "expected_class": self.expected_class}
+        if self.explanation is not None:
+            data["explanation"] = self.explanation
+        return data
+
+
+@dataclass
+class Candidate:
+    cover: str
+    title: str
+    prediction: Prediction
+
+    def to_json(self) -> dict[str, Any]:
+        return {"cover": self.cover, "title": self.title, **self.prediction.to_json()}
+
+
+@dataclass
+class BatchReport:
+    input: Path
+    output: Path
+    rows: int
+    class_counts: list[int] = field(default_factory=list)
+
+
+def resolve_model(model: str | os.PathLike[str] | None = None) -> Path:
+    """The run folder to predict with: ``model``, else ``$BILIPOP_MODEL``, else the newest run under ``./runs``.
+
+    Raises:
+        ModelError: none of them gives a run folder.
+    """
+    if model is not None and str(model) != "":
+        return Path(model)
+    env = os.environ.get(MODEL_ENV, "")
+    if env:
+        return Path(env)
+    if Path(RUNS_DIR).is_dir():
+        from bilipop.models.run import find_runs
+
+        runs = find_runs(RUNS_DIR)
+        if runs:
+            log.info("using the newest run %s", runs[0])
+            return Path(runs[0])
+    raise ModelError(f"no model found: pass --model RUN, set ${MODEL_ENV}, or train one first "
+                     f"(bilipop train --out {RUNS_DIR}/first)")
+
+
+def as_run(model: LoadedRun | str | os.PathLike[str] | None) -> LoadedRun:
+    """A loaded run from a LoadedRun (returned as is), a run folder, or None (see :func:`resolve_model`)."""
+    if model is not None and hasattr(model, "logits"):
+        return model  # type: ignore[return-value]
+    from bilipop.models.run import load_run
+
+    return load_run(resolve_model(model))  # type: ignore[arg-type]
+
+
+def _weights(run: LoadedRun) -> tuple[bool, bool]:
+    """Whether the cover and the title branch count at all (a zero-weight branch ignores its input)."""
+    w = float(run.config.get("vit_weight", 0.5))
+    return w > 0, w < 1
+
+
+def check_title(title: object, where: str = "") -> str:
+    if not isinstance(title, str) or not title.strip():
+        raise InputError(f"{where}the title is empty; give the video's title text")
+    return title
+
+
+def _prediction(probabilities: np.ndarray) -> Prediction:
+    import numpy as np
+
+    label = int(probabilities.argmax())
+    return Prediction(label=label, label_name=LABEL_NAMES[label],
+                      probabilities=[float(p) for p in probabilities],
+                      expected_class=float(probabilities @ np.arange(len(probabilities))))
+
+
+def class_probabilities(run: LoadedRun, images, input_ids, attention_mask) -> np.ndarray:
+    """Softmax of the run's logits, as a (B, 5) float64 numpy array."""
+    import torch
+
+    with torch.no_grad():
+        logits = run.logits(images, input_ids, attention_mask)  # (B, 5)
+    return logits.float().softmax(-1).double().cpu().numpy()
+
+
+def predict_pairs(run: LoadedRun, covers: Sequence[str | Path], titles: Sequence[str], *,
+                  batch_size: int = BATCH_SIZE, progress: Progress | None = None,
+                  where: Callable[[int], str] | None = None) -> np.ndarray:
+    """Class probabilities (N, 5) of each (cover, title) pair, computed in batches.
+
+    Args:
+        where: names row ``i`` in an error message (e.g. ``"row 3: "``).
+
+    Raises:
+        InputError: a cover is missing or not an image, or a title is empty (the message names the row).
+    """
+    import numpy as np
+    import torch
+
+    if len(covers) != len(titles):
+        raise InputError(f"{len(covers)} covers but {len(titles)} titles; they must pair up")
+    use_cover, use_title = _weights(run)
+    name = where or (lambda i: "")
+    total = len(covers)
+    parts = []
+    for start in range(0, total, batch_size):
+        stop = min(start + batch_size, total)
+        images = ids = mask = None
+        current = start
+        try:
+            if use_cover:
+                tensors = []
+                for i in range(start, stop):
+                    current = i
+                    tensors.append(run.preprocess_cover(covers[i]))
+                images = torch.stack(tensors).to(run.device)  # (B, 3, H, W)
+            if use_title:
+                for i in range(start, stop):
+                    current = i
+                    check_title(titles[i])
+                tokens = run.tokenize(list(titles[start:stop]))
+                ids, mask = tokens["input_ids"].to(run.device), tokens["attention_mask"].to(run.device)
+        except InputError as exc:
+            raise InputError(f"{name(current)}{exc}") from None
+        parts.append(class_probabilities(run, images, ids, mask))
+        if progress is not None:
+            progress(stop, total)
+    return np.concatenate(parts) if parts else np.zeros((0, len(LABEL_NAMES)))
+
+
+def predict_one(model: LoadedRun | str | os.PathLike[str] | None, cover: str | Path, title: str,
+                explain: bool = False) -> Prediction:
+    """Predict one video's class from its cover and title.
+
+    With ``explain`` the result carries ``explanation``: an occlusion heatmap of the cover saved as
+    ``<cover stem>.explain.png`` beside the cover, and the title tokens whose removal lowers the predicted
+    class's probability most.
+
+    Raises:
+        InputError: the cover is missing, truncated or not an image; the title is empty.
+        ModelError: no usable run folder.
+    """
+    check_title(title)
+    run = as_run(model)
+    result = _prediction(predict_pairs(run, [cover], [title])[0])
+    if explain:
+        from bilipop.prediction.explain import explain_prediction
+
+        result.explanation = explain_prediction(run, cover, title, result.label)
+    return result
+
+
+def rank_candidates(model: LoadedRun | str | os.PathLike[str] | None, covers: Sequence[str | Path],
+                    titles: Sequence[str]) -> list[Candidate]:
+    """Score every cover x title combination; the best expected class first (ties keep the input order).
+
+    Raises:
+        InputError: no covers or titles, a bad cover or an empty title.
+    """
+    if not covers or not titles:
+        raise InputError("ranking needs at least one --cover and one --title")
+    for i, title in enumerate(titles):
+        check_title(title, f"title {i + 1}: ")
+    run = as_run(model)
+    pairs = [(str(c), t) for c in covers for t in titles]
+    probs = predict_pairs(run, [c for c, _ in pairs], [t for _, t in pairs])
+    candidates = [Candidate(c, t, _prediction(p)) for (c, t), p in zip(pairs, probs, strict=True)]
+    return sorted(candidates, key=lambda c: -c.prediction.expected_class)
+
+
+def _read_batch(path: Path):
+    import pandas as pd
+
+    if path.suffix.lower() == ".csv" and path.is_file():
+        try:
+            return pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
+        except Exception as exc:  # pandas raises many types for a damaged file
+            raise InputError(f"cannot read {path}: {type(exc).__name__}: {exc}".splitlines()[0]) from exc
+    from bilipop.data.io import read_table
+
+    return read_table(path)
+
+
+def predict_batch(model: LoadedRun | str | os.PathLike[str] | None, input: str | os.PathLike[str],
+                  output: str | os.PathLike[str], progress: Progress | None = None,
+                  batch_size: int = BATCH_SIZE) -> BatchReport:
+    """Predict every row of a table with columns ``cover`` and ``title`` and write it with the predictions.
+
+    Relative cover paths are resolved against the input file's folder. The output (``.csv`` or ``.parquet``)
+    keeps the input columns and adds ``label``, ``label_name``, ``expected_class`` and ``p0``..``p4``; it is
+    written only when every row succeeded.
+
+    Raises:
+        InputError: unreadable input, missing columns, a bad row (named), or an output of an unknown kind.
+    """
+    import numpy as np
+
+    from bilipop.data.io import check_output_path, write_table
+    from bilipop.data.schema import require_columns
+
+    input, output = Path(input), check_output_path(output)
+    if input.resolve() == output.resolve():
+        raise InputError(f"the output {output} would overwrite the input; choose another -o")
+    table = _read_batch(input)
+    require_columns(table.columns, ["cover", "title"], what=f"the batch file {input}",
+                    hint="it needs one row per video with its cover path and title")
+    if len(table) == 0:
+        raise InputError(f"the batch file {input} has no rows")
+    base = input.parent
+    covers = [str(c) if Path(str(c)).is_absolute() else str(base / str(c)) for c in table["cover"]]
+    titles = [t if isinstance(t, str) else "" for t in table["title"]]
+    run = as_run(model)
+    probs = predict_pairs(run, covers, titles, batch_size=batch_size, progress=progress,
+                          where=lambda i: f"{input} row {i + 1}: ")
+    labels = probs.argmax(axis=1)
+    result = table.copy()
+    result["label"] = labels
+    result["label_name"] = [LABEL_NAMES[k] for k in labels]
+    result["expected_class"] = probs @ np.arange(probs.shape[1])
+    for k in range(probs.shape[1]):
+        result[f"p{k}"] = probs[:, k]
+    write_table(result, output)
+    counts = [int((labels == k).sum()) for k in range(probs.shape[1])]
+    return BatchReport(input=input, output=output, rows=len(result), class_counts=counts)
