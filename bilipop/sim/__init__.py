@@ -1,0 +1,13 @@
+"""A local Bilibili-compatible server for the demo and the tests: ``SimServer``, ``FaultConfig``, ``World``.
+
+Start one with ``python -m bilipop.sim --port 0`` or in-process::
+
+    with SimServer(videos=500, seed=1) as sim:
+        crawl(api_base=sim.base_url, ...)
+        sim.truth()
+"""
+
+from bilipop.sim.server import FaultConfig, SimServer
+from bilipop.sim.world import World
+
+__all__ = ["FaultConfig", "SimServer", "World"]

@@ -1,0 +1,68 @@
+"""``python -m bilipop.sim``: serve a simulated Bilibili on 127.0.0.1 and print its base URL (first stdout line)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from bilipop.errors import BilipopError
+from bilipop.sim.server import FaultConfig, SimServer
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m bilipop.sim",
+        description="Serve a local Bilibili-compatible API, cover images and robots.txt on 127.0.0.1.",
+        epilog="Example: python -m bilipop.sim --port 0 --videos 500 --seed 1 --faults 0.1",
+    )
+    p.add_argument("--port", type=int, default=0, help="TCP port (0: any free one; the URL is printed).")
+    p.add_argument("--videos", type=int, default=500, help="Number of Knowledge videos in the world.")
+    p.add_argument("--seed", type=int, default=1, help="Seed of the world and of the faults.")
+    p.add_argument("--faults", type=float, default=0.0, metavar="P",
+                   help="Switch every fault on at probability P (drops, 5xx, blocks, slow, bad images, ...).")
+    p.add_argument("--rate-limit", type=float, default=None, metavar="R",
+                   help="Answer HTTP 412 above R API requests per second.")
+    p.add_argument("--robots", default="allow",
+                   help='"allow", "disallow" (like api.bilibili.com) or the path of a robots.txt file to serve.')
+    p.add_argument("--verbose", "-v", action="store_true", help="Log every request to stderr.")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, stream=sys.stderr,
+                        format="%(asctime)s %(name)s: %(message)s")
+    robots = args.robots
+    if robots not in ("allow", "disallow"):
+        try:
+            robots = Path(robots).read_text(encoding="utf-8")
+        except OSError as exc:
+            print(f"Error: cannot read robots file {args.robots!r} ({exc.strerror}); give \"allow\", \"disallow\" "
+                  "or the path of a readable robots.txt.", file=sys.stderr)
+            return 1
+    try:
+        faults = FaultConfig.all(args.faults) if args.faults > 0 else FaultConfig()
+        sim = SimServer(videos=args.videos, seed=args.seed, faults=faults, robots=robots,
+                        rate_limit=args.rate_limit, port=args.port)
+        sim.start()
+    except (BilipopError, OSError) as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 1
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    print(sim.base_url, flush=True)
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sim.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
