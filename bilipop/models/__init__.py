@@ -1,0 +1,1 @@
+"""Encoders, the late-fusion model, model names and weights, and the run folder."""

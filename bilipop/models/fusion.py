@@ -1,0 +1,132 @@
+"""The study's late-fusion classifier as ONE flat ``nn.Sequential``, so the very same modules run plainly on one
+device or cut into GPipe partitions (``bilipop.train.pipeline``).
+
+Children, in order: an input stage (ViT patch embedding / BERT embeddings + float mask), the cover encoder's
+blocks, the title encoder's blocks, and a head (each encoder's head, ``w * vision + (1 - w) * text``, one linear
+layer to the classes). Between children flows a tuple of tensors, all with the batch first:
+``(image_tokens, text_hidden, mask)``, or ``(image_tokens,)`` when w = 1, or ``(text_hidden, mask)`` when w = 0:
+the unused branch is neither built nor run.
+"""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+
+import torch
+from torch import nn
+
+State = tuple[torch.Tensor, ...]
+
+
+class Stage(nn.Module):
+    """A child of the fusion model. ``autocast`` (device type, dtype) is entered inside the child because
+    torchgpipe runs partitions in worker threads, where an autocast around the whole call has no effect."""
+
+    def __init__(self, has_vision: bool, has_text: bool) -> None:
+        super().__init__()
+        self.has_vision, self.has_text = has_vision, has_text
+        self.text_slot = 1 if has_vision else 0
+        self.autocast: tuple[str, torch.dtype] | None = None
+
+    def forward(self, state: State | torch.Tensor) -> State:
+        if isinstance(state, torch.Tensor):  # torchgpipe passes a 1-tuple as its only tensor
+            state = (state,)
+        ctx = torch.autocast(self.autocast[0], dtype=self.autocast[1]) if self.autocast else nullcontext()
+        with ctx:
+            return self.run(tuple(state))
+
+    def run(self, state: State) -> State:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class InputStage(Stage):
+    def __init__(self, vision_in: nn.Module | None, text_in: nn.Module | None) -> None:
+        super().__init__(vision_in is not None, text_in is not None)
+        self.vision_in, self.text_in = vision_in, text_in
+
+    def run(self, state: State) -> State:
+        out: list[torch.Tensor] = []
+        if self.vision_in is not None:
+            out.append(self.vision_in(state[0]))
+        if self.text_in is not None:
+            ids, mask = state[self.text_slot], state[self.text_slot + 1]
+            out.extend(self.text_in(ids, mask))
+        return tuple(out)
+
+
+class VisionStage(Stage):
+    def __init__(self, block: nn.Module, has_text: bool) -> None:
+        super().__init__(True, has_text)
+        self.block = block
+
+    def run(self, state: State) -> State:
+        return (self.block(state[0]), *state[1:])
+
+
+class TextStage(Stage):
+    def __init__(self, block: nn.Module, has_vision: bool) -> None:
+        super().__init__(has_vision, True)
+        self.block = block
+
+    def run(self, state: State) -> State:
+        i = self.text_slot
+        return (*state[:i], self.block(state[i], state[i + 1]), state[i + 1])
+
+
+class HeadStage(Stage):
+    def __init__(self, vision_head: nn.Module | None, text_head: nn.Module | None, vit_weight: float,
+                 out_dim: int, num_classes: int) -> None:
+        super().__init__(vision_head is not None, text_head is not None)
+        self.vision_head, self.text_head = vision_head, text_head
+        self.vit_weight = vit_weight
+        self.classifier = nn.Linear(out_dim, num_classes)
+
+    def run(self, state: State) -> State:
+        fused = None
+        if self.vision_head is not None:
+            fused = self.vit_weight * self.vision_head(state[0])  # (B, D)
+        if self.text_head is not None:
+            i = self.text_slot
+            text = (1.0 - self.vit_weight) * self.text_head(state[i], state[i + 1])  # (B, D)
+            fused = text if fused is None else fused + text
+        return (self.classifier(fused).float(),)  # (B, num_classes)
+
+
+class FusionModel(nn.Sequential):
+    """Late fusion of a cover encoder and a title encoder, laid out as pipeline-ready children."""
+
+    def __init__(self, vision: tuple[nn.Module, list[nn.Module], nn.Module] | None,
+                 text: tuple[nn.Module, list[nn.Module], nn.Module] | None, *, vit_weight: float,
+                 out_dim: int, num_classes: int = 5) -> None:
+        has_vision, has_text = vision is not None, text is not None
+        children: list[nn.Module] = [InputStage(vision[0] if vision else None, text[0] if text else None)]
+        if vision:
+            children += [VisionStage(b, has_text) for b in vision[1]]
+        if text:
+            children += [TextStage(b, has_vision) for b in text[1]]
+        children.append(HeadStage(vision[2] if vision else None, text[2] if text else None, vit_weight,
+                                  out_dim, num_classes))
+        super().__init__(*children)
+        self.has_vision, self.has_text, self.vit_weight = has_vision, has_text, vit_weight
+
+    def pack(self, images: torch.Tensor | None, input_ids: torch.Tensor | None,
+             attention_mask: torch.Tensor | None) -> State:
+        """The input tuple of the first child: only the tensors of the branches that exist."""
+        state: list[torch.Tensor] = []
+        if self.has_vision:
+            if images is None:
+                raise ValueError("this model reads covers: images are required")
+            state.append(images)
+        if self.has_text:
+            if input_ids is None or attention_mask is None:
+                raise ValueError("this model reads titles: input_ids and attention_mask are required")
+            state += [input_ids, attention_mask]
+        return tuple(state)
+
+    def logits(self, images: torch.Tensor | None, input_ids: torch.Tensor | None,
+               attention_mask: torch.Tensor | None) -> torch.Tensor:
+        return self(self.pack(images, input_ids, attention_mask))[0]  # (B, num_classes)
+
+    def set_autocast(self, autocast: tuple[str, torch.dtype] | None) -> None:
+        for child in self:
+            child.autocast = autocast

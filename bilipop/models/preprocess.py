@@ -1,0 +1,76 @@
+"""Turning a cover file and a title into model inputs: the one implementation used by training, the cover cache,
+evaluation and prediction, so that all of them see exactly the same tensors."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from bilipop.errors import InputError
+
+
+def decode_cover(path: str | Path, size: int, *, what: str = "") -> np.ndarray:
+    """Decode an image file to RGB and resize it to (size, size): uint8 array (size, size, 3).
+
+    JPEGs are decoded at a reduced scale when the file is much larger than ``size`` (Pillow's draft mode), which
+    is the main saving over a plain decode followed by a resize.
+
+    Raises:
+        InputError: the file is missing, truncated, not an image or in an unsupported format.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    label = f"{what} " if what else ""
+    if not path.is_file():
+        raise InputError(f"cover {label}{path} does not exist; download the covers again (bilipop crawl) or fix "
+                         "cover_path")
+    try:
+        with Image.open(path) as image:
+            image.draft("RGB", (size, size))
+            rgb = image.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
+    except UnidentifiedImageError as exc:
+        raise InputError(f"cover {label}{path} is not an image Pillow can read; replace or remove it") from exc
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise InputError(f"cover {label}{path} is truncated or damaged ({exc}); download it again or remove "
+                         "the row") from exc
+    return np.asarray(rgb, dtype=np.uint8)
+
+
+def check_cover(path: str | Path, *, what: str = "") -> None:
+    """Cheap full check of a cover: header, then a decode at 1/8 scale (catches truncated JPEGs too).
+
+    Raises:
+        InputError: as ``decode_cover``.
+    """
+    decode_cover(path, 8, what=what)
+
+
+def to_tensor(pixels: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """uint8 (H, W, 3) or (B, H, W, 3) -> float32 (3, H, W) or (B, 3, H, W), normalised per channel."""
+    x = torch.from_numpy(np.array(pixels, dtype=np.uint8)).float().div_(255.0)  # copies: memmaps are read-only
+    x = x.movedim(-1, -3)
+    m = torch.tensor(mean, dtype=torch.float32)[:, None, None]
+    s = torch.tensor(std, dtype=torch.float32)[:, None, None]
+    return (x - m) / s
+
+
+def tokenize(tokenizer, titles: Sequence[str], max_tokens: int) -> dict[str, torch.Tensor]:
+    """Titles -> {"input_ids", "attention_mask"} (B, T) long, T <= max_tokens.
+
+    Raises:
+        InputError: a title is empty or blank.
+    """
+    check_titles(titles)
+    enc = tokenizer(list(titles), padding=True, truncation=True, max_length=max_tokens, return_tensors="pt")
+    return {"input_ids": enc["input_ids"].long(), "attention_mask": enc["attention_mask"].long()}
+
+
+def check_titles(titles: Sequence[str]) -> None:
+    """Raises InputError naming the first empty or blank title."""
+    for i, title in enumerate(titles):
+        if not isinstance(title, str) or not title.strip():
+            raise InputError(f"title number {i + 1} is empty; every video needs a title")

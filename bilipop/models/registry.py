@@ -1,0 +1,346 @@
+"""Named model configurations, the ``tiny`` test models, weight resolution and the one factory that builds the
+fusion model (timm's ``create_model`` habit: one entry point, a registry of names, one documented lookup order).
+
+Where weights are looked for (``resolve_weights``), in this order:
+
+1. an explicit path: ``--vit PATH`` (a ``.pth`` state dict) or ``--bert PATH`` (a ``save_pretrained`` folder);
+2. ViT / VGG: ``$TORCH_HOME/hub/checkpoints/<file>`` (``~/.cache/torch/hub/checkpoints`` by default);
+   BERT: the Hugging Face cache (``$HF_HOME/hub``, ``~/.cache/huggingface/hub`` by default);
+3. a download into that cache, unless ``HF_HUB_OFFLINE`` or ``BILIPOP_OFFLINE`` is set (short timeouts, never a
+   hang). When all fail, ModelError names the file and where to put it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from bilipop.errors import ModelError
+from bilipop.models.fusion import FusionModel
+from bilipop.models.text import RNNSpec, build_bert, split_bert, split_rnn
+from bilipop.models.vision import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    TINY_VGG_LAYOUT,
+    VGG,
+    VGGSpec,
+    ViTSpec,
+    build_vit,
+    split_vision,
+    vgg_spec_from_dict,
+)
+
+log = logging.getLogger(__name__)
+
+VISIONS = ("vit", "vgg")
+TEXTS = ("bert", "rnn")
+MAX_TOKENS = 64
+NUM_CLASSES = 5
+TINY = "tiny"
+DEFAULT_VIT = "B_16_imagenet1k"
+DEFAULT_BERT = "bert-base-chinese"
+#: torchvision's file name for VGG-16 ImageNet weights, looked for in the torch hub cache.
+VGG16_FILE = "vgg16-397923af.pth"
+VGG16_URL = "https://download.pytorch.org/models/" + VGG16_FILE
+VGG_NAMES = ("vgg16", "random", TINY)
+DOWNLOAD_TIMEOUT_S = 15
+TINY_OUT_DIM = 32
+PRETRAINED_OUT_DIM = 1000
+
+
+def tiny_vit_spec(dropout: float = 0.1) -> ViTSpec:
+    return ViTSpec(patches=8, dim=32, ff_dim=64, num_heads=2, num_layers=2, dropout_rate=dropout, image_size=32,
+                   out_dim=TINY_OUT_DIM)
+
+
+def tiny_vgg_spec(dropout: float = 0.1) -> VGGSpec:
+    return VGGSpec(layout=TINY_VGG_LAYOUT, pool=1, hidden=64, dropout_rate=dropout, image_size=32,
+                   out_dim=TINY_OUT_DIM)
+
+
+def tiny_bert_config(vocab_size: int, dropout: float = 0.1) -> dict:
+    return {"vocab_size": vocab_size, "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
+            "intermediate_size": 64, "max_position_embeddings": MAX_TOKENS, "hidden_dropout_prob": dropout,
+            "attention_probs_dropout_prob": dropout}
+
+
+def tiny_rnn_spec(vocab_size: int, pad_token_id: int, dropout: float = 0.1) -> RNNSpec:
+    return RNNSpec(vocab_size=vocab_size, embed_dim=32, hidden=32, dropout_rate=dropout, pad_token_id=pad_token_id,
+                   out_dim=TINY_OUT_DIM)
+
+
+def offline() -> bool:
+    """True when downloads are switched off (read at call time, so a changed environment is respected)."""
+    return any(os.environ.get(v, "").strip().upper() in ("1", "ON", "YES", "TRUE")
+               for v in ("HF_HUB_OFFLINE", "BILIPOP_OFFLINE"))
+
+
+def _vit_names() -> dict:
+    from pytorch_pretrained_vit.configs import PRETRAINED_MODELS
+
+    return PRETRAINED_MODELS
+
+
+def resolve_weights(kind: str, name: str) -> Path:
+    """Find the weights of ``name`` for ``kind`` ("vit", "vgg" or "bert") in the order of this module's docstring.
+
+    Returns a ``.pth`` file (vit, vgg) or a folder holding ``config.json`` and the weights (bert).
+
+    Raises:
+        ModelError: the name is unknown, or the weights are neither local nor downloadable; the message names
+            the file and the folder to put it in.
+    """
+    path = Path(name).expanduser()
+    if path.exists():
+        return path
+    if kind == "bert":
+        return _resolve_hf(name)
+    if kind == "vit":
+        names = _vit_names()
+        if name not in names:
+            raise ModelError(f"--vit {name!r} is neither a file nor a known ViT: use tiny, a path to a .pth "
+                             f"state dict, or one of {', '.join(names)}")
+        file, url = f"{name}.pth", names[name]["url"]
+    elif kind == "vgg":
+        if name != "vgg16":
+            raise ModelError(f"--vit {name!r} (with --vision vgg) is neither a file nor one of "
+                             f"{', '.join(VGG_NAMES)}")
+        file, url = VGG16_FILE, VGG16_URL
+    else:
+        raise ModelError(f"unknown model kind {kind!r}")
+    target = Path(torch.hub.get_dir()) / "checkpoints" / file
+    if target.is_file():
+        return target
+    if url and not offline():
+        try:
+            _download(url, target)
+            return target
+        except OSError as exc:
+            log.warning("downloading %s failed: %s", url, exc)
+    why = "downloads are off (HF_HUB_OFFLINE/BILIPOP_OFFLINE)" if offline() else "it could not be downloaded"
+    raise ModelError(f"weights {file} not found and {why}: put the file at {target} (from {url}), "
+                     f"or pass its path with --vit PATH")
+
+
+def _download(url: str, target: Path) -> None:
+    import urllib.request
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as f, urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as r:
+            shutil.copyfileobj(r, f)
+        os.replace(tmp, target)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def _resolve_hf(name: str) -> Path:
+    from huggingface_hub import snapshot_download
+
+    if not re.fullmatch(r"[\w.-]+(/[\w.-]+)?", name):
+        raise ModelError(f"--bert {name!r} is neither an existing folder nor a Hugging Face model name")
+    patterns = ["*.json", "*.txt", "*.safetensors", "*.bin", "*.model"]
+    try:
+        return Path(snapshot_download(name, local_files_only=True, allow_patterns=patterns))
+    except Exception as exc:  # huggingface_hub raises several types for "not in the cache"
+        local_error = exc
+    if not offline():
+        try:
+            return Path(snapshot_download(name, allow_patterns=patterns, etag_timeout=DOWNLOAD_TIMEOUT_S))
+        except Exception as exc:
+            log.warning("downloading %s from the Hugging Face hub failed: %s", name, exc)
+    from huggingface_hub import constants
+
+    why = "downloads are off (HF_HUB_OFFLINE/BILIPOP_OFFLINE)" if offline() else "it could not be downloaded"
+    raise ModelError(f"BERT {name!r} is not in the Hugging Face cache ({constants.HF_HUB_CACHE}) and {why}: "
+                     f"on a connected machine run `hf download {name}` and copy the cache, or save it with "
+                     f"save_pretrained (model and tokenizer) and pass --bert FOLDER") from local_error
+
+
+@dataclass
+class Built:
+    """A freshly built model plus what is needed to save and rebuild it."""
+
+    model: FusionModel
+    tokenizer: object | None
+    arch: dict  # the config.json "model" entry: enough to rebuild the architecture without any weights
+    image_size: int
+    image_mean: tuple[float, ...]
+    image_std: tuple[float, ...]
+
+
+def _load_state(path: Path) -> dict:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ModelError(f"cannot read weights {path}: {type(exc).__name__}: {exc}".splitlines()[0]
+                         + "; pass a PyTorch state dict (.pth)") from exc
+
+
+def _vit_spec_from_state(state: dict, stem: str, dropout: float) -> ViTSpec:
+    names = _vit_names()
+    if stem in names:
+        cfg = names[stem]["config"]
+        return ViTSpec(patches=cfg["patches"][0], dim=cfg["dim"], ff_dim=cfg["ff_dim"], num_heads=cfg["num_heads"],
+                       num_layers=cfg["num_layers"], dropout_rate=dropout,
+                       image_size=names[stem]["image_size"][0], out_dim=names[stem]["num_classes"])
+    try:
+        dim, _, patches, _ = state["patch_embedding.weight"].shape
+        layers = len({k.split(".")[2] for k in state if k.startswith("transformer.blocks.")})
+        seq = state["positional_embedding.pos_embedding"].shape[1] - 1
+        ff_dim = state["transformer.blocks.0.pwff.fc1.weight"].shape[0]
+        out_dim = state["fc.weight"].shape[0]
+    except (KeyError, ValueError) as exc:
+        raise ModelError(f"{stem}.pth is not a pytorch_pretrained_vit ViT state dict (missing {exc})") from exc
+    # Head count leaves no trace in the shapes; ViT's convention is 64 dimensions per head.
+    return ViTSpec(patches=patches, dim=dim, ff_dim=ff_dim, num_heads=max(1, dim // 64), num_layers=layers,
+                   dropout_rate=dropout, image_size=int(round(seq ** 0.5)) * patches, out_dim=out_dim)
+
+
+def _build_vision(vision: str, vit: str, dropout: float) -> tuple[nn.Module, dict]:
+    if vision == "vit":
+        if vit == TINY:
+            spec = tiny_vit_spec(dropout)
+            return build_vit(spec), {"kind": "vit", "spec": spec.to_dict()}
+        path = resolve_weights("vit", vit)
+        state = _load_state(path)
+        spec = _vit_spec_from_state(state, path.stem, dropout)
+        encoder = build_vit(spec)
+    else:
+        if vit == TINY:
+            spec = tiny_vgg_spec(dropout)
+            return VGG(spec), {"kind": "vgg", "spec": spec.to_dict()}
+        if vit == "random":
+            spec = VGGSpec(dropout_rate=dropout)
+            return VGG(spec), {"kind": "vgg", "spec": spec.to_dict()}
+        path = resolve_weights("vgg", vit)
+        state = _load_state(path)
+        out_dim = state.get("classifier.6.weight", torch.empty(PRETRAINED_OUT_DIM)).shape[0]
+        spec = VGGSpec(dropout_rate=dropout, out_dim=out_dim)
+        encoder = VGG(spec)
+    try:
+        encoder.load_state_dict(state)
+    except RuntimeError as exc:
+        raise ModelError(f"weights {path} do not fit a {vision.upper()}: {str(exc).splitlines()[0]}") from exc
+    log.info("loaded %s weights from %s", vision, path)
+    return encoder, {"kind": vision, "spec": spec.to_dict()}
+
+
+def train_tiny_tokenizer(titles: Sequence[str], vocab_size: int = 2000):
+    """A BERT WordPiece tokenizer whose vocabulary is learned from ``titles`` (Chinese splits into characters)."""
+    from tokenizers import BertWordPieceTokenizer
+    from transformers import BertTokenizer
+
+    trainer = BertWordPieceTokenizer(lowercase=True)
+    trainer.train_from_iterator(list(titles), vocab_size=vocab_size, min_frequency=1, show_progress=False,
+                                special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"])
+    return BertTokenizer(vocab=trainer.get_vocab(), model_max_length=MAX_TOKENS)
+
+
+def _load_tokenizer(folder: Path):
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(str(folder), model_max_length=MAX_TOKENS)
+    except Exception as exc:
+        raise ModelError(f"cannot load a tokenizer from {folder}: {str(exc).splitlines()[0]}; the folder needs "
+                         "the tokenizer files written by save_pretrained") from exc
+
+
+def _build_text(text: str, bert: str, titles: Sequence[str], dropout: float):
+    if bert == TINY:
+        tokenizer = train_tiny_tokenizer(titles)
+        folder = None
+    else:
+        folder = resolve_weights("bert", bert)
+        tokenizer = _load_tokenizer(folder)
+    if text == "rnn":
+        if bert == TINY:
+            spec = tiny_rnn_spec(len(tokenizer), tokenizer.pad_token_id or 0, dropout)
+        else:
+            spec = RNNSpec(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id or 0,
+                           dropout_rate=dropout)
+        return None, tokenizer, {"kind": "rnn", "spec": spec.to_dict()}
+    if folder is None:
+        config = tiny_bert_config(len(tokenizer), dropout)
+        return build_bert(config), tokenizer, {"kind": "bert", "config": config}
+    from transformers import BertModel
+
+    try:
+        model = BertModel.from_pretrained(str(folder), attn_implementation="eager")
+    except Exception as exc:
+        raise ModelError(f"cannot load BERT weights from {folder}: {str(exc).splitlines()[0]}") from exc
+    config = {k: v for k, v in model.config.to_dict().items() if not k.startswith("_")}
+    return model, tokenizer, {"kind": "bert", "config": config}
+
+
+def build_from_arch(arch: dict) -> FusionModel:
+    """Rebuild the fusion model from a config.json "model" entry, randomly initialised (weights come after)."""
+    w, out_dim = float(arch["vit_weight"]), int(arch["out_dim"])
+    vision = text = None
+    if arch.get("vision"):
+        v = arch["vision"]
+        encoder = build_vit(ViTSpec(**v["spec"])) if v["kind"] == "vit" else VGG(vgg_spec_from_dict(v["spec"]))
+        vision = split_vision(encoder)
+    if arch.get("text"):
+        t = arch["text"]
+        text = split_bert(build_bert(t["config"]), out_dim) if t["kind"] == "bert" else split_rnn(
+            RNNSpec(**t["spec"]))
+    return FusionModel(vision, text, vit_weight=w, out_dim=out_dim, num_classes=int(arch["num_classes"]))
+
+
+def create_model(*, vision: str = "vit", text: str = "bert", vit: str = DEFAULT_VIT, bert: str = DEFAULT_BERT,
+                 vit_weight: float = 0.75, titles: Sequence[str] = (), dropout: float = 0.1, seed: int = 0) -> Built:
+    """Build the fusion model with pretrained (or tiny) encoders and the title tokenizer.
+
+    A branch whose weight is 0 is not built; the tokenizer is still made when the title branch exists.
+
+    Raises:
+        ModelError: unknown names, unreadable or missing weights (see ``resolve_weights``).
+    """
+    if vision not in VISIONS:
+        raise ModelError(f"--vision must be one of {', '.join(VISIONS)}, got {vision!r}")
+    if text not in TEXTS:
+        raise ModelError(f"--text must be one of {', '.join(TEXTS)}, got {text!r}")
+    if not 0.0 <= vit_weight <= 1.0:
+        raise ModelError(f"--vit-weight must be between 0 and 1, got {vit_weight}")
+    if vision == "vgg" and vit == DEFAULT_VIT:
+        vit = "vgg16"  # the default names a ViT; with --vision vgg it stands for the study's ImageNet VGG-16
+    torch.manual_seed(seed)
+    encoder, vision_arch = _build_vision(vision, vit, dropout) if vit_weight > 0 else (None, None)
+    tokenizer = text_model = text_arch = None
+    if vit_weight < 1:
+        text_model, tokenizer, text_arch = _build_text(text, bert, titles, dropout)
+    if vision_arch is not None:
+        out_dim = int(vision_arch["spec"]["out_dim"])
+    else:
+        out_dim = TINY_OUT_DIM if bert == TINY else PRETRAINED_OUT_DIM
+    if text_arch is not None and text_arch["kind"] == "rnn":
+        text_arch["spec"]["out_dim"] = out_dim
+    arch = {"vit_weight": vit_weight, "out_dim": out_dim, "num_classes": NUM_CLASSES, "vision": vision_arch,
+            "text": text_arch}
+    split_v = split_vision(encoder) if encoder is not None else None
+    if text_arch is None:
+        split_t = None
+    elif text_arch["kind"] == "bert":
+        split_t = split_bert(text_model, out_dim)
+    else:
+        split_t = split_rnn(RNNSpec(**text_arch["spec"]))
+    model = FusionModel(split_v, split_t, vit_weight=vit_weight, out_dim=out_dim, num_classes=NUM_CLASSES)
+    if vision_arch is None:
+        size, mean, std = 0, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
+    elif vision == "vit":
+        size, mean, std = int(vision_arch["spec"]["image_size"]), (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
+    else:
+        size, mean, std = int(vision_arch["spec"]["image_size"]), IMAGENET_MEAN, IMAGENET_STD
+    return Built(model, tokenizer, arch, size, mean, std)

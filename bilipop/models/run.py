@@ -1,0 +1,182 @@
+"""The run folder: what ``train`` writes and ``evaluate``/``predict`` read (SPEC section 5). It needs nothing
+else, no network: config.json rebuilds the architecture, model.safetensors fills it, tokenizer/ reads titles."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from bilipop import __version__
+from bilipop.data.io import atomic_write
+from bilipop.errors import ModelError
+from bilipop.models.preprocess import check_titles, decode_cover, to_tensor, tokenize
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+CONFIG = "config.json"
+WEIGHTS = "model.safetensors"
+TOKENIZER = "tokenizer"
+HISTORY = "history.jsonl"
+SPLIT = "split.json"
+CHECKPOINT = "checkpoint.pt"
+
+
+@dataclass
+class LoadedRun:
+    """A trained model ready for inference, with the exact preprocessing it was trained with."""
+
+    path: Path
+    config: dict
+    model: torch.nn.Module
+    device: torch.device
+    tokenizer: object | None = field(default=None, repr=False)
+
+    @property
+    def vit_weight(self) -> float:
+        return float(self.config["vit_weight"])
+
+    def preprocess_cover(self, path: str | Path) -> torch.Tensor:
+        """(3, H, W) float32, resized and normalised as in training.
+
+        Raises:
+            InputError: the file is missing, truncated, unsupported or not an image.
+        """
+        size = int(self.config["image_size"]) or 32  # a title-only model ignores covers; any size does
+        pixels = decode_cover(path, size)
+        return to_tensor(pixels, self.config["image_mean"], self.config["image_std"])
+
+    def tokenize(self, titles: list[str]) -> dict[str, torch.Tensor]:
+        """{"input_ids": (B, T) long, "attention_mask": (B, T) long}.
+
+        Raises:
+            InputError: an empty or blank title.
+        """
+        if self.tokenizer is None:  # a cover-only run (w = 1) has no tokenizer; titles are still checked
+            check_titles(titles)
+            ones = torch.ones(len(titles), 1, dtype=torch.long)
+            return {"input_ids": ones.clone(), "attention_mask": ones}
+        return tokenize(self.tokenizer, titles, int(self.config["max_tokens"]))
+
+    def logits(self, images: torch.Tensor | None, input_ids: torch.Tensor | None,
+               attention_mask: torch.Tensor | None) -> torch.Tensor:
+        """(B, 5) class scores; a branch whose weight is 0 ignores its input (which may be None)."""
+        model = self.model
+        to = self.device
+        with torch.no_grad():
+            return model.logits(
+                images.to(to) if images is not None and model.has_vision else None,
+                input_ids.to(to) if input_ids is not None and model.has_text else None,
+                attention_mask.to(to) if attention_mask is not None and model.has_text else None,
+            )
+
+
+def load_run(run_dir: str | Path, device: str = "cpu") -> LoadedRun:
+    """Load a run folder written by ``bilipop train`` for inference on ``device``.
+
+    Raises:
+        ModelError: a file is missing, the folder was written by another format version, or the weights do not
+            fit the recorded architecture.
+    """
+    from safetensors.torch import load_file
+
+    from bilipop.models.registry import build_from_arch
+
+    path = Path(run_dir)
+    if not path.is_dir():
+        raise ModelError(f"run folder {path} does not exist; train one with bilipop train --out {path}")
+    config = read_config(path)
+    weights = path / WEIGHTS
+    if not weights.is_file():
+        raise ModelError(f"{weights} is missing: the run did not finish an epoch; train again or pass another run")
+    try:
+        dev = torch.device(device)
+    except RuntimeError as exc:
+        raise ModelError(f"unknown device {device!r}; use cpu or cuda:N") from exc
+    model = build_from_arch(config["model"])
+    try:
+        state = load_file(str(weights))
+        model.load_state_dict(state)
+    except Exception as exc:
+        raise ModelError(f"cannot load {weights}: {str(exc).splitlines()[0]}; the file is damaged or does not "
+                         "belong to this config.json") from exc
+    model.to(dev).eval()
+    tokenizer = None
+    if model.has_text:
+        tok_dir = path / TOKENIZER
+        if not tok_dir.is_dir():
+            raise ModelError(f"{tok_dir} is missing; the run folder is incomplete, train it again")
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(str(tok_dir))
+    return LoadedRun(path=path, config=config, model=model, device=dev, tokenizer=tokenizer)
+
+
+def read_config(path: Path) -> dict:
+    """Parse RUN/config.json and check its format version.
+
+    Raises:
+        ModelError: missing, unreadable, or written by another format version.
+    """
+    file = Path(path) / CONFIG
+    if not file.is_file():
+        raise ModelError(f"{file} is missing: {path} is not a bilipop run folder (bilipop train --out writes one)")
+    try:
+        config = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"cannot read {file}: {exc}") from exc
+    version = config.get("format_version")
+    if version != FORMAT_VERSION:
+        raise ModelError(f"{path} was written by run format version {version} (bilipop "
+                         f"{config.get('bilipop_version', '?')}); this bilipop {__version__} reads version "
+                         f"{FORMAT_VERSION}: train the run again or use the bilipop version that wrote it")
+    return config
+
+
+def find_runs(root: str | Path) -> list[Path]:
+    """Run folders under ``root`` (``root`` itself included): those holding config.json, newest first."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    found = [p.parent for p in root.rglob(CONFIG) if (p.parent / WEIGHTS).exists() or p.parent == root]
+    found = [p for p in found if p.joinpath(CONFIG).is_file()]
+    return sorted(set(found), key=lambda p: (p / CONFIG).stat().st_mtime, reverse=True)
+
+
+def write_json(path: Path, obj: object) -> Path:
+    return atomic_write(path, lambda tmp: tmp.write_text(json.dumps(obj, indent=2, ensure_ascii=False) + "\n",
+                                                          encoding="utf-8"))
+
+
+def save_weights(model: torch.nn.Module, path: Path) -> Path:
+    """Write the model's weights as safetensors (no pickle), atomically, from whatever devices they live on."""
+    from safetensors.torch import save_file
+
+    state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    return atomic_write(path, lambda tmp: save_file(state, str(tmp), metadata={"format": "pt"}))
+
+
+def save_tokenizer(tokenizer, folder: Path) -> None:
+    if tokenizer is None:
+        return
+    tmp = folder.with_name(folder.name + ".tmp")
+    tokenizer.save_pretrained(str(tmp))
+    if folder.exists():
+        import shutil
+
+        shutil.rmtree(folder)
+    os.replace(tmp, folder)
+
+
+
+def save_model(folder: Path, model: torch.nn.Module, tokenizer, config: dict) -> None:
+    """Write config.json, tokenizer/ and model.safetensors: everything load_run needs."""
+    folder.mkdir(parents=True, exist_ok=True)
+    save_tokenizer(tokenizer, folder / TOKENIZER)
+    save_weights(model, folder / WEIGHTS)
+    write_json(folder / CONFIG, {"format_version": FORMAT_VERSION, "bilipop_version": __version__, **config})
