@@ -65,14 +65,15 @@ def draw_cover(video: Video) -> Image.Image:
     rnd = random.Random(video.cover)
     w, h, a = video.cover_width, video.cover_height, video.appeal
     hue = TID_HUES.get(video.tid, 0) + rnd.gauss(0, 20)
-    sat = 0.35 + 0.2 * a + rnd.gauss(0, 0.1)
-    val = 0.55 + 0.15 * a + rnd.gauss(0, 0.1)
-    top, bottom = _rgb(hue, sat, val), _rgb(hue + 30, sat, val - 0.25)
+    # Appeal shifts colour and busyness, with enough noise that covers alone never give the class away.
+    sat = min(1.0, max(0.1, 0.4 + 0.12 * a + rnd.gauss(0, 0.15)))
+    val = min(1.0, max(0.3, 0.62 + 0.08 * a + rnd.gauss(0, 0.12)))
+    top, bottom = _rgb(hue, sat, val), _rgb(hue + 30, sat, val - 0.15)
     mask = Image.linear_gradient("L").resize((w, h))
     img = Image.composite(Image.new("RGB", (w, h), bottom), Image.new("RGB", (w, h), top), mask)
     draw = ImageDraw.Draw(img)
     side = min(w, h)
-    for _ in range(min(9, max(1, round(3 + 1.5 * a + rnd.gauss(0, 1))))):
+    for _ in range(min(9, max(1, round(3 + a + rnd.gauss(0, 1.2))))):
         colour = _rgb(hue + 180 + rnd.gauss(0, 40), sat + 0.2, val + 0.2 * rnd.random())
         r = int(side * rnd.uniform(0.05, 0.25))
         x, y = rnd.randint(0, w), rnd.randint(0, h)
@@ -83,7 +84,7 @@ def draw_cover(video: Video) -> Image.Image:
             draw.rectangle((x - r, y - r // 2, x + r, y + r // 2), fill=colour)
         else:
             draw.polygon([(x, y - r), (x - r, y + r), (x + r, y + r)], fill=colour)
-    if rnd.random() < 1 / (1 + math.exp(-1.5 * a)):
+    if rnd.random() < 1 / (1 + math.exp(-1.2 * a)):
         # A caption band with big "letters", the way clickable covers shout their title.
         band = (int(w * 0.05), int(h * 0.68), int(w * 0.95), int(h * 0.92))
         draw.rectangle(band, fill=rnd.choice([(255, 230, 0), (255, 255, 255), (230, 30, 40)]))
