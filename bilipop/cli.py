@@ -253,6 +253,86 @@ def label_cmd(
 
 # ---------------------------------------------------------------------------------------------------------------
 # Crawl
+@contextmanager
+def _crawl_display() -> Iterator[Callable[[object], None] | None]:
+    """A live status line on a terminal, a plain line every 10 s otherwise, nothing with -q."""
+    if STATE.quiet:
+        yield None
+        return
+    if not err.is_terminal:
+        last = [float("-inf")]
+
+        def plain(p: object) -> None:
+            import time
+
+            if time.monotonic() - last[0] >= 10:
+                last[0] = time.monotonic()
+                err.print(_crawl_line(p), highlight=False)
+
+        yield plain
+        return
+    from rich.live import Live
+
+    with Live(console=err, transient=True, refresh_per_second=4) as live:
+        yield lambda p: live.update(_crawl_line(p))
+
+
+def _crawl_line(p) -> str:  # noqa: ANN001 - a CrawlProgress; the crawl modules load only when crawling
+    eta = "?" if p.eta_s is None else f"{int(p.eta_s) // 3600}:{int(p.eta_s) % 3600 // 60:02d}:{int(p.eta_s) % 60:02d}"
+    line = (f"{p.phase}: videos {p.videos:,}/{p.videos_target or '?'} · uploaders {p.uploaders_done:,}/"
+            f"{p.uploaders_total:,} · covers {p.covers_done:,}/{p.covers_total:,} · {p.request_rate:.1f} req/s · "
+            f"blocks {p.blocks} · ETA {eta}")
+    return f"{line} · {p.note}" if p.note else line
+
+
+@app.command("crawl", epilog="Example: bilipop crawl --section knowledge --data data --max-videos 500 --rate 1")
+def crawl_cmd(
+    section: Annotated[str, typer.Option(help="The section to crawl; the only one is knowledge (知识).")] = "knowledge",
+    data: DataDir = Path("data"),
+    max_videos: Annotated[
+        int | None, typer.Option(help="Stop listing once the store holds this many videos (default: all).")
+    ] = None,
+    tids: Annotated[
+        str | None, typer.Option(help="Sub-partitions to list, e.g. 201,124 (default: all eight of the section).")
+    ] = None,
+    rate: Annotated[
+        float, typer.Option(help="API requests per second, with jitter; covers have a limit of their own. "
+                                 "0 (no limit) only for a local --api-base.")
+    ] = 1.0,
+    api_base: Annotated[
+        str, typer.Option(help="The API origin; give a local `python -m bilipop.sim` address to crawl a stand-in.")
+    ] = "https://api.bilibili.com",
+    ignore_robots: Annotated[
+        bool, typer.Option("--ignore-robots", help="Fetch what robots.txt disallows. Only with the right to crawl "
+                                                    "the site anyway (your own server, written permission).")
+    ] = False,
+    check_honors: Annotated[
+        bool, typer.Option("--check-honors", help="Also open each video (one request each) for hot-list honours.")
+    ] = False,
+    refresh: Annotated[
+        bool, typer.Option("--refresh", help="Re-read the counters of every stored video (one request each).")
+    ] = False,
+) -> None:
+    """Crawl videos, uploaders, hot-list sightings and covers into DIR/bilipop.db; run it again to resume."""
+    from bilipop.crawl.crawler import crawl
+
+    if ignore_robots:
+        warn("[bold]--ignore-robots: robots.txt will NOT be obeyed.[/] Crawl only what you have the right to "
+             "crawl, keep --rate low, and stop if asked to.")
+    with user_errors(), _crawl_display() as show:
+        summary = crawl(data=data, section=section, max_videos=max_videos, tids=tids, rate=rate,
+                        api_base=api_base, ignore_robots=ignore_robots, check_honors=check_honors,
+                        refresh=refresh, progress=show)
+    table = Table(title=f"crawl: {section} → {data}", title_justify="left", show_header=False)
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    for name, value in summary.rows():
+        table.add_row(name, value)
+    if summary.warnings:
+        table.add_row("[yellow]warnings (logged above)[/]", f"{len(summary.warnings):,}")
+    out.print(table)
+
+
 # @crawl-command (the crawl issue inserts its command above this line)
 
 
