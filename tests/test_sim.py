@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from urllib.robotparser import RobotFileParser
 
 import pytest
 import requests
@@ -222,19 +223,25 @@ def test_covers_differ_and_are_deterministic(sim):
 def test_bad_cover_urls_get_http_errors(sim):
     pic = next(iter(sim.truth()["videos"].values()))["pic"]
     assert requests.get(pic + "@480x270.jpg", timeout=5).status_code == 400
+    assert requests.get(pic + "@480w.gif", timeout=5).status_code == 400
+    assert requests.get(pic.rsplit(".", 1)[0] + ".bmp", timeout=5).status_code == 404
     assert requests.get(sim.base_url + "/bfs/archive/" + "0" * 40 + ".jpg", timeout=5).status_code == 404
 
 
 # -- robots, cookie, request log -------------------------------------------------------------------------------
-@pytest.mark.parametrize(("robots", "expected"), [
-    ("allow", "User-agent: *\nDisallow:\n"),
-    ("disallow", "User-agent: *\nDisallow: /\n"),
-    ("User-agent: *\nDisallow: /x/\n", "User-agent: *\nDisallow: /x/\n"),
+@pytest.mark.parametrize(("robots", "api_allowed", "covers_allowed"), [
+    ("allow", True, True),
+    ("disallow", False, False),
+    ("User-agent: *\nDisallow: /x/\n", False, True),
 ])
-def test_robots_modes(robots, expected):
+def test_robots_modes(robots, api_allowed, covers_allowed):
     with SimServer(videos=20, seed=1, robots=robots) as sim:
         reply = requests.get(sim.base_url + "/robots.txt", timeout=5)
-    assert reply.status_code == 200 and reply.text == expected
+        parser = RobotFileParser(sim.base_url + "/robots.txt")
+        parser.parse(reply.text.splitlines())
+        assert reply.status_code == 200 and reply.headers["Content-Type"].startswith("text/plain")
+        assert parser.can_fetch("Mozilla/5.0", sim.base_url + "/x/web-interface/view?bvid=x") is api_allowed
+        assert parser.can_fetch("Mozilla/5.0", sim.base_url + "/bfs/archive/a.jpg") is covers_allowed
 
 
 def test_home_page_sets_buvid3_and_requests_are_logged(sim):
