@@ -1,0 +1,1 @@
+"""Training: data loading, the loop, GPipe staging (pipeline.py) and torchrun (distributed.py)."""

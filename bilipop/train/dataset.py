@@ -1,0 +1,196 @@
+"""Training examples: the labeled table checked up front, covers decoded lazily (never all in memory), titles
+tokenized once, and an optional uint8 memmap cache of the resized covers so later epochs skip JPEG decoding."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
+
+from bilipop.data.io import read_table
+from bilipop.data.schema import NUM_CLASSES, require_columns
+from bilipop.errors import InputError
+from bilipop.models.preprocess import check_cover, decode_cover, tokenize
+
+log = logging.getLogger(__name__)
+Progress = Callable[[int, int | None], None]
+
+
+@dataclass
+class Examples:
+    """The rows of the labeled table that training uses, in table order."""
+
+    bvids: list[str]
+    titles: list[str]
+    covers: list[Path]
+    labels: np.ndarray  # (N,) int64 in 0..4
+
+
+def load_examples(table_path: Path, data: Path, *, covers: bool, titles: bool,
+                  progress: Progress | None = None) -> Examples:
+    """Read and check the labeled table; every cover is checked up front (a decode at 1/8 scale, cheap with
+    Pillow) so that a bad file stops the run before training, not in the middle of an epoch.
+
+    Raises:
+        InputError: an unreadable table, a missing column, no rows, a label outside 0..4, an empty title, or a
+            missing/truncated/non-image cover (named by bvid and file).
+    """
+    table = read_table(table_path)
+    needed = ["bvid", "label"] + (["cover_path"] if covers else []) + (["title"] if titles else [])
+    require_columns(table.columns, needed, what=f"the labeled table {table_path}",
+                    hint="train needs the output of bilipop label")
+    if len(table) == 0:
+        raise InputError(f"the labeled table {table_path} has no rows; nothing to train on")
+    labels = _check_labels(table["label"], table_path)
+    bvids = [str(b) for b in table["bvid"]]
+    title_list = ["" for _ in bvids]
+    if titles:
+        title_list = ["" if t is None or t != t else str(t) for t in table["title"]]
+        for bvid, title in zip(bvids, title_list, strict=True):
+            if not title.strip():
+                raise InputError(f"video {bvid} has an empty title in {table_path}; every video needs a title "
+                                 "(remove the row or fill it in)")
+    cover_list: list[Path] = []
+    if covers:
+        cover_list = [_resolve_cover(p, data, table_path) for p in table["cover_path"]]
+        _check_covers(bvids, cover_list, progress)
+    return Examples(bvids, title_list, cover_list, labels)
+
+
+def _check_labels(column, table_path: Path) -> np.ndarray:
+    import pandas as pd
+
+    values = pd.to_numeric(column, errors="coerce")
+    bad = values.isna() | ~values.isin(range(NUM_CLASSES))
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        raise InputError(f"column label of {table_path} must hold integers 0..{NUM_CLASSES - 1} (row {row + 2} "
+                         f"has {column.iloc[row]!r}); run bilipop label again")
+    return values.to_numpy(dtype=np.int64)
+
+
+def _resolve_cover(value, data: Path, table_path: Path) -> Path:
+    if value is None or value != value or not str(value).strip():
+        return Path("")
+    path = Path(str(value))
+    if path.is_absolute():
+        return path
+    beside = table_path.parent / path
+    in_data = data / path
+    return in_data if in_data.exists() or not beside.exists() else beside
+
+
+def _check_covers(bvids: Sequence[str], covers: Sequence[Path], progress: Progress | None) -> None:
+    def check(i: int) -> str | None:
+        if covers[i] == Path(""):
+            return f"video {bvids[i]} has no cover_path"
+        try:
+            check_cover(covers[i], what=f"of video {bvids[i]}")
+        except InputError as exc:
+            return str(exc)
+        return None
+
+    problems: list[str] = []
+    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+        for done, problem in enumerate(pool.map(check, range(len(covers))), start=1):
+            if problem:
+                problems.append(problem)
+            if progress and (done % 256 == 0 or done == len(covers)):
+                progress(done, len(covers))
+    if problems:
+        more = f" ({len(problems) - 1} more unusable cover(s))" if len(problems) > 1 else ""
+        raise InputError(problems[0] + more)
+
+
+class CoverCache:
+    """A uint8 (N, S, S, 3) memmap of resized covers plus a filled-flag per row, shared by loader workers.
+
+    The file is keyed by the list of covers and the size: a different table or model size makes a new cache.
+    """
+
+    def __init__(self, folder: Path, covers: Sequence[Path], size: int) -> None:
+        self.size, self.n = size, len(covers)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.pixels_path = folder / f"covers_{size}px.npy"
+        self.done_path = folder / f"covers_{size}px.done.npy"
+        key_path = folder / f"covers_{size}px.json"
+        key = [str(p) for p in covers]
+        fresh = not (self.pixels_path.exists() and self.done_path.exists() and key_path.exists()
+                     and json.loads(key_path.read_text(encoding="utf-8")) == key)
+        if fresh:
+            np.lib.format.open_memmap(self.pixels_path, mode="w+", dtype=np.uint8, shape=(self.n, size, size, 3))
+            np.lib.format.open_memmap(self.done_path, mode="w+", dtype=np.uint8, shape=(self.n,))
+            key_path.write_text(json.dumps(key), encoding="utf-8")
+        self._pixels = self._done = None
+
+    def _open(self) -> None:
+        # Opened lazily so that each loader worker maps the file itself after the fork.
+        self._pixels = np.load(self.pixels_path, mmap_mode="r+")
+        self._done = np.load(self.done_path, mmap_mode="r+")
+
+    def get(self, i: int, decode: Callable[[], np.ndarray]) -> np.ndarray:
+        if self._pixels is None:
+            self._open()
+        if self._done[i]:
+            return np.array(self._pixels[i])
+        pixels = decode()
+        self._pixels[i] = pixels
+        self._done[i] = 1  # written after the pixels: a reader never sees a half-filled row as done
+        return pixels
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_pixels": None, "_done": None}
+
+
+class CoverTitleDataset(Dataset):
+    """Item i: (uint8 cover (S, S, 3) or an empty tensor, input_ids (T,), attention_mask (T,), label)."""
+
+    def __init__(self, examples: Examples, *, image_size: int, tokenizer=None, max_tokens: int = 64,
+                 cache: CoverCache | None = None) -> None:
+        self.examples, self.image_size, self.cache = examples, image_size, cache
+        n = len(examples.bvids)
+        if tokenizer is not None:
+            enc = tokenize(tokenizer, examples.titles, max_tokens)
+            self.input_ids, self.attention_mask = enc["input_ids"], enc["attention_mask"]
+        else:
+            self.input_ids = self.attention_mask = torch.zeros(n, 0, dtype=torch.long)
+        self.labels = torch.tensor(examples.labels, dtype=torch.long)
+
+    def __len__(self) -> int:
+        return len(self.examples.bvids)
+
+    def cover(self, i: int) -> np.ndarray:
+        def decode() -> np.ndarray:
+            return decode_cover(self.examples.covers[i], self.image_size, what=f"of video {self.examples.bvids[i]}")
+
+        return self.cache.get(i, decode) if self.cache is not None else decode()
+
+    def __getitem__(self, i: int):
+        image = torch.from_numpy(self.cover(i)) if self.image_size else torch.zeros(0, dtype=torch.uint8)
+        return image, self.input_ids[i], self.attention_mask[i], self.labels[i]
+
+
+def make_loader(dataset: Dataset, indices: Sequence[int], *, batch_size: int, shuffle: bool, seed: int,
+                num_workers: int, rank: int = 0, world_size: int = 1) -> DataLoader:
+    """A loader over ``indices``; the order of epoch e depends only on (seed, e) via ``loader.sampler.set_epoch``,
+    which makes ``--resume`` exact. With several processes each one reads its own share (DistributedSampler)."""
+    subset = Subset(dataset, list(indices))
+    sampler = DistributedSampler(subset, num_replicas=world_size, rank=rank, shuffle=shuffle, seed=seed,
+                                 drop_last=False)
+    return DataLoader(subset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
+                      persistent_workers=num_workers > 0, pin_memory=torch.cuda.is_available())
+
+
+def default_workers(n_rows: int) -> int:
+    # Forking workers costs more than it saves on a few hundred small covers.
+    if n_rows < 512:
+        return 0
+    return max(1, min(4, (os.cpu_count() or 2) - 1))

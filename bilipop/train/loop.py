@@ -1,0 +1,201 @@
+"""The training loop of one run: AdamW, cross-entropy, per-epoch history, the best epoch's weights kept, and a
+checkpoint after every epoch from which ``--resume`` continues exactly (same order, same dropout, same result).
+
+Exact resume rests on three things: the loader's order depends only on (seed, epoch), the torch RNG is reseeded
+from (seed, epoch) at the start of each epoch, and the checkpoint holds the model and optimizer state.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader, default_collate
+
+from bilipop.data.io import atomic_write
+from bilipop.errors import ModelError
+from bilipop.models.fusion import FusionModel
+from bilipop.models.preprocess import to_tensor
+from bilipop.models.run import CHECKPOINT, CONFIG, HISTORY, WEIGHTS, save_weights, write_json
+from bilipop.train import distributed
+from bilipop.train.pipeline import build_pipeline, output_device, pipeline_balance
+
+log = logging.getLogger(__name__)
+Progress = Callable[[int, int | None], None]
+HISTORY_KEYS = ("epoch", "train_loss", "train_ordinal_accuracy", "valid_loss", "valid_ordinal_accuracy", "seconds")
+
+
+@dataclass
+class Setup:
+    """Everything one run needs, prepared by ``bilipop.train.trainer``."""
+
+    model: FusionModel
+    run_dir: Path
+    config: dict
+    train_loader: DataLoader
+    valid_loader: DataLoader
+    devices: list[torch.device]
+    image_mean: tuple[float, ...]
+    image_std: tuple[float, ...]
+    lr: float
+    epochs: int
+    seed: int
+    chunks: int = 1
+    balance: list[int] | None = None
+    checkpoint: str = "except_last"
+    autocast: tuple[str, torch.dtype] | None = None
+    world: distributed.World = field(default_factory=distributed.World)
+
+
+def ordinal_scores(pred: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
+    """1 for the exact class, 0.5 for an adjacent one, else 0 (SPEC section 4), per row."""
+    gap = (pred - true).abs()
+    return (gap == 0).float() + 0.5 * (gap == 1).float()
+
+
+def fit(setup: Setup, *, resume: bool = False, progress: Progress | None = None,
+        on_epoch: Callable[[dict], None] | None = None) -> tuple[list[dict], int | None]:
+    """Train for ``setup.epochs`` epochs (continuing from the checkpoint with ``resume``).
+
+    Returns the history rows and the best epoch (highest valid ordinal accuracy, then lowest valid loss).
+    """
+    run, model, world = setup.run_dir, setup.model, setup.world
+    history: list[dict] = []
+    best: int | None = None
+    state = _read_checkpoint(run / CHECKPOINT) if resume and (run / CHECKPOINT).is_file() else None
+    if state is not None:
+        model.load_state_dict(state["model"])
+        history, best = list(state["history"]), state["best_epoch"]
+        log.info("resuming %s after epoch %d", run, state["epoch"])
+    model.set_autocast(setup.autocast)
+    module = _place(setup)
+    setup.config["balance"] = pipeline_balance(module)
+    module = distributed.wrap(module, world)
+    optimizer = torch.optim.AdamW(module.parameters(), lr=setup.lr)
+    if state is not None:
+        optimizer.load_state_dict(state["optimizer"])
+    use_scaler = setup.autocast is not None and setup.autocast[1] == torch.float16
+    scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
+    if state is not None and use_scaler and state.get("scaler"):
+        scaler.load_state_dict(state["scaler"])
+    if world.main:
+        _write_history(run, history)
+
+    steps = len(setup.train_loader)
+    for epoch in range(len(history) + 1, setup.epochs + 1):
+        started = time.perf_counter()
+        torch.manual_seed(setup.seed * 1_000_003 + epoch)
+        setup.train_loader.sampler.set_epoch(epoch)
+        module.train()
+        sums = [0.0, 0.0, 0.0]  # loss * rows, ordinal score, rows
+        for step, batch in enumerate(setup.train_loader, start=1):
+            logits, labels = _forward(module, setup, batch)
+            loss = torch.nn.functional.cross_entropy(logits, labels)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            if not torch.isfinite(loss):
+                raise ModelError(f"the training loss became {loss.item()} at epoch {epoch}; lower --lr or use "
+                                 "--precision fp32")
+            _accumulate(sums, loss, logits, labels)
+            if progress:
+                progress((epoch - 1) * steps + step, setup.epochs * steps)
+        train_loss, train_acc = _means(distributed.all_sum(sums, world))
+        valid_loss, valid_acc = evaluate(module, setup)
+        row = dict(zip(HISTORY_KEYS, (epoch, train_loss, train_acc, valid_loss, valid_acc,
+                                      round(time.perf_counter() - started, 3)), strict=True))
+        history.append(row)
+        if best is None or _better(row, history[best - 1]):
+            best = epoch
+            if world.main:
+                save_weights(model, run / WEIGHTS)
+        if world.main:
+            _write_history(run, history)
+            _write_checkpoint(run / CHECKPOINT, model, optimizer, scaler if use_scaler else None, epoch,
+                              history, best)
+            write_json(run / CONFIG, {**json.loads((run / CONFIG).read_text(encoding="utf-8")),
+                                      "best_epoch": best, "epochs_done": epoch, "balance": setup.config["balance"]})
+        distributed.barrier(world)
+        if on_epoch:
+            on_epoch(row)
+    return history, best
+
+
+def evaluate(module: torch.nn.Module, setup: Setup) -> tuple[float, float]:
+    """Mean cross-entropy and ordinal accuracy on the valid (test) part; every process measures all of it."""
+    module.eval()
+    sums = [0.0, 0.0, 0.0]
+    with torch.no_grad():
+        for batch in setup.valid_loader:
+            logits, labels = _forward(module, setup, batch)
+            _accumulate(sums, torch.nn.functional.cross_entropy(logits, labels), logits, labels)
+    return _means(sums)
+
+
+def _place(setup: Setup) -> torch.nn.Module:
+    model, devices = setup.model, setup.devices
+    if len(devices) == 1:
+        return model.to(devices[0])
+    ds = setup.train_loader.dataset
+    sample_batch = default_collate([ds[i] for i in range(min(len(ds), setup.chunks * 2))])
+    sample = _inputs(model, setup, sample_batch, torch.device("cpu"))
+    return build_pipeline(model, devices, chunks=setup.chunks, balance=setup.balance, checkpoint=setup.checkpoint,
+                          sample=sample)
+
+
+def _inputs(model: FusionModel, setup: Setup, batch, device: torch.device) -> tuple[torch.Tensor, ...]:
+    images, ids, mask, _ = batch
+    pixels = to_tensor(images.to(device, non_blocking=True), setup.image_mean, setup.image_std) \
+        if model.has_vision else None
+    if model.has_text:
+        ids, mask = ids.to(device, non_blocking=True), mask.to(device, non_blocking=True)
+    return model.pack(pixels, ids if model.has_text else None, mask if model.has_text else None)
+
+
+def _forward(module: torch.nn.Module, setup: Setup, batch) -> tuple[torch.Tensor, torch.Tensor]:
+    out = module(_inputs(setup.model, setup, batch, setup.devices[0]))
+    logits = out[0] if isinstance(out, tuple) else out  # (B, 5) on the last device
+    return logits, batch[3].to(output_device(module, setup.devices[0]))
+
+
+def _accumulate(sums: list[float], loss: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor) -> None:
+    n = labels.shape[0]
+    sums[0] += loss.item() * n
+    sums[1] += ordinal_scores(logits.argmax(1), labels).sum().item()
+    sums[2] += n
+
+
+def _means(sums: list[float]) -> tuple[float, float]:
+    n = max(sums[2], 1.0)
+    return sums[0] / n, sums[1] / n
+
+
+def _better(row: dict, best: dict) -> bool:
+    return (row["valid_ordinal_accuracy"], -row["valid_loss"]) > (best["valid_ordinal_accuracy"],
+                                                                     -best["valid_loss"])
+
+
+def _write_history(run: Path, history: list[dict]) -> None:
+    text = "".join(json.dumps(row) + "\n" for row in history)
+    atomic_write(run / HISTORY, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def _write_checkpoint(path: Path, model, optimizer, scaler, epoch: int, history: list[dict], best: int) -> None:
+    state = {"epoch": epoch, "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+             "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict() if scaler else None,
+             "history": history, "best_epoch": best}
+    atomic_write(path, lambda tmp: torch.save(state, tmp))
+
+
+def _read_checkpoint(path: Path) -> dict:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ModelError(f"cannot read {path} ({str(exc).splitlines()[0]}); the checkpoint is damaged: train again "
+                         "without --resume into a new --out") from exc

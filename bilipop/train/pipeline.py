@@ -1,0 +1,154 @@
+"""GPipe pipeline parallelism: every use of torchgpipe lives in this module, so another backend (e.g.
+``torch.distributed.pipelining``) could replace it in one place.
+
+The fusion model is already one flat ``nn.Sequential`` (``bilipop.models.fusion``); here it is cut into partitions
+over the devices (balanced by timing a sample batch, or by ``--balance``) and run in ``chunks`` micro-batches.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from bilipop.errors import DeviceError, InputError
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_MODES = ("never", "except_last", "always")
+PRECISIONS = ("bf16", "fp16", "fp32")
+
+
+def parse_devices(gpus: int | None, devices: Sequence[str] | str | None) -> list[torch.device]:
+    """The devices to train on: ``--devices`` as given, else ``--gpus N`` (cuda:0..N-1), else every visible GPU,
+    else the CPU.
+
+    Raises:
+        DeviceError: more GPUs than visible, an unknown or absent device, or both options given.
+        InputError: a negative --gpus.
+    """
+    available = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if gpus is not None and devices:
+        raise InputError("give either --gpus or --devices, not both")
+    if devices:
+        names = devices.split(",") if isinstance(devices, str) else list(devices)
+        out = []
+        for name in (n.strip() for n in names if n.strip()):
+            try:
+                dev = torch.device(name)
+            except RuntimeError:
+                raise DeviceError(f"--devices: {name!r} is not a device; use cpu or cuda:N") from None
+            if dev.type == "cuda":
+                dev = torch.device("cuda", dev.index or 0)
+                if dev.index >= available:
+                    raise DeviceError(f"--devices: {dev} does not exist ({available} GPU(s) visible); use "
+                                      f"cuda:0..cuda:{max(available - 1, 0)} or cpu")
+            elif dev.type != "cpu":
+                raise DeviceError(f"--devices: {name!r} is not supported; use cpu or cuda:N")
+            out.append(dev)
+        if not out:
+            raise DeviceError("--devices is empty; list devices such as cpu,cpu or cuda:0,cuda:1")
+        return out
+    if gpus is not None:
+        if gpus < 0:
+            raise InputError(f"--gpus must be 0 or more, got {gpus}")
+        if gpus > available:
+            raise DeviceError(f"--gpus {gpus} asks for more GPUs than the {available} visible here; use --gpus "
+                              f"{available} or fewer" + ("" if available else ", or --devices cpu,cpu to "
+                                                          "pipeline over CPU devices"))
+        if gpus == 0:
+            return [torch.device("cpu")]
+        return [torch.device("cuda", i) for i in range(gpus)]
+    if available:
+        return [torch.device("cuda", i) for i in range(available)]
+    return [torch.device("cpu")]
+
+
+def check_chunks(chunks: int | None, batch_size: int, n_devices: int) -> int:
+    """Micro-batches per batch: ``chunks`` or 4 per device (keeps the bubble (K-1)/(M+K-1) small).
+
+    Raises:
+        DeviceError: fewer than one chunk, or a batch size that does not split into the micro-batches.
+    """
+    chunks = 4 * n_devices if chunks is None else int(chunks)
+    if chunks < 1:
+        raise DeviceError(f"--chunks must be at least 1, got {chunks}")
+    if batch_size % chunks:
+        raise DeviceError(f"--batch-size {batch_size} does not split into {chunks} equal micro-batches; use a "
+                          f"batch size that is a multiple of {chunks} or change --chunks")
+    return chunks
+
+
+def check_balance(balance: Sequence[int] | None, n_layers: int, n_devices: int) -> list[int] | None:
+    """Raises DeviceError unless ``balance`` has one positive count per device summing to the model's layers."""
+    if balance is None:
+        if n_layers < n_devices:
+            raise DeviceError(f"the model has {n_layers} pipeline layers, fewer than the {n_devices} devices; "
+                              "use fewer devices")
+        return None
+    balance = [int(b) for b in balance]
+    if len(balance) != n_devices or any(b < 1 for b in balance) or sum(balance) != n_layers:
+        raise DeviceError(f"--balance {','.join(map(str, balance))} must give {n_devices} positive counts (one "
+                          f"per device) summing to the model's {n_layers} pipeline layers (input, encoder "
+                          "blocks, head)")
+    return balance
+
+
+def autocast_for(precision: str | None, devices: Sequence[torch.device]) -> tuple[str, torch.dtype] | None:
+    """The autocast (device type, dtype) for ``--precision``; None means full fp32.
+
+    Default (None): bf16 on GPUs that support it, else fp16 on GPUs, fp32 on CPU.
+
+    Raises:
+        DeviceError: fp16 asked for on CPU.
+        InputError: an unknown precision.
+    """
+    on_cuda = devices[0].type == "cuda"
+    if precision is None:
+        if not on_cuda:
+            return None
+        precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    if precision not in PRECISIONS:
+        raise InputError(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision == "fp32":
+        return None
+    if precision == "fp16" and not on_cuda:
+        raise DeviceError("--precision fp16 needs CUDA; use bf16 or fp32 on CPU")
+    return ("cuda" if on_cuda else "cpu", torch.bfloat16 if precision == "bf16" else torch.float16)
+
+
+def build_pipeline(model: nn.Sequential, devices: Sequence[torch.device], *, chunks: int,
+                   balance: Sequence[int] | None, checkpoint: str, sample: tuple[torch.Tensor, ...]) -> nn.Module:
+    """Wrap ``model`` in torchgpipe's GPipe. The modules are shared, not copied: ``model.state_dict()`` stays the
+    plain model's, with parameters spread over the devices. Build the optimizer after this call.
+
+    Raises:
+        DeviceError: a bad balance or checkpoint mode.
+    """
+    from torchgpipe import GPipe
+    from torchgpipe.balance import balance_by_time
+
+    if checkpoint not in CHECKPOINT_MODES:
+        raise DeviceError(f"--checkpoint must be one of {', '.join(CHECKPOINT_MODES)}, got {checkpoint!r}")
+    balance = check_balance(balance, len(model), len(devices))
+    if balance is None:
+        # Timing on the first device; with identical devices the layer costs carry over to the others.
+        balance = balance_by_time(len(devices), model, tuple(t.to(devices[0]) for t in sample), timeout=1.0,
+                                  device=devices[0])
+        log.info("pipeline balance by timing: %s", ",".join(map(str, balance)))
+    return GPipe(model, balance=list(balance), devices=list(devices), chunks=chunks, checkpoint=checkpoint)
+
+
+def pipeline_balance(module: nn.Module) -> list[int] | None:
+    """The balance a GPipe wrapper uses (None for a plain module)."""
+    inner = getattr(module, "module", module)  # DistributedDataParallel keeps the wrapped module here
+    balance = getattr(inner, "balance", None)
+    return list(balance) if balance is not None else None
+
+
+def output_device(module: nn.Module, fallback: torch.device) -> torch.device:
+    inner = getattr(module, "module", module)
+    devices = getattr(inner, "devices", None)
+    return devices[-1] if devices else fallback

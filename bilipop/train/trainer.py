@@ -1,0 +1,248 @@
+"""``train()``: the core of ``bilipop train``. Checks every input first, builds the model and the loaders, trains
+one run per ``--vit-weight`` (a sweep writes the study's Table 1 layout) and returns what happened."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bilipop import __version__
+from bilipop.data.io import atomic_write
+from bilipop.data.schema import LABEL_NAMES, NUM_CLASSES, STAGE_INPUTS
+from bilipop.errors import InputError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_LR = 5e-5
+TINY_LR = 1e-3
+DEFAULT_BATCH_SIZE = 32
+
+
+@dataclass
+class TrainResult:
+    """The run folders written (one per weight), their histories and best epochs, and the settings used."""
+
+    out: Path
+    runs: list[Path]
+    weights: list[float]
+    histories: list[list[dict]]
+    best_epochs: list[int | None]
+    lr: float
+    devices: list[str]
+    table1: Path | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def _weight_dir(w: float) -> str:
+    return f"w{w:g}"
+
+
+def train(data: str | Path = "data", input: str | Path | None = None, out: str | Path = "runs/run",
+          vit: str = "B_16_imagenet1k", bert: str = "bert-base-chinese", vision: str = "vit", text: str = "bert",
+          vit_weight: Sequence[float] | float = (0.75,), epochs: int = 5, batch_size: int = DEFAULT_BATCH_SIZE,
+          lr: float | None = None, gpus: int | None = None, devices: Sequence[str] | str | None = None,
+          chunks: int | None = None, balance: Sequence[int] | None = None, checkpoint: str = "except_last",
+          precision: str | None = None, cache: bool = False, seed: int = 0, resume: bool = False,
+          num_workers: int | None = None, progress: Callable[[int, int | None], None] | None = None,
+          on_epoch: Callable[[dict], None] | None = None, dropout: float = 0.1) -> TrainResult:
+    """Train the late-fusion model on a labeled dataset and write a run folder (SPEC section 5).
+
+    Args:
+        lr: None means the study's 5e-5, or 1e-3 when a ``tiny`` model trains from scratch.
+        vit_weight: one weight, or several for a sweep (``out/w<weight>/`` each, plus table1.md/csv).
+        gpus, devices: see ``bilipop.train.pipeline.parse_devices``; two or more devices train through GPipe.
+        precision: bf16, fp16 or fp32; None picks bf16/fp16 on GPUs and fp32 on CPU.
+        on_epoch: called with each epoch's history row (``vit_weight`` added).
+        dropout: dropout of the encoders (0 makes runs comparable step by step, e.g. in tests).
+
+    Raises:
+        InputError, ModelError, DeviceError: bad options, data, weights or devices; nothing is trained then.
+    """
+    from bilipop.train import distributed
+    from bilipop.train.pipeline import autocast_for, check_chunks, parse_devices
+
+    weights = [float(vit_weight)] if isinstance(vit_weight, int | float) else [float(w) for w in vit_weight]
+    _check_options(weights, epochs, batch_size, lr, num_workers, checkpoint)
+    data, out = Path(data).resolve(), Path(out)
+    table_path = (Path(input) if input is not None else data / STAGE_INPUTS["train"]).resolve()
+    if not table_path.is_file():
+        raise InputError(f"labeled table {table_path} does not exist; run bilipop label first or pass -i FILE")
+    devs = parse_devices(gpus, devices)
+    world = distributed.world_from_env()
+    if world.distributed and batch_size % world.size:
+        raise InputError(f"--batch-size {batch_size} does not split over {world.size} processes; use a multiple")
+    local_batch = batch_size // world.size
+    n_chunks = check_chunks(chunks, local_batch, len(devs)) if len(devs) > 1 else 1
+    autocast = autocast_for(precision, devs)
+    tiny = "tiny" in (vit, bert)
+    notes: list[str] = []
+    if lr is None:
+        lr = TINY_LR if tiny else DEFAULT_LR
+        if tiny:
+            notes.append(f"tiny models train from scratch: using --lr {TINY_LR:g} (pass --lr to override)")
+            log.info(notes[-1])
+    sweep = len(weights) > 1
+    run_dirs = [out / _weight_dir(w) if sweep else out for w in weights]
+    for run_dir in run_dirs:
+        _check_out(run_dir, resume)
+
+    from bilipop.data.split import make_split
+    from bilipop.train.dataset import load_examples
+
+    examples = load_examples(table_path, data, covers=any(w > 0 for w in weights),
+                             titles=any(w < 1 for w in weights), progress=progress)
+    split = make_split(examples.bvids, examples.labels, seed=seed)
+    distributed.init(world, devs)
+    try:
+        histories, bests = [], []
+        for w, run_dir in zip(weights, run_dirs, strict=True):
+            options = dict(vit=vit, bert=bert, vision=vision, text=text, vit_weight=w, epochs=epochs,
+                           batch_size=batch_size, lr=lr, devices=[str(d) for d in devs], chunks=n_chunks,
+                           balance=list(balance) if balance else None, checkpoint=checkpoint,
+                           precision=precision or _precision_name(autocast), seed=seed, cache=cache)
+            history, best = _train_one(run_dir, out, data, table_path, examples, split, options, world, devs,
+                                       autocast, local_batch, num_workers, resume, dropout, progress, on_epoch)
+            histories.append(history)
+            bests.append(best)
+        table1 = _write_sweep(out, weights, run_dirs, histories) if sweep and world.main else None
+    finally:
+        distributed.shutdown(world)
+    return TrainResult(out, run_dirs, weights, histories, bests, lr, [str(d) for d in devs], table1, notes)
+
+
+def _check_options(weights, epochs, batch_size, lr, num_workers, checkpoint) -> None:
+    from bilipop.train.pipeline import CHECKPOINT_MODES
+
+    if not weights:
+        raise InputError("--vit-weight needs at least one number between 0 and 1, e.g. 0.75")
+    if any(not 0 <= w <= 1 for w in weights):
+        raise InputError(f"--vit-weight values must be between 0 and 1, got {','.join(f'{w:g}' for w in weights)}")
+    if len({_weight_dir(w) for w in weights}) != len(weights):
+        raise InputError("--vit-weight lists the same weight twice")
+    if epochs < 1:
+        raise InputError(f"--epochs must be at least 1, got {epochs}")
+    if batch_size < 1:
+        raise InputError(f"--batch-size must be at least 1, got {batch_size}")
+    if lr is not None and not lr > 0:
+        raise InputError(f"--lr must be a positive number, got {lr}")
+    if num_workers is not None and num_workers < 0:
+        raise InputError(f"num_workers must be 0 or more, got {num_workers}")
+    if checkpoint not in CHECKPOINT_MODES:
+        raise InputError(f"--checkpoint must be one of {', '.join(CHECKPOINT_MODES)}, got {checkpoint!r}")
+
+
+def _precision_name(autocast) -> str:
+    if autocast is None:
+        return "fp32"
+    import torch
+
+    return "bf16" if autocast[1] == torch.bfloat16 else "fp16"
+
+
+def _check_out(run_dir: Path, resume: bool) -> None:
+    from bilipop.models.run import CHECKPOINT, CONFIG
+
+    if run_dir.exists() and not run_dir.is_dir():
+        raise InputError(f"--out {run_dir} is a file; give a folder for the run")
+    if resume:
+        if not (run_dir / CHECKPOINT).is_file() and (run_dir / CONFIG).is_file():
+            raise InputError(f"{run_dir} has no checkpoint.pt to resume from; train again without --resume "
+                             "into a new --out")
+    elif (run_dir / CONFIG).is_file():
+        raise InputError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
+
+
+def _train_one(run_dir, out, data, table_path, examples, split, options, world, devs, autocast, local_batch,
+               num_workers, resume, dropout, progress, on_epoch):
+    from bilipop.models.registry import MAX_TOKENS, create_model
+    from bilipop.models.run import CONFIG, SPLIT, TOKENIZER, read_config, save_tokenizer, write_json
+    from bilipop.train.dataset import CoverCache, CoverTitleDataset, default_workers, make_loader
+    from bilipop.train.loop import Setup, fit
+
+    w = options["vit_weight"]
+    resuming = resume and (run_dir / CONFIG).is_file()
+    if resuming:
+        _check_same(read_config(run_dir), options, run_dir)
+    built = create_model(vision=options["vision"], text=options["text"], vit=options["vit"], bert=options["bert"],
+                         vit_weight=w, titles=examples.titles, dropout=dropout, seed=options["seed"])
+    if resuming and built.tokenizer is not None and (run_dir / TOKENIZER).is_dir():
+        from transformers import AutoTokenizer
+
+        built.tokenizer = AutoTokenizer.from_pretrained(str(run_dir / TOKENIZER))
+    if resuming and (run_dir / SPLIT).is_file():
+        split = json.loads((run_dir / SPLIT).read_text(encoding="utf-8"))
+    config = {
+        "data": str(data), "input": str(table_path), **options,
+        "image_size": built.image_size, "image_mean": list(built.image_mean), "image_std": list(built.image_std),
+        "max_tokens": MAX_TOKENS, "num_classes": NUM_CLASSES, "label_names": list(LABEL_NAMES),
+        "best_epoch": None, "epochs_done": 0, "model": built.arch,
+    }
+    if world.main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_json(run_dir / SPLIT, split)
+        save_tokenizer(built.tokenizer, run_dir / TOKENIZER)
+        previous = read_config(run_dir) if resuming else {}
+        write_json(run_dir / CONFIG, {"format_version": 1, "bilipop_version": __version__, **config,
+                                      "best_epoch": previous.get("best_epoch"),
+                                      "epochs_done": previous.get("epochs_done", 0)})
+    index = {b: i for i, b in enumerate(examples.bvids)}
+    train_idx = [index[b] for b in split["train"] if b in index]
+    test_idx = [index[b] for b in split["test"] if b in index]
+    cover_cache = None
+    if options["cache"] and built.image_size:
+        cover_cache = CoverCache(out / "cover_cache", examples.covers, built.image_size)
+    dataset = CoverTitleDataset(examples, image_size=built.image_size, tokenizer=built.tokenizer,
+                                max_tokens=MAX_TOKENS, cache=cover_cache)
+    workers = default_workers(len(dataset)) if num_workers is None else num_workers
+    seed = options["seed"]
+    train_loader = make_loader(dataset, train_idx, batch_size=local_batch, shuffle=True, seed=seed,
+                               num_workers=workers, rank=world.rank, world_size=world.size)
+    valid_loader = make_loader(dataset, test_idx, batch_size=local_batch, shuffle=False, seed=seed,
+                               num_workers=workers)
+    setup = Setup(model=built.model, run_dir=run_dir, config=config, train_loader=train_loader,
+                  valid_loader=valid_loader, devices=devs, image_mean=built.image_mean, image_std=built.image_std,
+                  lr=options["lr"], epochs=options["epochs"], seed=seed, chunks=options["chunks"],
+                  balance=options["balance"], checkpoint=options["checkpoint"], autocast=autocast, world=world)
+
+    def row_callback(row: dict) -> None:
+        if on_epoch:
+            on_epoch({"vit_weight": w, **row})
+
+    return fit(setup, resume=resuming, progress=progress, on_epoch=row_callback)
+
+
+_MUST_MATCH = ("vit", "bert", "vision", "text", "vit_weight", "batch_size", "lr", "seed")
+
+
+def _check_same(saved: dict, options: dict, run_dir: Path) -> None:
+    for key in _MUST_MATCH:
+        if saved.get(key) != options[key]:
+            flag = "--" + key.replace("_", "-")
+            raise InputError(f"{run_dir} was trained with {flag} {saved.get(key)}, not {options[key]}; resume with "
+                             "the same settings or train into a new --out")
+
+
+def _write_sweep(out: Path, weights, run_dirs, histories) -> Path:
+    from bilipop.models.run import write_json
+
+    cols = ("vit_weight", "epoch", "train_ordinal_accuracy", "valid_ordinal_accuracy")
+    rows = [(w, r["epoch"], r["train_ordinal_accuracy"], r["valid_ordinal_accuracy"])
+            for w, history in zip(weights, histories, strict=True) for r in history]
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(cols)
+    writer.writerows((f"{w:g}", e, f"{a:.4f}", f"{b:.4f}") for w, e, a, b in rows)
+    atomic_write(out / "table1.csv", lambda tmp: tmp.write_text(buf.getvalue(), encoding="utf-8"))
+    lines = ["| ViT weight | epoch | train ordinal accuracy | valid ordinal accuracy |",
+             "|---:|---:|---:|---:|"]
+    lines += [f"| {w:g} | {e} | {a:.4f} | {b:.4f} |" for w, e, a, b in rows]
+    md = "\n".join(lines) + "\n"
+    atomic_write(out / "table1.md", lambda tmp: tmp.write_text(md, encoding="utf-8"))
+    write_json(out / "sweep.json", {"weights": weights, "runs": [os.path.relpath(d, out) for d in run_dirs]})
+    return out / "table1.md"

@@ -1,0 +1,85 @@
+"""GPipe over CPU devices computes exactly what the plain model computes (the key guarantee of the pipeline)."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from bilipop.errors import DeviceError
+from bilipop.models.registry import create_model
+from bilipop.train.pipeline import build_pipeline, check_balance, check_chunks, parse_devices
+
+TITLES = ["物理讲解入门 第1期", "历史其实竟然", "数学看懂了解", "编程一分钟带你", "宇宙科普为什么"] * 4
+
+
+def _inputs(built, n=8, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    images = torch.randn(n, 3, built.image_size, built.image_size, generator=g) if built.image_size else None
+    enc = built.tokenizer(TITLES[:n], padding=True, return_tensors="pt") if built.tokenizer else None
+    ids = enc["input_ids"] if enc else None
+    mask = enc["attention_mask"] if enc else None
+    if mask is not None:
+        mask[1, -2:] = 0  # padding in some rows, so that the additive mask matters
+    labels = torch.randint(0, 5, (n,), generator=g)
+    return built.model.pack(images, ids, mask), labels
+
+
+def _loss_and_grads(module, params, inputs, labels):
+    out = module(inputs)
+    logits = out[0] if isinstance(out, tuple) else out
+    loss = torch.nn.functional.cross_entropy(logits, labels.to(logits.device))
+    loss.backward()
+    return loss.item(), [p.grad.detach().cpu().clone() for p in params]
+
+
+@pytest.mark.parametrize("n_devices", [2, 3])
+@pytest.mark.parametrize("checkpoint", ["never", "except_last", "always"])
+@pytest.mark.parametrize("vision,text,w", [("vit", "bert", 0.75), ("vgg", "rnn", 0.5)])
+def test_gpipe_matches_plain_model(n_devices, checkpoint, vision, text, w):
+    built = create_model(vision=vision, text=text, vit="tiny", bert="tiny", vit_weight=w, titles=TITLES, dropout=0.0)
+    plain = built.model
+    piped_model = copy.deepcopy(plain)
+    inputs, labels = _inputs(built)
+    ref_loss, ref_grads = _loss_and_grads(plain, list(plain.parameters()), inputs, labels)
+
+    balance = [1] * (n_devices - 1) + [len(piped_model) - (n_devices - 1)]
+    gpipe = build_pipeline(piped_model, ["cpu"] * n_devices, chunks=4, balance=balance, checkpoint=checkpoint,
+                           sample=inputs)
+    loss, grads = _loss_and_grads(gpipe, list(piped_model.parameters()), inputs, labels)
+
+    assert abs(loss - ref_loss) < 1e-5
+    assert len(grads) == len(ref_grads)
+    worst = max((g - r).abs().max().item() for g, r in zip(grads, ref_grads, strict=True))
+    assert worst < 1e-5
+    assert any(r.abs().max() > 0 for r in ref_grads)  # the comparison is not between zeros
+
+
+@pytest.mark.parametrize("w", [0.0, 1.0])
+def test_gpipe_single_branch_models(w):
+    built = create_model(vit="tiny", bert="tiny", vit_weight=w, titles=TITLES, dropout=0.0)
+    piped_model = copy.deepcopy(built.model)
+    inputs, labels = _inputs(built)
+    ref_loss, ref_grads = _loss_and_grads(built.model, list(built.model.parameters()), inputs, labels)
+    gpipe = build_pipeline(piped_model, ["cpu", "cpu"], chunks=2, balance=None, checkpoint="except_last",
+                           sample=inputs)
+    loss, grads = _loss_and_grads(gpipe, list(piped_model.parameters()), inputs, labels)
+    assert abs(loss - ref_loss) < 1e-5
+    assert max((g - r).abs().max().item() for g, r in zip(grads, ref_grads, strict=True)) < 1e-5
+
+
+def test_device_and_batch_checks():
+    with pytest.raises(DeviceError, match="more GPUs"):
+        parse_devices(torch.cuda.device_count() + 1, None)
+    assert parse_devices(None, "cpu,cpu") == [torch.device("cpu")] * 2
+    with pytest.raises(DeviceError, match="not a device"):
+        parse_devices(None, "tpu9,cpu")
+    assert check_chunks(None, 16, 2) == 8
+    with pytest.raises(DeviceError, match="does not split"):
+        check_chunks(None, 10, 2)
+    with pytest.raises(DeviceError, match="summing to the model's 6"):
+        check_balance([1, 1], 6, 2)
+    with pytest.raises(DeviceError, match="one per device"):
+        check_balance([3, 3], 6, 3)
+    assert check_balance([2, 4], 6, 2) == [2, 4]
