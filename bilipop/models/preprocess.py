@@ -37,7 +37,7 @@ def decode_cover(path: str | Path, size: int, *, what: str = "") -> np.ndarray:
     except (OSError, ValueError, SyntaxError) as exc:
         raise InputError(f"cover {label}{path} is truncated or damaged ({exc}); download it again or remove "
                          "the row") from exc
-    return np.asarray(rgb, dtype=np.uint8)
+    return np.array(rgb, dtype=np.uint8)
 
 
 def check_cover(path: str | Path, *, what: str = "") -> None:
@@ -49,12 +49,16 @@ def check_cover(path: str | Path, *, what: str = "") -> None:
     decode_cover(path, 8, what=what)
 
 
-def to_tensor(pixels: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
-    """uint8 (H, W, 3) or (B, H, W, 3) -> float32 (3, H, W) or (B, 3, H, W), normalised per channel."""
-    x = torch.from_numpy(np.array(pixels, dtype=np.uint8)).float().div_(255.0)  # copies: memmaps are read-only
-    x = x.movedim(-1, -3)
-    m = torch.tensor(mean, dtype=torch.float32)[:, None, None]
-    s = torch.tensor(std, dtype=torch.float32)[:, None, None]
+def to_tensor(pixels: np.ndarray | torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """uint8 (H, W, 3) or (B, H, W, 3) -> float32 (3, H, W) or (B, 3, H, W), normalised per channel.
+
+    Training moves the uint8 batch to the device first and calls this there: the same arithmetic either way.
+    """
+    if isinstance(pixels, np.ndarray):
+        pixels = torch.from_numpy(np.array(pixels, dtype=np.uint8))  # a copy: memmaps are read-only
+    x = pixels.float().div_(255.0).movedim(-1, -3)
+    m = torch.tensor(mean, dtype=torch.float32, device=x.device)[:, None, None]
+    s = torch.tensor(std, dtype=torch.float32, device=x.device)[:, None, None]
     return (x - m) / s
 
 
