@@ -152,7 +152,8 @@ class VGGHead(nn.Module):
 def split_vision(encoder: nn.Module) -> tuple[nn.Module, list[nn.Module], nn.Module]:
     """Cut a ViT or VGG into (input part, body blocks, head) without copying parameters."""
     if isinstance(encoder, VGG):
-        # One block per pooling stage; the input part is the identity so that convolutions can be balanced.
+        # One block per pooling stage. The first block is the input part: a stage output must require grad
+        # (torchgpipe checkpointing), and the raw image passed through unchanged would not.
         blocks: list[nn.Module] = []
         current: list[nn.Module] = []
         for layer in encoder.features:
@@ -162,7 +163,7 @@ def split_vision(encoder: nn.Module) -> tuple[nn.Module, list[nn.Module], nn.Mod
                 current = []
         if current:
             blocks.append(nn.Sequential(*current))
-        return nn.Identity(), blocks, VGGHead(encoder)
+        return blocks[0], blocks[1:], VGGHead(encoder)
     return ViTInput(encoder), [ViTBlock(b) for b in encoder.transformer.blocks], ViTHead(encoder)
 
 
