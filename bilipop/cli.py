@@ -432,16 +432,17 @@ def _print_evaluation(result: dict, title: str) -> None:
     floors = result["baselines"]
     study = floors["study"]
     summary = Table(title=title, title_justify="left")
-    for col in ("metric", "model", "majority class", "best constant", "uniform random",
-                f"study (epoch {study['epoch']})" if study else "study"):
-        summary.add_column(col, justify="left" if col == "metric" else "right")
+    summary.add_column("metric", no_wrap=True)
+    for col in ("model", "majority class", "best constant", "uniform random",
+                f"study, epoch {study['epoch']}" if study else "study"):
+        summary.add_column(col, justify="right")
     consts = [floors["majority_class"], floors["best_constant"], floors["uniform_random"]]
     for key, name in (("ordinal_accuracy", "[bold]ordinal accuracy[/]"), ("accuracy", "exact accuracy"),
-                      ("within1_accuracy", "within-one accuracy"), ("mae", "MAE (class index)")):
+                      ("within1_accuracy", "within-one accuracy"), ("mae", "MAE")):
         paper = _fmt(study["ordinal_accuracy"]) if study and key == "ordinal_accuracy" else ""
         summary.add_row(name, f"[bold]{_fmt(result[key])}[/]", *(_fmt(c[key]) for c in consts), paper)
-    for key, name in (("macro_mae", "macro MAE"), ("qwk", "quadratic weighted kappa"),
-                      ("spearman", "Spearman (expected class vs score)")):
+    for key, name in (("macro_mae", "macro MAE"), ("qwk", "weighted kappa (QWK)"),
+                      ("spearman", "Spearman vs score")):
         summary.add_row(name, _fmt(result[key]), "", "", "", "")
     out.print(summary)
     best = floors["study_best"]

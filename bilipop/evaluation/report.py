@@ -1,8 +1,8 @@
 """``evaluate``: predict a run's split, compute every metric beside the floors, write ``RUN/eval/``.
 
 The labeled table comes from ``input`` (a file), else ``data`` (a dataset folder, its ``labeled.parquet``),
-else the ``input`` recorded in the run's config. Relative cover paths are resolved against the dataset folder:
-``data`` when given, else the table's own folder (where ``label`` writes it).
+else the ``input`` recorded in the run's config. Relative cover paths are resolved as in training: against the
+dataset folder (``data``, else the one recorded in the run), else against the table's own folder.
 """
 
 from __future__ import annotations
@@ -106,6 +106,15 @@ def _table_and_root(config: dict, data: Path | None, input: Path | None) -> tupl
     return Path(recorded), Path(root)
 
 
+def _resolve_cover(value: object, root: Path, table_path: Path) -> str:
+    # The same rule as training: relative to the dataset folder, else to the table's own folder.
+    path = Path(str(value))
+    if path.is_absolute():
+        return str(path)
+    in_data, beside = root / path, table_path.parent / path
+    return str(in_data if in_data.exists() or not beside.exists() else beside)
+
+
 def _split_bvids(run: Path, split: str) -> list[str]:
     parts = _read_json(run / "split.json", "the train/test split")
     if not isinstance(parts, dict) or not {"train", "test"} <= set(parts):
@@ -182,7 +191,7 @@ def _evaluate_run(run: Path, data, input, split: str, progress, device: str) -> 
                                f"{table_path}; evaluated the other {len(rows)}")
     if rows["label"].isna().any():
         raise InputError(f"column label of {table_path} has missing values; run bilipop label again")
-    covers = [str(p) if Path(str(p)).is_absolute() else str(root / str(p)) for p in rows["cover_path"]]
+    covers = [_resolve_cover(p, root, table_path) for p in rows["cover_path"]]
     bvids = rows["bvid"].tolist()
     probs = predict_pairs(loaded, covers, rows["title"].tolist(), batch_size=int(config.get("batch_size") or 32),
                           progress=progress, where=lambda i: f"video {bvids[i]}: ")

@@ -1,0 +1,29 @@
+"""Shared fixtures. Expensive ones are session-scoped and built once from data the tests make themselves."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> dict:
+    """A real run folder: tiny ViT + tiny BERT trained two epochs on a small synthetic dataset (CPU, seconds).
+
+    Returns {"run": run folder, "data": dataset folder, "table": labeled.parquet, "rows": number of videos}.
+    Tests that change the run must copy it first.
+    """
+    import torch
+
+    from bilipop.data.synthetic import make_labeled_dataset
+    from bilipop.train.trainer import train
+
+    torch.manual_seed(0)
+    root = tmp_path_factory.mktemp("tiny_run")
+    rows = 60
+    table = make_labeled_dataset(root / "data", n=rows, seed=0, signal="both", image_size=32)
+    run = root / "run"
+    train(data=root / "data", out=run, vit="tiny", bert="tiny", epochs=2, batch_size=16, seed=0,
+          devices="cpu", num_workers=0)
+    return {"run": run, "data": root / "data", "table": Path(table), "rows": rows}

@@ -1,0 +1,196 @@
+"""evaluate: the report on a real tiny run, its JSON, its files, sweeps, and every bad input through the CLI."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from bilipop.cli import app
+from bilipop.errors import InputError
+from bilipop.evaluation import metrics as m
+from bilipop.evaluation.plots import confusion_png, curves_png
+from bilipop.evaluation.report import evaluate
+from bilipop.models.run import load_run
+from bilipop.prediction.predict import predict_pairs
+
+runner = CliRunner()
+JSON_KEYS = {"ordinal_accuracy", "accuracy", "within1_accuracy", "mae", "macro_mae", "qwk", "spearman",
+             "confusion", "per_class", "baselines", "n"}
+
+
+@pytest.fixture
+def run_copy(tiny_run, tmp_path) -> Path:
+    """A private copy of the run, so that each test sees its own eval/ folder."""
+    return Path(shutil.copytree(tiny_run["run"], tmp_path / "run"))
+
+
+def _visible_png(path: Path, min_size: tuple[int, int]) -> None:
+    with Image.open(path) as img:
+        assert img.format == "PNG"
+        assert img.size[0] >= min_size[0] and img.size[1] >= min_size[1]
+        extrema = img.convert("RGB").getextrema()
+        assert any(lo != hi for lo, hi in extrema), "the image is a single colour"
+        colours = img.convert("RGB").getcolors(maxcolors=1 << 16)
+        assert colours is None or len(colours) > 10
+
+
+def test_report_matches_the_models_predictions(tiny_run, run_copy):
+    report = evaluate(run_copy)
+    split = json.loads((run_copy / "split.json").read_text(encoding="utf-8"))
+    table = pd.read_parquet(tiny_run["table"]).set_index("bvid").loc[split["test"]]
+    loaded = load_run(run_copy)
+    probs = predict_pairs(loaded, [str(tiny_run["data"] / p) for p in table["cover_path"]], table["title"].tolist())
+    truth = table["label"].to_numpy()
+    assert report.metrics["n"] == len(split["test"])
+    assert report.metrics["ordinal_accuracy"] == pytest.approx(m.ordinal_accuracy(truth, probs.argmax(1)))
+    assert report.metrics["confusion"] == m.confusion_matrix(truth, probs.argmax(1))
+    rho = m.spearman(m.expected_class(probs), table["score"].tolist())
+    assert report.metrics["spearman"] == pytest.approx(rho)
+    floors = report.baselines
+    assert floors["majority_class"]["ordinal_accuracy"] <= floors["best_constant"]["ordinal_accuracy"]
+    written = json.loads((run_copy / "eval" / "metrics.json").read_text(encoding="utf-8"))
+    assert written["ordinal_accuracy"] == report.metrics["ordinal_accuracy"] and written["split"] == "test"
+    _visible_png(run_copy / "eval" / "confusion.png", (400, 400))
+    _visible_png(run_copy / "eval" / "curves.png", (800, 300))
+
+
+def test_the_planted_signal_beats_the_floors(tiny_run, run_copy):
+    report = evaluate(run_copy, split="all")
+    assert report.metrics["n"] == tiny_run["rows"]
+    assert report.metrics["ordinal_accuracy"] > report.baselines["best_constant"]["ordinal_accuracy"]
+
+
+def test_cli_json_is_one_object_with_the_documented_keys(run_copy):
+    res = runner.invoke(app, ["evaluate", str(run_copy), "--json"])
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout)
+    assert set(data) == JSON_KEYS
+    assert list(data)[0] == "ordinal_accuracy"
+    assert len(data["confusion"]) == 5 and sum(map(sum, data["confusion"])) == data["n"]
+    assert [row["class"] for row in data["per_class"]] == [0, 1, 2, 3, 4]
+    assert set(data["baselines"]) >= {"majority_class", "best_constant", "uniform_random", "study"}
+    config = json.loads((run_copy / "config.json").read_text(encoding="utf-8"))
+    study = data["baselines"]["study"]
+    if config["vit_weight"] == 0.75 and config["vision"] == "vit":
+        assert study["ordinal_accuracy"] == 0.6109
+
+
+def test_cli_table_puts_ordinal_accuracy_first_with_floors(run_copy):
+    res = runner.invoke(app, ["evaluate", str(run_copy)])
+    assert res.exit_code == 0, res.output
+    text = res.stdout
+    assert text.index("ordinal accuracy") < text.index("exact accuracy") < text.index("macro MAE")
+    for label in ("majority", "constant", "uniform", "study", "0.6242", "per class", "confusion"):
+        assert label in text
+
+
+def test_split_and_input_choices(tiny_run, run_copy, tmp_path):
+    split = json.loads((run_copy / "split.json").read_text(encoding="utf-8"))
+    train = evaluate(run_copy, split="train")
+    assert train.metrics["n"] == len(split["train"])
+    # -i: the same table as CSV elsewhere, covers resolved against the recorded dataset folder
+    csv = tmp_path / "copy.csv"
+    pd.read_parquet(tiny_run["table"]).to_csv(csv, index=False)
+    from_csv = evaluate(run_copy, input=csv, data=tiny_run["data"])
+    assert from_csv.metrics == evaluate(run_copy, data=tiny_run["data"]).metrics
+
+
+def test_missing_rows_are_a_warning_not_an_error(tiny_run, run_copy, tmp_path):
+    split = json.loads((run_copy / "split.json").read_text(encoding="utf-8"))
+    table = pd.read_parquet(tiny_run["table"])
+    partial = tmp_path / "partial.parquet"
+    table[table["bvid"] != split["test"][0]].to_parquet(partial)
+    report = evaluate(run_copy, input=partial, data=tiny_run["data"])
+    assert report.metrics["n"] == len(split["test"]) - 1
+    assert any("not in" in w for w in report.warnings)
+
+
+def test_sweep_folder_gives_the_table1_comparison(tiny_run, tmp_path):
+    sweep = tmp_path / "sweep"
+    for name in ("w0.75", "w1.0"):
+        shutil.copytree(tiny_run["run"], sweep / name)
+    (sweep / "sweep.json").write_text(json.dumps({"weights": [0.75, 1.0], "runs": ["w0.75", "w1.0"]}),
+                                      encoding="utf-8")
+    res = runner.invoke(app, ["evaluate", str(sweep), "--json"])
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout)
+    assert [row["run"] for row in data["sweep"]] == ["w0.75", "w1.0"]
+    assert set(data["runs"]["w0.75"]) == JSON_KEYS
+    epochs = len((tiny_run["run"] / "history.jsonl").read_text(encoding="utf-8").splitlines())
+    assert len(data["table1"]) == 2 * epochs
+    assert (sweep / "eval" / "metrics.json").is_file() and (sweep / "w1.0" / "eval" / "confusion.png").is_file()
+    table = runner.invoke(app, ["evaluate", str(sweep)])
+    assert table.exit_code == 0 and "Table 1" in table.stdout and "w0.75" in table.stdout
+
+
+def test_plots_directly():
+    with pytest.raises(InputError, match="5x5"):
+        confusion_png([[1, 2], [3, 4]], ["a", "b", "c", "d", "e"], Path("never.png"))
+    with pytest.raises(InputError, match="no epochs"):
+        curves_png([], Path("never.png"))
+    assert not Path("never.png").exists()
+
+
+def test_curves_tolerate_a_missing_valid_figure(tmp_path):
+    history = [{"epoch": e, "train_loss": 1.5 / e, "train_ordinal_accuracy": 0.4 + e / 20,
+                "valid_loss": None, "valid_ordinal_accuracy": None} for e in range(1, 4)]
+    _visible_png(curves_png(history, tmp_path / "c.png"), (800, 300))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Bad input: one line, exit code 1, no eval/ folder written.
+def _fails(args: list[str], message: str) -> None:
+    res = runner.invoke(app, ["evaluate", *args])
+    assert res.exit_code == 1, res.output
+    assert message in res.output and "Traceback" not in res.output
+
+
+def test_missing_run_folder(tmp_path):
+    _fails([str(tmp_path / "nowhere")], "does not exist")
+
+
+@pytest.mark.parametrize("name,message", [("split.json", "split.json"), ("model.safetensors", "model.safetensors"),
+                                          ("config.json", "config.json")])
+def test_run_folder_missing_a_file(run_copy, name, message):
+    (run_copy / name).unlink()
+    _fails([str(run_copy)], message)
+    assert not (run_copy / "eval").exists()
+
+
+def test_run_folder_from_another_format_version(run_copy):
+    config = json.loads((run_copy / "config.json").read_text(encoding="utf-8"))
+    config["format_version"] = 0
+    (run_copy / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    _fails([str(run_copy)], "version")
+    assert not (run_copy / "eval").exists()
+
+
+def test_bad_split_and_tables(tiny_run, run_copy, tmp_path):
+    _fails([str(run_copy), "--split", "valid"], "--split")
+    no_label = tmp_path / "no_label.parquet"
+    pd.read_parquet(tiny_run["table"]).drop(columns=["label"]).to_parquet(no_label)
+    _fails([str(run_copy), "-i", str(no_label)], "label")
+    other = tmp_path / "other.parquet"
+    table = pd.read_parquet(tiny_run["table"])
+    table.assign(bvid=[f"BVx{i}" for i in range(len(table))]).to_parquet(other)
+    _fails([str(run_copy), "-i", str(other)], "none of the")
+    _fails([str(run_copy), "-i", str(tmp_path / "absent.parquet")], "does not exist")
+    assert not (run_copy / "eval").exists()
+
+
+def test_a_missing_cover_names_the_video(tiny_run, run_copy, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(tiny_run["data"], data)
+    split = json.loads((run_copy / "split.json").read_text(encoding="utf-8"))
+    table = pd.read_parquet(data / "labeled.parquet").set_index("bvid")
+    (data / table.loc[split["test"][0], "cover_path"]).unlink()
+    _fails([str(run_copy), "--data", str(data)], split["test"][0])
+    assert not (run_copy / "eval").exists()
+    assert np.all(table["label"].between(0, 4))
