@@ -412,6 +412,8 @@ def test_module_prints_a_url_that_answers():
 @pytest.mark.parametrize(("argv", "message"), [
     (["--videos", "3"], "at least 10"),
     (["--robots", "/no/such/robots.txt"], "cannot read robots file"),
+    (["--faults", "2"], "--faults is a probability"),
+    (["--rate-limit", "0"], "rate_limit must be a positive number"),
 ])
 def test_module_rejects_bad_input(argv, message, capsys):
     assert sim_main(["--port", "0", *argv]) == 1

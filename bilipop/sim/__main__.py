@@ -36,6 +36,10 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, stream=sys.stderr,
                         format="%(asctime)s %(name)s: %(message)s")
+    if not 0.0 <= args.faults <= 1.0:
+        print(f"Error: --faults is a probability between 0 and 1, got {args.faults}; try --faults 0.1.",
+              file=sys.stderr)
+        return 1
     robots = args.robots
     if robots not in ("allow", "disallow"):
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -123,7 +124,8 @@ def answer(sim: SimServer, path: str, query: dict[str, str]) -> dict:
     if route is None:
         return envelope(-404)
     if path not in UNSIGNED and not wbi.verify(query, sim.mixin):
-        return envelope(-352, {"v_voucher": f"voucher_{abs(hash((path, query.get('wts')))) % 10**12:012d}"})
+        digest = hashlib.md5(f"{path}?{query.get('wts')}".encode()).hexdigest()
+        return envelope(-352, {"v_voucher": f"voucher_{digest[:8]}-{digest[8:12]}-{digest[12:16]}"})
     try:
         with sim.lock:
             return route(sim, query)
