@@ -21,7 +21,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from bilipop.crawl import wbi
 from bilipop.errors import InputError
-from bilipop.sim import images, payloads
+from bilipop.sim import images, payloads, routes
 from bilipop.sim.world import World
 
 log = logging.getLogger("bilipop.sim")
@@ -95,6 +95,10 @@ class _HTTPServer(ThreadingHTTPServer):
         with self.conn_lock:
             self.connections.discard(request)
         super().shutdown_request(request)
+
+    def handle_error(self, request, client_address):  # noqa: ANN001
+        # A bug in a handler must not print tracebacks into the crawler's test output; log it instead.
+        log.exception("simulated server failed on a request from %s", client_address)
 
     def close_connections(self) -> None:
         # Keep-alive connections would otherwise hold their threads after stop().
@@ -318,9 +322,7 @@ class _Handler(BaseHTTPRequestHandler):
         if faults["malformed_json"]:
             body = b'{"code":0,"message":"0","ttl":1,"data":{"list":[{"aid":'
             return self._send(200, body, "application/json; charset=utf-8")
-        from bilipop.sim.routes import answer  # late: routes imports this module's names
-
-        self._json(answer(sim, path, query))
+        self._json(routes.answer(sim, path, query))
 
     def _image(self, sim: SimServer, path: str) -> None:
         faults = sim.draw_faults()
