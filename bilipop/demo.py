@@ -1,0 +1,59 @@
+"""What ``bilipop demo`` needs besides the other commands: a local stand-in world and a cover and title to predict."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from bilipop.data.io import atomic_write
+from bilipop.errors import InputError
+
+DEMO_TITLE = "三分钟看懂黑洞：为什么连光都逃不出来？"
+DEMO_RUN = Path("runs") / "demo"
+DEMO_DATA = Path("data")
+
+
+def demo_paths(folder: str | Path) -> tuple[Path, Path]:
+    """The dataset folder and the run folder that the demo writes inside ``folder``."""
+    folder = Path(folder)
+    return folder / DEMO_DATA, folder / DEMO_RUN
+
+
+def check_demo_args(videos: int, epochs: int) -> None:
+    """Raise InputError for sizes the demo cannot run with."""
+    if videos < 100:
+        raise InputError(f"--videos must be at least 100 so that enough remain after filtering, got {videos}")
+    if epochs < 1:
+        raise InputError(f"--epochs must be at least 1, got {epochs}")
+
+
+def clear_run(run: Path) -> None:
+    """Remove an earlier demo's run folder so that training starts afresh (the dataset is kept and resumed)."""
+    if (run / "config.json").is_file() or (run / "checkpoint.pt").is_file():
+        shutil.rmtree(run)
+
+
+def make_demo_cover(path: str | Path, seed: int = 0) -> Path:
+    """Draw a 640x400 cover — a night sky with a glowing disc — and write it as JPEG to ``path``."""
+    import random
+
+    from PIL import Image, ImageDraw, ImageFilter
+
+    rng = random.Random(seed)
+    width, height = 640, 400
+    image = Image.new("RGB", (width, height), (8, 10, 30))
+    draw = ImageDraw.Draw(image)
+    for _ in range(180):
+        x, y, r = rng.randrange(width), rng.randrange(height), rng.choice((1, 1, 1, 2))
+        shade = rng.randrange(150, 256)
+        draw.ellipse((x - r, y - r, x + r, y + r), fill=(shade, shade, shade))
+    cx, cy = 420, 200
+    for radius, colour in ((150, (255, 140, 20)), (118, (255, 210, 90)), (100, (0, 0, 0))):
+        draw.ellipse((cx - radius, cy - radius // 3, cx + radius, cy + radius // 3), fill=colour)
+        if radius == 100:
+            draw.ellipse((cx - 70, cy - 70, cx + 70, cy + 70), fill=colour)
+    image = image.filter(ImageFilter.GaussianBlur(1.2))
+    draw = ImageDraw.Draw(image)
+    draw.rectangle((30, 300, 330, 370), fill=(230, 40, 60))
+    draw.text((45, 320), "BLACK HOLE 101", fill=(255, 255, 255))
+    return atomic_write(Path(path), lambda tmp: image.save(tmp, "JPEG", quality=90))
