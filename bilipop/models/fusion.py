@@ -109,6 +109,12 @@ class FusionModel(nn.Sequential):
         super().__init__(*children)
         self.has_vision, self.has_text, self.vit_weight = has_vision, has_text, vit_weight
 
+    def __getitem__(self, idx):
+        # nn.Sequential slices by calling the class; a slice of the fusion model is a plain Sequential.
+        if isinstance(idx, slice):
+            return nn.Sequential(*list(self.children())[idx])
+        return super().__getitem__(idx)
+
     def pack(self, images: torch.Tensor | None, input_ids: torch.Tensor | None,
              attention_mask: torch.Tensor | None) -> State:
         """The input tuple of the first child: only the tensors of the branches that exist."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -100,6 +99,7 @@ def train(data: str | Path = "data", input: str | Path | None = None, out: str |
     split = make_split(examples.bvids, examples.labels, seed=seed)
     distributed.init(world, devs)
     try:
+        distributed.barrier(world)  # every process has checked --out before rank 0 writes into it
         histories, bests = [], []
         for w, run_dir in zip(weights, run_dirs, strict=True):
             options = dict(vit=vit, bert=bert, vision=vision, text=text, vit_weight=w, epochs=epochs,
@@ -176,7 +176,9 @@ def _train_one(run_dir, out, data, table_path, examples, split, options, world, 
 
         built.tokenizer = AutoTokenizer.from_pretrained(str(run_dir / TOKENIZER))
     if resuming and (run_dir / SPLIT).is_file():
-        split = json.loads((run_dir / SPLIT).read_text(encoding="utf-8"))
+        from bilipop.data.split import load_or_make_split
+
+        split = load_or_make_split(run_dir / SPLIT, examples.bvids, examples.labels, seed=options["seed"])
     config = {
         "data": str(data), "input": str(table_path), **options,
         "image_size": built.image_size, "image_mean": list(built.image_mean), "image_std": list(built.image_std),

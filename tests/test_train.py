@@ -1,0 +1,155 @@
+"""Training end to end on planted-signal data: it learns, each branch learns only its half, resume is exact,
+GPipe training matches plain training, the cover cache changes nothing but speed, and the sweep writes Table 1."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from bilipop.data.synthetic import make_labeled_dataset
+from bilipop.models.run import load_run
+from bilipop.train.trainer import train
+
+TINY = dict(vit="tiny", bert="tiny", batch_size=8, num_workers=0)
+
+
+@pytest.fixture(scope="module")
+def datasets(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    return {signal: make_labeled_dataset(root / signal, n=110, seed=1, signal=signal).parent
+            for signal in ("both", "cover", "title")}
+
+
+def _best_valid(result, i=0):
+    return max(row["valid_ordinal_accuracy"] for row in result.histories[i])
+
+
+def _baseline(run_dir):
+    """Ordinal accuracy of the best constant prediction on the run's test part."""
+    import pandas as pd
+
+    config = json.loads((run_dir / "config.json").read_text())
+    split = json.loads((run_dir / "split.json").read_text())
+    table = pd.read_parquet(config["input"]).set_index("bvid")
+    labels = table.loc[split["test"], "label"].to_numpy()
+    return max(float(np.mean((labels == k) + 0.5 * (np.abs(labels - k) == 1))) for k in range(5))
+
+
+def test_learns_planted_signal_and_run_folder_is_usable(datasets, tmp_path):
+    rows = []
+    result = train(data=datasets["both"], out=tmp_path / "run", epochs=4, on_epoch=rows.append, **TINY)
+    run = tmp_path / "run"
+    assert [r["epoch"] for r in rows] == [1, 2, 3, 4] and rows[0]["vit_weight"] == 0.75
+    assert result.lr == 1e-3  # tiny models without --lr
+    assert _best_valid(result) >= _baseline(run) + 0.3
+    history = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
+    assert [h["epoch"] for h in history] == [1, 2, 3, 4]
+    assert set(history[0]) == {"epoch", "train_loss", "train_ordinal_accuracy", "valid_loss",
+                               "valid_ordinal_accuracy", "seconds"}
+    config = json.loads((run / "config.json").read_text())
+    for key in ("format_version", "bilipop_version", "data", "input", "vision", "text", "vit", "bert",
+                "vit_weight", "image_size", "max_tokens", "num_classes", "label_names", "epochs", "best_epoch",
+                "seed", "batch_size", "lr", "devices", "chunks", "checkpoint", "precision", "model"):
+        assert key in config
+    split = json.loads((run / "split.json").read_text())
+    assert len(split["test"]) == 10 and len(split["train"]) == 100 and split["seed"] == 0
+
+    # The kept weights are the best epoch's: reloading them reproduces that epoch's valid figure exactly.
+    import pandas as pd
+
+    loaded = load_run(run)
+    table = pd.read_parquet(config["input"]).set_index("bvid").loc[split["test"]]
+    images = torch.stack([loaded.preprocess_cover(datasets["both"] / p) for p in table["cover_path"]])
+    enc = loaded.tokenize(list(table["title"]))
+    pred = loaded.logits(images, enc["input_ids"], enc["attention_mask"]).argmax(1).numpy()
+    gap = np.abs(pred - table["label"].to_numpy())
+    best = history[config["best_epoch"] - 1]
+    assert float(np.mean((gap == 0) + 0.5 * (gap == 1))) == pytest.approx(best["valid_ordinal_accuracy"])
+
+
+@pytest.mark.parametrize("signal,w", [("cover", 1.0), ("title", 0.0)])
+def test_each_branch_learns_its_half(datasets, tmp_path, signal, w):
+    epochs = 10 if w == 0.0 else 3  # the tiny BERT trains from scratch and needs more steps than the ViT
+    result = train(data=datasets[signal], out=tmp_path / "run", vit_weight=[w], epochs=epochs, **TINY)
+    assert _best_valid(result) >= _baseline(tmp_path / "run") + 0.3
+
+
+def test_cover_only_model_learns_nothing_from_titles(datasets, tmp_path):
+    # Title-signal data, cover-only model: the covers carry no class, so it stays near the constant guess.
+    result = train(data=datasets["title"], out=tmp_path / "run", vit_weight=[1.0], epochs=3, **TINY)
+    mean_valid = np.mean([row["valid_ordinal_accuracy"] for row in result.histories[0]])
+    assert mean_valid <= _baseline(tmp_path / "run") + 0.15
+
+
+def _weights(path):
+    return load_file(str(path))
+
+
+def test_resume_after_interruption_reproduces_the_run(datasets, tmp_path):
+    straight = train(data=datasets["both"], out=tmp_path / "a", epochs=2, **TINY)
+
+    def stop_in_epoch_two(done, total):
+        if total and done == 15:  # 13 steps per epoch: this is the middle of epoch 2
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(data=datasets["both"], out=tmp_path / "b", epochs=2, progress=stop_in_epoch_two, **TINY)
+    assert len((tmp_path / "b" / "history.jsonl").read_text().splitlines()) == 1
+    resumed = train(data=datasets["both"], out=tmp_path / "b", epochs=2, resume=True, **TINY)
+
+    def strip(history):
+        return [{k: v for k, v in row.items() if k != "seconds"} for row in history]
+
+    assert strip(resumed.histories[0]) == strip(straight.histories[0])
+    a, b = _weights(tmp_path / "a" / "model.safetensors"), _weights(tmp_path / "b" / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    last_a = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=True)["model"]
+    last_b = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)["model"]
+    assert all(torch.equal(last_a[k], last_b[k]) for k in last_a)
+    # More epochs on top of a finished run continue from its last epoch.
+    more = train(data=datasets["both"], out=tmp_path / "a", epochs=3, resume=True, **TINY)
+    assert [r["epoch"] for r in more.histories[0]] == [1, 2, 3]
+
+
+def test_gpipe_training_matches_plain_training(datasets, tmp_path):
+    common = dict(data=datasets["both"], epochs=1, dropout=0.0, vit="tiny", bert="tiny", batch_size=8)
+    plain = train(out=tmp_path / "plain", **common)
+    piped = train(out=tmp_path / "piped", devices="cpu,cpu", chunks=4, balance=[2, 4], checkpoint="always",
+                  **common)
+    for p, q in zip(plain.histories[0], piped.histories[0], strict=True):
+        for key in ("train_loss", "valid_loss", "train_ordinal_accuracy", "valid_ordinal_accuracy"):
+            assert p[key] == pytest.approx(q[key], abs=1e-4)
+    assert json.loads((tmp_path / "piped" / "config.json").read_text())["balance"] == [2, 4]
+    a, b = _weights(tmp_path / "plain" / "model.safetensors"), _weights(tmp_path / "piped" / "model.safetensors")
+    assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-4
+
+
+def test_cover_cache_changes_nothing_but_speed(datasets, tmp_path):
+    plain = train(data=datasets["cover"], out=tmp_path / "plain", vit_weight=[1.0], epochs=2, **TINY)
+    cached = train(data=datasets["cover"], out=tmp_path / "cached", vit_weight=[1.0], epochs=2, cache=True,
+                   **TINY)
+    strip = [[{k: v for k, v in r.items() if k != "seconds"} for r in res.histories[0]] for res in (plain, cached)]
+    assert strip[0] == strip[1]
+    done = np.load(tmp_path / "cached" / "cover_cache" / "covers_32px.done.npy")
+    assert done.all() and done.shape == (110,)
+
+
+def test_sweep_writes_table1(datasets, tmp_path):
+    result = train(data=datasets["both"], out=tmp_path / "sweep", vit_weight=[0.3, 1.0], epochs=2, **TINY)
+    out = tmp_path / "sweep"
+    assert result.runs == [out / "w0.3", out / "w1"]
+    assert json.loads((out / "sweep.json").read_text()) == {"weights": [0.3, 1.0], "runs": ["w0.3", "w1"]}
+    with open(out / "table1.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == ["vit_weight", "epoch", "train_ordinal_accuracy", "valid_ordinal_accuracy"]
+    assert [(r["vit_weight"], r["epoch"]) for r in rows] == [("0.3", "1"), ("0.3", "2"), ("1", "1"), ("1", "2")]
+    assert float(rows[3]["valid_ordinal_accuracy"]) == pytest.approx(
+        result.histories[1][1]["valid_ordinal_accuracy"], abs=1e-4)
+    assert "| 0.3 | 2 |" in (out / "table1.md").read_text()
+    for run in result.runs:
+        assert load_run(run).config["vit_weight"] in (0.3, 1.0)
