@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 from bilipop.crawl import api, covers
 from bilipop.crawl.http import Backoff, HttpClient, NotFound, cookie_from_env
-from bilipop.crawl.store import Store
+from bilipop.crawl.store import Store, check_store
 from bilipop.data.schema import COVERS_DIR, STORE_FILE
 from bilipop.errors import CrawlError, InputError
 
@@ -128,26 +128,32 @@ def crawl(
     real_site = urlsplit(api_base).hostname == urlsplit(DEFAULT_API_BASE).hostname
     _check_numbers(max_videos, rate, cover_rate, page_size, real_site)
     folder = Path(data)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError(f"cannot create the dataset folder {folder}: {exc.strerror}; choose another --data") from exc
+    if (folder / STORE_FILE).is_file():
+        check_store(folder / STORE_FILE)
     started = time.monotonic()
-    with _folder_lock(folder):
-        store = Store(folder / STORE_FILE)
-        covers_dir = folder / COVERS_DIR
-        client = HttpClient(api_base, rate=rate, cover_rate=cover_rate, backoff=backoff,
-                            ignore_robots=ignore_robots, cookies=cookie_from_env())
-        run = _Run(store, client, covers_dir, tid_list, max_videos, page_size, progress)
+    client = HttpClient(api_base, rate=rate, cover_rate=cover_rate, backoff=backoff, ignore_robots=ignore_robots,
+                        cookies=cookie_from_env())
+    try:
+        # robots.txt is read before anything is written, so a refused crawl leaves no trace behind.
+        client.check_robots(api_base + "/x/web-interface/newlist")
         try:
-            removed = covers.remove_temp_files(covers_dir)
-            if removed:
-                log.info("removed %d partial cover file(s) left by an interrupted crawl", removed)
-            run.execute(www=REAL_WWW if real_site else api_base, check_honors=check_honors, refresh=refresh)
-            counts = store.counts()
-        finally:
-            client.close()
-            store.close()
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InputError(f"cannot create the dataset folder {folder}: {exc.strerror}; choose another --data"
+                             ) from exc
+        with _folder_lock(folder):
+            store = Store(folder / STORE_FILE)
+            run = _Run(store, client, folder / COVERS_DIR, tid_list, max_videos, page_size, progress)
+            try:
+                removed = covers.remove_temp_files(folder / COVERS_DIR)
+                if removed:
+                    log.info("removed %d partial cover file(s) left by an interrupted crawl", removed)
+                run.execute(www=REAL_WWW if real_site else api_base, check_honors=check_honors, refresh=refresh)
+                counts = store.counts()
+            finally:
+                store.close()
+    finally:
+        client.close()
     stats = client.stats
     return CrawlSummary(store=folder / STORE_FILE, new_videos=run.new_videos, viewed=run.viewed,
                         requests=stats.requests, retries=stats.retries, blocks=stats.blocks, pauses=stats.pauses,

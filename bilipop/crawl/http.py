@@ -43,7 +43,8 @@ RESUME_HINT = "everything fetched so far is saved: run the same command again la
 class Backoff:
     """How long to wait after failures. Defaults suit the real site; tests shrink them."""
 
-    base_s: float = 2.0  # first retry waits about this long, doubling each time
+    base_s: float = 2.0  # first retry after a fault (timeout, 5xx...) waits about this long, doubling each time
+    block_base_s: float = 5.0  # the same after a block: a rate-limit window has to pass before trying again
     max_s: float = 120.0
     retries: int = 10  # per request, for timeouts, dropped connections, 5xx and malformed replies
     blocks_before_pause: int = 5  # consecutive block replies that trigger a long pause
@@ -51,9 +52,10 @@ class Backoff:
     max_pauses: int = 3  # long pauses in a row without a success before the crawl stops
     timeout_s: float = 20.0
 
-    def delay(self, attempt: int) -> float:
+    def delay(self, attempt: int, *, block: bool = False) -> float:
         """Exponential back-off with jitter, so that restarted clients do not retry in lockstep."""
-        return min(self.max_s, self.base_s * 2 ** max(0, attempt - 1)) * random.uniform(0.5, 1.0)
+        base = self.block_base_s if block else self.base_s
+        return min(self.max_s, base * 2 ** max(0, attempt - 1)) * random.uniform(0.5, 1.0)
 
 
 @dataclass
@@ -163,7 +165,7 @@ class HttpClient:
             CrawlError: robots.txt forbids the path, retries ran out, or blocks persisted after long pauses.
         """
         url = self.api_base + path
-        self._check_robots(url)
+        self.check_robots(url)
         failures = 0
         while True:
             query = dict(params or {})
@@ -196,7 +198,7 @@ class HttpClient:
             NotFound: HTTP 404 and similar answers; the caller records them.
             CrawlError: as ``get_json``.
         """
-        self._check_robots(url)
+        self.check_robots(url)
         failures = 0
         while True:
             try:
@@ -255,7 +257,7 @@ class HttpClient:
         self.stats.blocks += 1
         self._blocks_in_row += 1
         if self._blocks_in_row < self.backoff.blocks_before_pause:
-            delay = self.backoff.delay(self._blocks_in_row)
+            delay = self.backoff.delay(self._blocks_in_row, block=True)
             log.debug("%s: blocked (%s), waiting %.1f s", what, reason, delay)
             self._sleep(delay)
             return
@@ -284,7 +286,8 @@ class HttpClient:
             self._mixin_at = time.monotonic()
         return self._mixin
 
-    def _check_robots(self, url: str) -> None:
+    def check_robots(self, url: str) -> None:
+        """Raise CrawlError if robots.txt of ``url``'s host forbids it (unless ``ignore_robots``)."""
         if self._allowed(url):
             return
         origin = _origin(url)

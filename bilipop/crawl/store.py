@@ -260,6 +260,19 @@ class Store:
         }
 
 
+def check_store(path: str | Path) -> None:
+    """Refuse an existing file that is not a store this bilipop can write (before any network work).
+
+    Raises:
+        InputError: not a bilipop store, or written by a newer schema.
+    """
+    conn = _connect(Path(path))
+    try:
+        _check_version(conn, Path(path), create=True)
+    finally:
+        conn.close()
+
+
 def read_store_table(path: str | Path) -> pd.DataFrame:
     """The dataset of a crawl store: one row per video (skipped ones left out) joined with its uploader.
 
