@@ -171,6 +171,10 @@ def _train_one(run_dir, out, data, table_path, examples, split, options, world, 
         _check_same(read_config(run_dir), options, run_dir)
     built = create_model(vision=options["vision"], text=options["text"], vit=options["vit"], bert=options["bert"],
                          vit_weight=w, titles=examples.titles, dropout=dropout, seed=options["seed"])
+    if len(devs) > 1:
+        from bilipop.train.pipeline import check_balance
+
+        check_balance(options["balance"], len(built.model), len(devs))  # before anything is written
     if resuming and built.tokenizer is not None and (run_dir / TOKENIZER).is_dir():
         from transformers import AutoTokenizer
 
