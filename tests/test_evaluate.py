@@ -78,8 +78,8 @@ def test_cli_json_is_one_object_with_the_documented_keys(run_copy):
     assert set(data["baselines"]) >= {"majority_class", "best_constant", "uniform_random", "study"}
     config = json.loads((run_copy / "config.json").read_text(encoding="utf-8"))
     study = data["baselines"]["study"]
-    if config["vit_weight"] == 0.75 and config["vision"] == "vit":
-        assert study["ordinal_accuracy"] == 0.6109
+    assert (config["vision"], config["text"], config["vit_weight"]) == ("vit", "bert", 0.75)
+    assert study["ordinal_accuracy"] == 0.6109 and study["epoch"] == 5
 
 
 def test_cli_table_puts_ordinal_accuracy_first_with_floors(run_copy):
@@ -194,3 +194,18 @@ def test_a_missing_cover_names_the_video(tiny_run, run_copy, tmp_path):
     _fails([str(run_copy), "--data", str(data)], split["test"][0])
     assert not (run_copy / "eval").exists()
     assert np.all(table["label"].between(0, 4))
+
+
+def test_cli_passes_its_flags_to_the_core_function(monkeypatch, tmp_path):
+    from bilipop.evaluation import report as core
+
+    seen = {}
+
+    def fake(run, **kwargs):
+        seen.update(run=run, **kwargs)
+        raise InputError("stop here")
+
+    monkeypatch.setattr(core, "evaluate", fake)
+    res = runner.invoke(app, ["evaluate", str(tmp_path), "--data", "d", "-i", "t.csv", "--split", "all"])
+    assert res.exit_code == 1 and "stop here" in res.output
+    assert (seen["run"], seen["data"], seen["input"], seen["split"]) == (tmp_path, Path("d"), Path("t.csv"), "all")

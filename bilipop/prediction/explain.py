@@ -12,7 +12,6 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bilipop.data.io import atomic_write
 from bilipop.errors import InputError
 
 if TYPE_CHECKING:
@@ -63,6 +62,8 @@ def save_heatmap(cover: str | Path, heat: np.ndarray, path: Path) -> Path:
     """Overlay ``heat`` in red on the original cover (at its own size) and save it as a PNG atomically."""
     import numpy as np
     from PIL import Image
+
+    from bilipop.data.io import atomic_write
 
     with Image.open(cover) as img:
         base = img.convert("RGB")

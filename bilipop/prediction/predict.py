@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -146,9 +147,8 @@ def predict_pairs(run: LoadedRun, covers: Sequence[str | Path], titles: Sequence
     use_cover, use_title = _weights(run)
     name = where or (lambda i: "")
     total = len(covers)
-    parts = []
-    for start in range(0, total, batch_size):
-        stop = min(start + batch_size, total)
+
+    def prepare(start: int, stop: int):
         images = ids = mask = None
         current = start
         try:
@@ -157,18 +157,31 @@ def predict_pairs(run: LoadedRun, covers: Sequence[str | Path], titles: Sequence
                 for i in range(start, stop):
                     current = i
                     tensors.append(run.preprocess_cover(covers[i]))
-                images = torch.stack(tensors).to(run.device)  # (B, 3, H, W)
+                images = torch.stack(tensors)  # (B, 3, H, W)
             if use_title:
                 for i in range(start, stop):
                     current = i
                     check_title(titles[i])
                 tokens = run.tokenize(list(titles[start:stop]))
-                ids, mask = tokens["input_ids"].to(run.device), tokens["attention_mask"].to(run.device)
+                ids, mask = tokens["input_ids"], tokens["attention_mask"]  # (B, T)
         except InputError as exc:
             raise InputError(f"{name(current)}{exc}") from None
-        parts.append(class_probabilities(run, images, ids, mask))
-        if progress is not None:
-            progress(stop, total)
+        return images, ids, mask
+
+    starts = list(range(0, total, batch_size))
+    parts = []
+    # Decoding the next batch's covers overlaps the model's forward on this one (Pillow and torch both release
+    # the GIL), so a batch costs about max(decode, forward) rather than their sum.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(prepare, 0, min(batch_size, total)) if starts else None
+        for start in starts:
+            stop = min(start + batch_size, total)
+            images, ids, mask = pending.result()
+            if stop < total:
+                pending = pool.submit(prepare, stop, min(stop + batch_size, total))
+            parts.append(class_probabilities(run, images, ids, mask))
+            if progress is not None:
+                progress(stop, total)
     return np.concatenate(parts) if parts else np.zeros((0, len(LABEL_NAMES)))
 
 
