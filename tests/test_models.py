@@ -11,7 +11,7 @@ import torch
 from bilipop.errors import InputError, ModelError
 from bilipop.models.registry import create_model, resolve_weights
 from bilipop.models.run import FORMAT_VERSION, find_runs, load_run, save_model
-from bilipop.models.vision import VGG, ViTSpec, VGGSpec, build_vit
+from bilipop.models.vision import VGG, VGGSpec, ViTSpec, build_vit
 
 TITLES = ["物理讲解入门 第1期", "历史其实竟然", "数学看懂了解", "编程一分钟带你", "宇宙科普为什么"]
 
