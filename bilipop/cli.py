@@ -279,10 +279,10 @@ def _crawl_display() -> Iterator[Callable[[object], None] | None]:
 
 def _crawl_line(p) -> str:  # noqa: ANN001 - a CrawlProgress; the crawl modules load only when crawling
     eta = "?" if p.eta_s is None else f"{int(p.eta_s) // 3600}:{int(p.eta_s) % 3600 // 60:02d}:{int(p.eta_s) % 60:02d}"
-    line = (f"{p.phase}: videos {p.videos:,}/{p.videos_target or '?'} · uploaders {p.uploaders_done:,}/"
-            f"{p.uploaders_total:,} · covers {p.covers_done:,}/{p.covers_total:,} · {p.request_rate:.1f} req/s · "
-            f"blocks {p.blocks} · ETA {eta}")
-    return f"{line} · {p.note}" if p.note else line
+    status = f"crawl {p.phase} · {p.request_rate:.1f} req/s · blocks {p.blocks} · ETA {eta}"
+    counts = (f"videos {p.videos:,}/{p.videos_target or '?'} · uploaders {p.uploaders_done:,}/"
+              f"{p.uploaders_total:,} · covers {p.covers_done:,}/{p.covers_total:,}")
+    return f"{status}{' · ' + p.note if p.note else ''}\n  {counts}"
 
 
 @app.command("crawl", epilog="Example: bilipop crawl --section knowledge --data data --max-videos 500 --rate 1")
