@@ -183,3 +183,22 @@ def test_bad_crawl_options_exit_1_before_anything_is_written(tmp_path, args, mes
     assert result.exit_code == 1, result.output
     assert message in result.output
     assert not data.exists()
+
+
+def test_cli_flags_reach_crawl_under_their_own_names(tmp_path, monkeypatch):
+    import bilipop.crawl.crawler as crawler
+
+    seen = {}
+
+    def fake_crawl(**kwargs):
+        seen.update(kwargs)
+        return crawler.CrawlSummary(tmp_path / "bilipop.db", 3, 3, 0, 2, 2, 1, 3, 0, 0, 9, 0, 0, 0, 0.5)
+
+    monkeypatch.setattr(crawler, "crawl", fake_crawl)
+    result = runner.invoke(app, ["crawl", "--data", str(tmp_path), "--max-videos", "3", "--tids", "201,124",
+                                 "--rate", "0.5", "--api-base", "http://127.0.0.1:1", "--check-honors", "--refresh"])
+    assert result.exit_code == 0, result.output
+    assert {k: v for k, v in seen.items() if k != "progress"} == {
+        "data": tmp_path, "section": "knowledge", "max_videos": 3, "tids": "201,124", "rate": 0.5,
+        "api_base": "http://127.0.0.1:1", "ignore_robots": False, "check_honors": True, "refresh": True}
+    assert "videos in the dataset" in result.output
