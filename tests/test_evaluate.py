@@ -209,3 +209,24 @@ def test_cli_passes_its_flags_to_the_core_function(monkeypatch, tmp_path):
     res = runner.invoke(app, ["evaluate", str(tmp_path), "--data", "d", "-i", "t.csv", "--split", "all"])
     assert res.exit_code == 1 and "stop here" in res.output
     assert (seen["run"], seen["data"], seen["input"], seen["split"]) == (tmp_path, Path("d"), Path("t.csv"), "all")
+
+
+def test_a_real_sweep_with_single_branch_runs(tmp_path):
+    """w = 0 (title only) and w = 1 (cover only): the sweep table carries the study's figures for both."""
+    from bilipop.data.synthetic import make_labeled_dataset
+    from bilipop.train.trainer import train
+
+    make_labeled_dataset(tmp_path / "data", n=30, seed=1, image_size=16)
+    train(data=tmp_path / "data", out=tmp_path / "sweep", vit="tiny", bert="tiny", vit_weight=(0.0, 1.0),
+          epochs=1, batch_size=16, devices="cpu", num_workers=0)
+    report = evaluate(tmp_path / "sweep", split="all")
+    rows = {row["vit_weight"]: row for row in report.sweep_rows()}
+    assert rows[0.0]["study"] == 0.4659 and rows[1.0]["study"] == 0.5980
+    assert all(row["n"] == 30 for row in rows.values())
+    title_only = tmp_path / "sweep" / report.sweep_rows()[0]["run"]
+    cover = next((tmp_path / "data" / "covers").glob("*.jpg"))
+    ok = runner.invoke(app, ["predict", str(cover), "历史 讲解", "--model", str(title_only), "--explain", "--json"])
+    assert ok.exit_code == 0, ok.output
+    assert json.loads(ok.stdout)["explanation"]["heatmap"] is None  # the cover plays no part at w = 0
+    bad = runner.invoke(app, ["predict", str(tmp_path / "gone.jpg"), "历史", "--model", str(title_only)])
+    assert bad.exit_code == 1 and "does not exist" in bad.output

@@ -185,6 +185,13 @@ def predict_pairs(run: LoadedRun, covers: Sequence[str | Path], titles: Sequence
     return np.concatenate(parts) if parts else np.zeros((0, len(LABEL_NAMES)))
 
 
+def _check_unused_covers(run: LoadedRun, covers: Sequence[str | Path]) -> None:
+    # A title-only run (w = 0) ignores covers, but a cover the user named that cannot be read is still a mistake.
+    if not _weights(run)[0]:
+        for cover in covers:
+            run.preprocess_cover(cover)
+
+
 def predict_one(model: LoadedRun | str | os.PathLike[str] | None, cover: str | Path, title: str,
                 explain: bool = False) -> Prediction:
     """Predict one video's class from its cover and title.
@@ -199,6 +206,7 @@ def predict_one(model: LoadedRun | str | os.PathLike[str] | None, cover: str | P
     """
     check_title(title)
     run = as_run(model)
+    _check_unused_covers(run, [cover])
     result = _prediction(predict_pairs(run, [cover], [title])[0])
     if explain:
         from bilipop.prediction.explain import explain_prediction
@@ -219,6 +227,7 @@ def rank_candidates(model: LoadedRun | str | os.PathLike[str] | None, covers: Se
     for i, title in enumerate(titles):
         check_title(title, f"title {i + 1}: ")
     run = as_run(model)
+    _check_unused_covers(run, covers)
     pairs = [(str(c), t) for c in covers for t in titles]
     probs = predict_pairs(run, [c for c, _ in pairs], [t for _, t in pairs])
     candidates = [Candidate(c, t, _prediction(p)) for (c, t), p in zip(pairs, probs, strict=True)]
