@@ -90,13 +90,12 @@ def _nice_range(values: list[float]) -> tuple[float, float]:
 
 
 def _panel(draw, box: tuple[int, int, int, int], epochs: list[int], series: dict[str, list[float | None]],
-           title: str, fonts) -> None:
+           title: str, fonts, fixed: tuple[float, float] | None = None) -> None:
     big, font, small = fonts
     x0, y0, x1, y1 = box
-    draw.rectangle(box, outline=_INK)
     _centered(draw, ((x0 + x1) / 2, y0 - 18), title, font)
     values = [v for ys in series.values() for v in ys if v is not None]
-    lo, hi = _nice_range(values or [0.0, 1.0])
+    lo, hi = _nice_range(values or [0.0, 1.0]) if fixed is None else fixed
     e_lo, e_hi = min(epochs), max(epochs)
     span = max(e_hi - e_lo, 1)
 
@@ -109,24 +108,33 @@ def _panel(draw, box: tuple[int, int, int, int], epochs: list[int], series: dict
         _, y = px(e_lo, value)
         draw.line((x0, y, x1, y), fill=_GRID)
         draw.text((x0 - 6, y), f"{value:.3f}", font=small, fill=_INK, anchor="rm")
+    draw.rectangle(box, outline=_INK)  # after the grid, which would otherwise paint over its edges
     for epoch in epochs:
         x, _ = px(epoch, lo)
         draw.line((x, y1, x, y1 + 5), fill=_INK)
         draw.text((x, y1 + 8), str(epoch), font=small, fill=_INK, anchor="mt")
     _centered(draw, ((x0 + x1) / 2, y1 + 34), "epoch", small)
-    legend = []
+    last = []
     for (name, ys), colour in zip(series.items(), (_TRAIN, _VALID), strict=False):
         if ys and ys[-1] is not None:
-            legend.append((f"{name} ({ys[-1]:.3f})", colour))
+            last.append(f"{name} {ys[-1]:.3f}")
         points = [px(e, v) for e, v in zip(epochs, ys, strict=True) if v is not None]
         if len(points) > 1:
             draw.line(points, fill=colour, width=3)
         for x, y in points:
             draw.ellipse((x - 4, y - 4, x + 4, y + 4), fill=colour)
-    for row, (text, colour) in enumerate(legend):
-        ly = y0 + 12 + row * 20
-        draw.line((x1 - 170, ly, x1 - 145, ly), fill=colour, width=3)
-        draw.text((x1 - 140, ly), text, font=small, fill=_INK, anchor="lm")
+    if last:
+        _centered(draw, ((x0 + x1) / 2, y1 + 52), "last epoch: " + ", ".join(last), small)
+
+
+def _legend(draw, centre: float, y: float, font) -> None:
+    """One legend for both panels, above them, so it never hides a point."""
+    x = centre - 110
+    for name, colour in (("train", _TRAIN), ("valid (test part)", _VALID)):
+        draw.line((x, y, x + 28, y), fill=colour, width=3)
+        draw.ellipse((x + 10, y - 4, x + 18, y + 4), fill=colour)
+        draw.text((x + 36, y), name, font=font, fill=_INK, anchor="lm")
+        x += 110
 
 
 def curves_png(history: Sequence[dict], path: str | Path, title: str = "Training curves") -> Path:
@@ -142,16 +150,17 @@ def curves_png(history: Sequence[dict], path: str | Path, title: str = "Training
     if any("epoch" not in row for row in history):
         raise InputError("history.jsonl rows need an 'epoch' field; the run folder looks damaged")
     epochs = [int(row["epoch"]) for row in history]
-    width, height = 1100, 470
+    width, height = 1100, 520
     image = Image.new("RGB", (width, height), _BG)
     draw = ImageDraw.Draw(image)
     fonts = (_font(20), _font(15), _font(12))
     _centered(draw, (width / 2, 22), title, fonts[0])
-    for box, metric, label in (((90, 80, 520, 400), "loss", "cross-entropy loss"),
-                               ((620, 80, 1050, 400), "ordinal_accuracy", "ordinal accuracy")):
+    _legend(draw, width / 2, 54, fonts[1])
+    for box, metric, label, fixed in (((90, 110, 520, 430), "loss", "cross-entropy loss", None),
+                                      ((620, 110, 1050, 430), "ordinal_accuracy", "ordinal accuracy", (0.0, 1.0))):
         series = {split: [_number(row.get(f"{split}_{metric}")) for row in history] for split in ("train", "valid")}
-        _panel(draw, box, epochs, series, label, fonts)
-    _centered(draw, (width / 2, height - 18), "valid = the run's test part (split.json), as in the study", fonts[2])
+        _panel(draw, box, epochs, series, label, fonts, fixed)
+    _centered(draw, (width / 2, height - 14), "valid = the run's test part (split.json), as in the study", fonts[2])
     return _save(image, Path(path))
 
 
