@@ -1,0 +1,152 @@
+"""Crawl throughput, rate-limit accuracy and memory growth against a local bilipop.sim server.
+
+Claims measured (each crawl runs in a fresh subprocess so its CPU time and peak RSS are its own):
+  1. No limit, N videos with covers: videos per second and crawler CPU seconds per video, against a baseline of
+     the same requests replayed by a bare ``requests`` loop (no parsing, store, checks or image decoding).
+  2. ``--rate R``: achieved API rate / R (target >= 0.9) and the most API requests in any 10 s window
+     (never above R * 10).
+  3. Peak RSS of a crawl of N videos vs one of N / 10 (target <= 1.2x).
+
+To reproduce: ``python benchmarks/bench_crawl.py`` (full: 2,000 videos) or ``--videos 500`` for a quick run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import urlencode
+
+
+def peak_rss_mib() -> float:
+    """This process's peak RSS. ``VmHWM`` belongs to the current address space; ``ru_maxrss`` would also count the
+    parent's RSS at spawn time (Linux carries the high-water mark across fork + exec)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def child_crawl(folder: str, api_base: str, rate: float, check_honors: bool) -> None:
+    """Run one crawl and print its own wall time, CPU time and peak RSS as JSON (the last stdout line)."""
+    from bilipop.crawl.crawler import crawl
+
+    start = time.perf_counter()
+    summary = crawl(folder, api_base=api_base, rate=rate, cover_rate=0 if rate == 0 else None,
+                    check_honors=check_honors)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    print(json.dumps({"wall_s": time.perf_counter() - start, "cpu_s": usage.ru_utime + usage.ru_stime,
+                      "rss_mib": peak_rss_mib(), "videos": summary.videos, "covers": summary.covers,
+                      "requests": summary.requests}))
+
+
+def child_replay(url_file: str) -> None:
+    """The baseline: GET every URL of a file with one plain requests.Session, reading each body."""
+    import requests
+
+    urls = Path(url_file).read_text().splitlines()
+    session = requests.Session()
+    start = time.perf_counter()
+    for url in urls:
+        session.get(url, timeout=30).content  # noqa: B018
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    print(json.dumps({"wall_s": time.perf_counter() - start, "cpu_s": usage.ru_utime + usage.ru_stime,
+                      "requests": len(urls)}))
+
+
+def run_child(*args: str) -> dict:
+    done = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        sys.exit(f"child {args[0]} failed:\n{done.stderr}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def max_in_window(times: list[float], window: float) -> int:
+    best, j = 0, 0
+    for i, t in enumerate(times):
+        while times[j] <= t - window:
+            j += 1
+        best = max(best, i - j + 1)
+    return best
+
+
+def environment() -> str:
+    import torch  # only for its version: the crawl itself never imports it
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        names = [ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
+                 if ln.startswith("model name")]
+        cpu = f"{names[0]} x{len(names)}" if names else cpu
+    except OSError:
+        pass
+    return (f"CPU: {cpu} (os.cpu_count={os.cpu_count()}); Python {platform.python_version()}; "
+            f"torch {torch.__version__}; {platform.system()} {platform.release()}; "
+            "server: bilipop.sim in the benchmark process, crawler in a subprocess, both on 127.0.0.1")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--videos", type=int, default=2000, help="videos of the large no-limit crawl")
+    parser.add_argument("--rate", type=float, default=5.0, help="--rate of the rate-limit run")
+    parser.add_argument("--rate-videos", type=int, default=100, help="world size of the rate-limit run")
+    args = parser.parse_args()
+
+    from bilipop.sim import SimServer
+
+    small_n = max(10, args.videos // 10)
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp_path = Path(tmp)
+        results = {}
+        for name, n in (("small", small_n), ("large", args.videos)):
+            with SimServer(videos=n, seed=1) as sim:
+                results[name] = run_child("--child-crawl", str(tmp_path / name), sim.base_url, "0", "0")
+                recorded = list(sim.requests)
+            if name == "large":
+                # A fresh server of the same seed (same WBI keys, so the recorded signatures stay valid) draws
+                # every cover again, as it did for the crawl: the baseline pays the same server-side cost.
+                with SimServer(videos=n, seed=1) as fresh:
+                    urls = [f"{fresh.base_url}{path}" + (f"?{urlencode(query)}" if query else "")
+                            for _, _, path, query in recorded]
+                    (tmp_path / "urls.txt").write_text("\n".join(urls))
+                    results["replay"] = run_child("--child-replay", str(tmp_path / "urls.txt"))
+        with SimServer(videos=args.rate_videos, seed=2) as sim:
+            results["rate"] = run_child("--child-crawl", str(tmp_path / "rate"), sim.base_url, str(args.rate), "1")
+            api_times = sorted(t for t, _, path, _ in sim.requests if not path.startswith("/bfs/"))
+
+    large, small, replay = results["large"], results["small"], results["replay"]
+    achieved = (len(api_times) - 1) / (api_times[-1] - api_times[0])
+    worst10, worst1 = max_in_window(api_times, 10.0), max_in_window(api_times, 1.0)
+    print("Result")
+    print(f"  no limit, {large['videos']:,} videos + {large['covers']:,} covers, {large['requests']:,} requests:")
+    print(f"    {large['videos'] / large['wall_s']:.1f} videos/s ({large['wall_s']:.1f} s); "
+          f"crawler CPU {large['cpu_s'] / large['videos'] * 1000:.2f} ms/video")
+    print(f"    baseline, the same {replay['requests']:,} requests replayed by a bare requests loop: "
+          f"{replay['wall_s']:.1f} s wall, {replay['cpu_s']:.1f} s CPU -> crawl/baseline wall "
+          f"{large['wall_s'] / replay['wall_s']:.2f}x, CPU {large['cpu_s'] / replay['cpu_s']:.2f}x")
+    print(f"  --rate {args.rate:g}, {len(api_times)} API requests over {api_times[-1] - api_times[0]:.1f} s: "
+          f"achieved/configured {achieved / args.rate:.3f} (target >= 0.9); most in any 10 s window "
+          f"{worst10} (limit {args.rate * 10:g}); in any 1 s window {worst1} (limit {args.rate:g})")
+    print(f"  peak RSS: {large['videos']:,} videos {large['rss_mib']:.1f} MiB vs {small['videos']:,} videos "
+          f"{small['rss_mib']:.1f} MiB -> {large['rss_mib'] / small['rss_mib']:.3f}x (target <= 1.2x)")
+    print("Environment")
+    print(f"  {environment()}")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--child-crawl":
+        child_crawl(sys.argv[2], sys.argv[3], float(sys.argv[4]), sys.argv[5] == "1")
+    elif len(sys.argv) > 1 and sys.argv[1] == "--child-replay":
+        child_replay(sys.argv[2])
+    else:
+        main()
