@@ -164,3 +164,18 @@ def test_sweep_writes_table1(datasets, tmp_path):
     assert "| 0.3 | 2 |" in (out / "table1.md").read_text()
     for run in result.runs:
         assert load_run(run).config["vit_weight"] in (0.3, 1.0)
+
+
+def test_synthetic_dataset_plants_its_signal(tmp_path):
+    import pandas as pd
+    from PIL import Image
+
+    path = make_labeled_dataset(tmp_path / "a", n=50, seed=3, signal="cover", image_size=16)
+    again = make_labeled_dataset(tmp_path / "b", n=50, seed=3, signal="cover", image_size=16)
+    table = pd.read_parquet(path)
+    assert table.drop(columns="cover_path").equals(pd.read_parquet(again).drop(columns="cover_path"))
+    assert table["label"].value_counts().tolist() == [10] * 5 and table["bvid"].is_unique
+    means = {k: np.mean([np.asarray(Image.open(tmp_path / "a" / p)).reshape(-1, 3).mean(0)
+                         for p in table.loc[table["label"] == k, "cover_path"]], axis=0) for k in range(5)}
+    assert means[0].argmax() == 0 and means[1].argmax() == 1 and means[2].argmax() == 2  # red, green, blue
+    assert (table.groupby("label")["score"].max().diff().dropna() > 0).all()  # scores order the classes

@@ -215,7 +215,9 @@ def _build_vision(vision: str, vit: str, dropout: float) -> tuple[nn.Module, dic
             spec = tiny_vit_spec(dropout)
             return build_vit(spec), {"kind": "vit", "spec": spec.to_dict()}
         path = resolve_weights("vit", vit)
-        state = _load_state(path)
+        # The 21k checkpoints carry a pre-logits layer that the fine-tuning setup does not use (as in
+        # pytorch_pretrained_vit's own loader).
+        state = {k: v for k, v in _load_state(path).items() if not k.startswith("pre_logits.")}
         spec = _vit_spec_from_state(state, path.stem, dropout)
         encoder = build_vit(spec)
     else:

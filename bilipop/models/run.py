@@ -143,9 +143,8 @@ def find_runs(root: str | Path) -> list[Path]:
     root = Path(root)
     if not root.is_dir():
         return []
-    found = [p.parent for p in root.rglob(CONFIG) if (p.parent / WEIGHTS).exists() or p.parent == root]
-    found = [p for p in found if p.joinpath(CONFIG).is_file()]
-    return sorted(set(found), key=lambda p: (p / CONFIG).stat().st_mtime, reverse=True)
+    found = {p.parent for p in root.rglob(CONFIG) if p.parent.name != TOKENIZER}
+    return sorted(found, key=lambda p: (p / CONFIG).stat().st_mtime, reverse=True)
 
 
 def write_json(path: Path, obj: object) -> Path:

@@ -182,6 +182,9 @@ def make_loader(dataset: Dataset, indices: Sequence[int], *, batch_size: int, sh
                 num_workers: int, rank: int = 0, world_size: int = 1) -> DataLoader:
     """A loader over ``indices``; the order of epoch e depends only on (seed, e) via ``loader.sampler.set_epoch``,
     which makes ``--resume`` exact. With several processes each one reads its own share (DistributedSampler)."""
+    if num_workers > 0:
+        # Titles were tokenized before the fork; without this, tokenizers warns in every worker.
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     subset = Subset(dataset, list(indices))
     sampler = DistributedSampler(subset, num_replicas=world_size, rank=rank, shuffle=shuffle, seed=seed,
                                  drop_last=False)
