@@ -401,6 +401,8 @@ def train_cmd(
             checkpoint=checkpoint, precision=precision, cache=cache, seed=seed, resume=resume,
             num_workers=num_workers, progress=update, on_epoch=lambda row: _print_epoch_row(row, header),
         )
+    if not result.is_main:  # torchrun: rank 0 reports for everyone
+        return
     for w, run, best, history in zip(result.weights, result.runs, result.best_epochs, result.histories,
                                      strict=True):
         if best is not None:

@@ -83,6 +83,17 @@ def all_sum(values: list[float], world: World) -> list[float]:
     return t.tolist()
 
 
+def broadcast(value: object, world: World) -> object:
+    """Rank 0's ``value`` on every process (identity for one process)."""
+    if not world.distributed:
+        return value
+    import torch.distributed as dist
+
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
 def barrier(world: World) -> None:
     if world.distributed:
         import torch.distributed as dist

@@ -18,12 +18,12 @@ import torch
 from torch.utils.data import DataLoader, default_collate
 
 from bilipop.data.io import atomic_write
-from bilipop.errors import ModelError
+from bilipop.errors import InputError, ModelError
 from bilipop.models.fusion import FusionModel
 from bilipop.models.preprocess import to_tensor
 from bilipop.models.run import CHECKPOINT, CONFIG, HISTORY, WEIGHTS, save_weights, write_json
 from bilipop.train import distributed
-from bilipop.train.pipeline import build_pipeline, output_device, pipeline_balance
+from bilipop.train.pipeline import build_pipeline, output_device, pipeline_balance, time_balance
 
 log = logging.getLogger(__name__)
 Progress = Callable[[int, int | None], None]
@@ -93,7 +93,7 @@ def fit(setup: Setup, *, resume: bool = False, progress: Progress | None = None,
         setup.train_loader.sampler.set_epoch(epoch)
         module.train()
         sums = [0.0, 0.0, 0.0]  # loss * rows, ordinal score, rows
-        for step, batch in enumerate(setup.train_loader, start=1):
+        for step, batch in enumerate(_batches(setup.train_loader), start=1):
             logits, labels = _forward(module, setup, batch)
             loss = torch.nn.functional.cross_entropy(logits, labels)
             optimizer.zero_grad(set_to_none=True)
@@ -104,7 +104,7 @@ def fit(setup: Setup, *, resume: bool = False, progress: Progress | None = None,
                 raise ModelError(f"the training loss became {loss.item()} at epoch {epoch}; lower --lr or use "
                                  "--precision fp32")
             _accumulate(sums, loss, logits, labels)
-            if progress:
+            if progress and world.main:
                 progress((epoch - 1) * steps + step, setup.epochs * steps)
         train_loss, train_acc = _means(distributed.all_sum(sums, world))
         valid_loss, valid_acc = evaluate(module, setup)
@@ -122,7 +122,7 @@ def fit(setup: Setup, *, resume: bool = False, progress: Progress | None = None,
             write_json(run / CONFIG, {**json.loads((run / CONFIG).read_text(encoding="utf-8")),
                                       "best_epoch": best, "epochs_done": epoch, "balance": setup.config["balance"]})
         distributed.barrier(world)
-        if on_epoch:
+        if on_epoch and world.main:
             on_epoch(row)
     return history, best
 
@@ -132,10 +132,25 @@ def evaluate(module: torch.nn.Module, setup: Setup) -> tuple[float, float]:
     module.eval()
     sums = [0.0, 0.0, 0.0]
     with torch.no_grad():
-        for batch in setup.valid_loader:
+        for batch in _batches(setup.valid_loader):
             logits, labels = _forward(module, setup, batch)
             _accumulate(sums, torch.nn.functional.cross_entropy(logits, labels), logits, labels)
     return _means(sums)
+
+
+def _batches(loader: DataLoader):
+    """The loader's batches; a cover that fails in a worker process comes back as a one-line InputError (the
+    worker's copy carries the whole worker traceback in its message)."""
+    batches = iter(loader)
+    while True:
+        try:
+            batch = next(batches)
+        except StopIteration:
+            return
+        except InputError as exc:
+            lines = str(exc).strip().splitlines()
+            raise InputError(lines[-1].split("InputError: ", 1)[-1]) from None
+        yield batch
 
 
 def _place(setup: Setup) -> torch.nn.Module:
@@ -145,7 +160,11 @@ def _place(setup: Setup) -> torch.nn.Module:
     ds = setup.train_loader.dataset
     sample_batch = default_collate([ds[i] for i in range(min(len(ds), setup.chunks * 2))])
     sample = _inputs(model, setup, sample_batch, torch.device("cpu"))
-    return build_pipeline(model, devices, chunks=setup.chunks, balance=setup.balance, checkpoint=setup.checkpoint,
+    balance = setup.balance
+    if balance is None and setup.world.distributed:
+        # Timings differ from process to process; every process must cut the model the same way.
+        balance = distributed.broadcast(time_balance(model, devices, sample), setup.world)
+    return build_pipeline(model, devices, chunks=setup.chunks, balance=balance, checkpoint=setup.checkpoint,
                           sample=sample)
 
 

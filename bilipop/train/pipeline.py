@@ -128,17 +128,26 @@ def build_pipeline(model: nn.Sequential, devices: Sequence[torch.device], *, chu
         DeviceError: a bad balance or checkpoint mode.
     """
     from torchgpipe import GPipe
-    from torchgpipe.balance import balance_by_time
 
     if checkpoint not in CHECKPOINT_MODES:
         raise DeviceError(f"--checkpoint must be one of {', '.join(CHECKPOINT_MODES)}, got {checkpoint!r}")
     balance = check_balance(balance, len(model), len(devices))
     if balance is None:
-        # Timing on the first device; with identical devices the layer costs carry over to the others.
-        balance = balance_by_time(len(devices), model, tuple(t.to(devices[0]) for t in sample), timeout=1.0,
-                                  device=devices[0])
-        log.info("pipeline balance by timing: %s", ",".join(map(str, balance)))
+        balance = time_balance(model, devices, sample)
     return GPipe(model, balance=list(balance), devices=list(devices), chunks=chunks, checkpoint=checkpoint)
+
+
+def time_balance(model: nn.Sequential, devices: Sequence[torch.device], sample: tuple[torch.Tensor, ...]
+                 ) -> list[int]:
+    """Layers per device from timing each layer on ``sample`` (about a second)."""
+    from torchgpipe.balance import balance_by_time
+
+    check_balance(None, len(model), len(devices))
+    # Timed on the first device; with identical devices the layer costs carry over to the others.
+    balance = balance_by_time(len(devices), model, tuple(t.to(devices[0]) for t in sample), timeout=1.0,
+                              device=devices[0])
+    log.info("pipeline balance by timing: %s", ",".join(map(str, balance)))
+    return list(balance)
 
 
 def pipeline_balance(module: nn.Module) -> list[int] | None:

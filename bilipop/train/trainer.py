@@ -36,6 +36,7 @@ class TrainResult:
     devices: list[str]
     table1: Path | None = None
     notes: list[str] = field(default_factory=list)
+    is_main: bool = True  # False in torchrun processes other than rank 0, which write and report nothing
 
 
 def _weight_dir(w: float) -> str:
@@ -95,7 +96,7 @@ def train(data: str | Path = "data", input: str | Path | None = None, out: str |
     from bilipop.train.dataset import load_examples
 
     examples = load_examples(table_path, data, covers=any(w > 0 for w in weights),
-                             titles=any(w < 1 for w in weights), progress=progress)
+                             titles=any(w < 1 for w in weights), progress=progress if world.main else None)
     split = make_split(examples.bvids, examples.labels, seed=seed)
     distributed.init(world, devs)
     try:
@@ -113,7 +114,8 @@ def train(data: str | Path = "data", input: str | Path | None = None, out: str |
         table1 = _write_sweep(out, weights, run_dirs, histories) if sweep and world.main else None
     finally:
         distributed.shutdown(world)
-    return TrainResult(out, run_dirs, weights, histories, bests, lr, [str(d) for d in devs], table1, notes)
+    return TrainResult(out, run_dirs, weights, histories, bests, lr, [str(d) for d in devs], table1, notes,
+                       is_main=world.main)
 
 
 def _check_options(weights, epochs, batch_size, lr, num_workers, checkpoint) -> None:
