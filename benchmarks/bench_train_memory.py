@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -21,17 +20,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _env import environment  # noqa: E402
 
 
+def _status_mib(field: str) -> float:
+    # VmHWM rather than ru_maxrss: the latter can carry the parent's high-water mark across fork + exec.
+    with open("/proc/self/status") as fh:
+        line = next(line for line in fh if line.startswith(field + ":"))
+    return int(line.split()[1]) / 1024
+
+
 def child(folder: str) -> None:
     import torch
 
     from bilipop.train.trainer import train
 
     torch.set_num_threads(1)
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    base = _status_mib("VmRSS")
     train(data=folder, out=os.path.join(folder, "run"), vit="tiny", bert="tiny", epochs=1, batch_size=32,
           num_workers=0)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"base_mib": base / 1024, "peak_mib": peak / 1024}))
+    print(json.dumps({"base_mib": base, "peak_mib": _status_mib("VmHWM")}))
 
 
 def measure(rows: int, tmp: Path) -> dict:

@@ -58,6 +58,7 @@ def train(data: str | Path = "data", input: str | Path | None = None, out: str |
         vit_weight: one weight, or several for a sweep (``out/w<weight>/`` each, plus table1.md/csv).
         gpus, devices: see ``bilipop.train.pipeline.parse_devices``; two or more devices train through GPipe.
         precision: bf16, fp16 or fp32; None picks bf16/fp16 on GPUs and fp32 on CPU.
+        progress: ``progress(done, total)``: covers checked while the table is read, then training steps.
         on_epoch: called with each epoch's history row (``vit_weight`` added).
         dropout: dropout of the encoders (0 makes runs comparable step by step, e.g. in tests).
 
