@@ -101,17 +101,19 @@ def _weights(path):
     return load_file(str(path))
 
 
-def test_resume_after_interruption_reproduces_the_run(datasets, tmp_path):
-    straight = train(data=datasets["both"], out=tmp_path / "a", epochs=2, **TINY)
+@pytest.mark.parametrize("workers", [0, 1])
+def test_resume_after_interruption_reproduces_the_run(datasets, tmp_path, workers):
+    opts = {**TINY, "num_workers": workers}
+    straight = train(data=datasets["both"], out=tmp_path / "a", epochs=2, **opts)
 
     def stop_in_epoch_two(done, total):
         if total and done == 15:  # 13 steps per epoch: this is the middle of epoch 2
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        train(data=datasets["both"], out=tmp_path / "b", epochs=2, progress=stop_in_epoch_two, **TINY)
+        train(data=datasets["both"], out=tmp_path / "b", epochs=2, progress=stop_in_epoch_two, **opts)
     assert len((tmp_path / "b" / "history.jsonl").read_text().splitlines()) == 1
-    resumed = train(data=datasets["both"], out=tmp_path / "b", epochs=2, resume=True, **TINY)
+    resumed = train(data=datasets["both"], out=tmp_path / "b", epochs=2, resume=True, **opts)
 
     def strip(history):
         return [{k: v for k, v in row.items() if k != "seconds"} for row in history]
@@ -123,7 +125,7 @@ def test_resume_after_interruption_reproduces_the_run(datasets, tmp_path):
     last_b = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)["model"]
     assert all(torch.equal(last_a[k], last_b[k]) for k in last_a)
     # More epochs on top of a finished run continue from its last epoch.
-    more = train(data=datasets["both"], out=tmp_path / "a", epochs=3, resume=True, **TINY)
+    more = train(data=datasets["both"], out=tmp_path / "a", epochs=3, resume=True, **opts)
     assert [r["epoch"] for r in more.histories[0]] == [1, 2, 3]
 
 
@@ -142,8 +144,9 @@ def test_gpipe_training_matches_plain_training(datasets, tmp_path):
 
 def test_cover_cache_changes_nothing_but_speed(datasets, tmp_path):
     plain = train(data=datasets["cover"], out=tmp_path / "plain", vit_weight=[1.0], epochs=2, **TINY)
+    # Two loader processes fill the shared memmap in epoch 1 and read it in epoch 2.
     cached = train(data=datasets["cover"], out=tmp_path / "cached", vit_weight=[1.0], epochs=2, cache=True,
-                   **TINY)
+                   **{**TINY, "num_workers": 2})
     strip = [[{k: v for k, v in r.items() if k != "seconds"} for r in res.histories[0]] for res in (plain, cached)]
     assert strip[0] == strip[1]
     done = np.load(tmp_path / "cached" / "cover_cache" / "covers_32px.done.npy")

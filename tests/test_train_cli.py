@@ -81,6 +81,23 @@ def test_missing_table(tmp_path):
                   "bilipop label")
 
 
+def test_unreadable_table(data, tmp_path):
+    (data / "labeled.parquet").write_bytes(b"PAR1 this is not parquet")
+    out = tmp_path / "run"
+    _expect_error([*BASE, "--data", str(data), "--out", str(out)], out, "cannot read", "labeled.parquet")
+
+
+def test_csv_input_with_covers_beside_it(data, tmp_path):
+    # A CSV elsewhere whose cover paths are relative to its own folder (no --data given).
+    folder = tmp_path / "elsewhere"
+    shutil.copytree(data / "covers", folder / "covers")
+    _table(data).to_csv(folder / "mine.csv", index=False)
+    out = tmp_path / "run"
+    result = _run([*BASE, "-i", str(folder / "mine.csv"), "--out", str(out), "--vit-weight", "1"])
+    assert result.exit_code == 0, result.output
+    assert (out / "model.safetensors").is_file()
+
+
 def test_missing_column(data, tmp_path):
     _table(data).drop(columns=["title"]).to_parquet(data / "labeled.parquet")
     out = tmp_path / "run"

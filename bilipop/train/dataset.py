@@ -188,8 +188,11 @@ def make_loader(dataset: Dataset, indices: Sequence[int], *, batch_size: int, sh
     subset = Subset(dataset, list(indices))
     sampler = DistributedSampler(subset, num_replicas=world_size, rank=rank, shuffle=shuffle, seed=seed,
                                  drop_last=False)
+    # The loader draws worker seeds from its generator; with the global one, that draw would shift the dropout
+    # masks depending on num_workers and on when the workers started (a resumed run starts them later).
     return DataLoader(subset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
-                      persistent_workers=num_workers > 0, pin_memory=torch.cuda.is_available())
+                      persistent_workers=num_workers > 0, pin_memory=torch.cuda.is_available(),
+                      generator=torch.Generator().manual_seed(seed))
 
 
 def default_workers(n_rows: int) -> int:
