@@ -27,7 +27,7 @@ def main() -> None:
     best = ranked[0].prediction.expected_class
     for rank, candidate in enumerate(ranked, start=1):
         p = candidate.prediction
-        print(f"{rank:2d}. expected {p.expected_class:.2f} ({best - p.expected_class:+.2f} from the best)  "
+        print(f"{rank:2d}. expected {p.expected_class:.2f} ({p.expected_class - best:+.2f} vs the best)  "
               f"class {p.label} {p.label_name:<9}  {candidate.cover}  {candidate.title}")
 
 
