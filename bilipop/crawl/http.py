@@ -96,7 +96,7 @@ class RateLimiter:
         self._next = now + (1.0 / self.rate) * random.uniform(1.01, 1.09)
 
 
-class Blocked(Exception):
+class FailedAttempt(Exception):
     """Internal: one failed attempt that may be retried. ``block`` marks a block signal rather than a fault."""
 
     def __init__(self, reason: str, *, block: bool = False) -> None:
@@ -182,10 +182,10 @@ class HttpClient:
                 if code == -352:
                     self._mixin = None  # signature refused: the keys have probably rotated
                 if code in BLOCK_CODES:
-                    raise Blocked(f"code {code} ({envelope.get('message', '')})", block=True)
+                    raise FailedAttempt(f"code {code} ({envelope.get('message', '')})", block=True)
                 if code in SERVER_CODES:
-                    raise Blocked(f"code {code}")
-            except Blocked as problem:
+                    raise FailedAttempt(f"code {code}")
+            except FailedAttempt as problem:
                 failures = self._recover(problem, failures, path)
                 continue
             self._succeeded()
@@ -203,7 +203,7 @@ class HttpClient:
         while True:
             try:
                 resp = self._send(url, self._cover_limit)
-            except Blocked as problem:
+            except FailedAttempt as problem:
                 failures = self._recover(problem, failures, urlsplit(url).path)
                 continue
             self._succeeded()
@@ -218,12 +218,12 @@ class HttpClient:
             return
         try:
             self._send(url, self._api_limit)
-        except (Blocked, CrawlError) as exc:
+        except (FailedAttempt, CrawlError) as exc:
             log.debug("could not fetch %s (%s); going on without a buvid3 cookie", url, exc)
 
     # -- internals ---------------------------------------------------------------------------------------------
     def _send(self, url: str, limiter: RateLimiter) -> requests.Response:
-        """One attempt. Faults and blocks raise Blocked; every other answer is returned."""
+        """One attempt. Faults and blocks raise FailedAttempt; every other answer is returned."""
         limiter.wait()
         self.stats.requests += 1
         self.stats.recent.append(time.monotonic())
@@ -232,14 +232,14 @@ class HttpClient:
             resp.content  # noqa: B018 - read the body here so that a dropped connection is retried
         except (requests.Timeout, requests.ConnectionError, requests.exceptions.ChunkedEncodingError,
                 requests.exceptions.ContentDecodingError) as exc:
-            raise Blocked(f"{type(exc).__name__}") from None
+            raise FailedAttempt(f"{type(exc).__name__}") from None
         if resp.status_code == 412:
-            raise Blocked("HTTP 412", block=True)
+            raise FailedAttempt("HTTP 412", block=True)
         if resp.status_code >= 500:
-            raise Blocked(f"HTTP {resp.status_code}")
+            raise FailedAttempt(f"HTTP {resp.status_code}")
         return resp
 
-    def _recover(self, problem: Blocked, failures: int, what: str) -> int:
+    def _recover(self, problem: FailedAttempt, failures: int, what: str) -> int:
         self.stats.retries += 1
         if problem.block:
             self._blocked(problem.reason, what)
@@ -315,7 +315,7 @@ class HttpClient:
             try:
                 resp = self._send(origin + "/robots.txt", self._api_limit)
                 break
-            except Blocked as problem:
+            except FailedAttempt as problem:
                 failures = self._recover(problem, failures, "/robots.txt")
         self._succeeded()
         # The usual reading of robots.txt answers: 401/403 forbid everything, other 4xx allow everything.
@@ -337,11 +337,11 @@ def _decode(resp: requests.Response) -> dict:
     """The JSON envelope; an HTML page or broken JSON is a passing fault (checked before parsing)."""
     ctype = resp.headers.get("Content-Type", "")
     if "html" in ctype:
-        raise Blocked("an HTML page instead of JSON", block=True)
+        raise FailedAttempt("an HTML page instead of JSON", block=True)
     try:
         envelope = resp.json()
     except ValueError:
-        raise Blocked("a reply that is not valid JSON") from None
+        raise FailedAttempt("a reply that is not valid JSON") from None
     if not isinstance(envelope, dict) or not isinstance(envelope.get("code"), int):
-        raise Blocked("a JSON reply without a code")
+        raise FailedAttempt("a JSON reply without a code")
     return envelope
