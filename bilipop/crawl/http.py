@@ -294,8 +294,8 @@ class HttpClient:
         if self.ignore_robots:
             if origin not in self._robots_ignored:
                 self._robots_ignored.add(origin)
-                log.warning("robots.txt of %s disallows %s; fetching it anyway (--ignore-robots)",
-                            origin, urlsplit(url).path)
+                log.info("robots.txt of %s disallows %s; fetching it anyway (--ignore-robots)",
+                         origin, urlsplit(url).path)
             return
         raise CrawlError(
             f"robots.txt of {origin} disallows {urlsplit(url).path}, so bilipop stopped before requesting it. "
