@@ -5,8 +5,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from bilipop.data.io import atomic_write
 from bilipop.errors import InputError
+from bilipop.files import atomic_write
 
 DEMO_TITLE = "三分钟看懂黑洞：为什么连光都逃不出来？"
 DEMO_RUN = Path("runs") / "demo"

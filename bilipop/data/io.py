@@ -7,14 +7,13 @@ as numbers, and a value that is not a number becomes missing so that each stage 
 from __future__ import annotations
 
 import os
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 
 from bilipop.data.schema import COLUMNS, STRING_COLUMNS
 from bilipop.errors import InputError
+from bilipop.files import atomic_write
 
 READ_SUFFIXES = (".csv", ".parquet", ".db", ".sqlite")
 WRITE_SUFFIXES = (".csv", ".parquet")
@@ -112,21 +111,3 @@ def write_table(df: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
     if path.suffix.lower() == ".parquet":
         return atomic_write(path, lambda tmp: df.to_parquet(tmp, index=False))
     return atomic_write(path, lambda tmp: df.to_csv(tmp, index=False, encoding="utf-8"))
-
-
-def atomic_write(path: Path, write: Callable[[Path], object]) -> Path:
-    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it over ``path``.
-
-    A failure leaves no file behind: neither the temporary one nor a partial ``path``.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path

@@ -8,8 +8,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from bilipop.data.io import atomic_write
 from bilipop.errors import InputError
+from bilipop.files import atomic_write
 
 _BG = (255, 255, 255)
 _INK = (30, 30, 30)

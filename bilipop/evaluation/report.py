@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bilipop.data.io import atomic_write
 from bilipop.data.schema import LABEL_NAMES, STAGE_INPUTS, require_columns
 from bilipop.errors import InputError, ModelError
 from bilipop.evaluation.baselines import baselines
 from bilipop.evaluation.metrics import all_metrics, expected_class
+from bilipop.files import atomic_write
 
 log = logging.getLogger(__name__)
 

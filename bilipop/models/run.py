@@ -12,8 +12,8 @@ from pathlib import Path
 import torch
 
 from bilipop import __version__
-from bilipop.data.io import atomic_write
 from bilipop.errors import ModelError
+from bilipop.files import atomic_write
 from bilipop.models.preprocess import check_titles, decode_cover, to_tensor, tokenize
 
 log = logging.getLogger(__name__)

@@ -63,7 +63,7 @@ def save_heatmap(cover: str | Path, heat: np.ndarray, path: Path) -> Path:
     import numpy as np
     from PIL import Image
 
-    from bilipop.data.io import atomic_write
+    from bilipop.files import atomic_write
 
     with Image.open(cover) as img:
         base = img.convert("RGB")

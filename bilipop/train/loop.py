@@ -17,8 +17,8 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader, default_collate
 
-from bilipop.data.io import atomic_write
 from bilipop.errors import InputError, ModelError
+from bilipop.files import atomic_write
 from bilipop.models.fusion import FusionModel
 from bilipop.models.preprocess import to_tensor
 from bilipop.models.run import CHECKPOINT, CONFIG, HISTORY, WEIGHTS, save_weights, write_json

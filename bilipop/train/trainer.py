@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bilipop import __version__
-from bilipop.data.io import atomic_write
 from bilipop.data.schema import LABEL_NAMES, NUM_CLASSES, STAGE_INPUTS
 from bilipop.errors import InputError
+from bilipop.files import atomic_write
 
 log = logging.getLogger(__name__)
 
