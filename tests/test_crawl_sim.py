@@ -155,6 +155,7 @@ def test_request_rate_never_exceeds_rate_in_any_window(tmp_path):
                                      str(rate), "--tids", "201", "--max-videos", "6"])
         times = [t for t, _, path, _ in sim.requests if not path.startswith("/bfs/")]
     assert result.exit_code == 0, result.output
+    assert "req/s" in result.output  # progress, as plain lines when stderr is not a terminal
     assert len(times) >= 15
     for window in (1.0, 2.0):
         worst = max(sum(1 for u in times if t <= u < t + window) for t in times)
@@ -184,6 +185,7 @@ def test_refresh_picks_up_new_counters(tmp_path):
         after = read_store_table(tmp_path / "bilipop.db").set_index("bvid")
         truth = sim.truth()
     assert result.exit_code == 0, result.output
+    assert "req/s" not in result.output  # -q: no progress
     assert (unchanged["views"] == before["views"]).all()
     assert all(after.loc[b, "views"] == truth["videos"][b]["views"] for b in after.index)
     assert all(after.loc[b, "likes"] == truth["videos"][b]["likes"] for b in after.index)
