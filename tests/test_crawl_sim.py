@@ -195,7 +195,7 @@ def test_refresh_picks_up_new_counters(tmp_path):
 def test_cookies_from_the_environment_never_reach_logs_errors_or_the_store(tmp_path, monkeypatch):
     secret = "SESSDATA=topsecret1234; bili_jct=alsosecret5678"
     monkeypatch.setenv("BILIPOP_COOKIE", secret)
-    with SimServer(videos=20, seed=12, faults=FaultConfig(json_block=0.2)) as sim:
+    with SimServer(videos=20, seed=12) as sim:
         ok = runner.invoke(app, ["--verbose", "crawl", "--data", str(tmp_path), "--api-base", sim.base_url,
                                  "--rate", "0", "--max-videos", "8"])
     with SimServer(videos=20, seed=12, robots="disallow") as sim:
