@@ -1,9 +1,51 @@
 """bilipop: predict a Bilibili video's popularity class from its cover image and title.
 
-Importing this package is cheap: torch, transformers and the HTTP stack are imported only by the modules that
-need them.
+The Python API mirrors the commands; each name is imported on first use, so ``import bilipop`` stays cheap (no
+torch, transformers, pandas or HTTP stack until a function that needs them is touched)::
+
+    import bilipop
+    table = bilipop.read_table("data/bilipop.db")
+    kept, report = bilipop.filter_videos(table, max_followers=500_000)
+    scored = bilipop.score_videos(kept, weights=(0.75, 0.1, 0.1, 0.05, 0), norm="paper")
+    labeled, counts = bilipop.label_videos(scored)
+    best = bilipop.rank_candidates("runs/first", covers=["a.jpg", "b.jpg"], titles=["标题一", "标题二"])[0]
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+#: public name -> the module that defines it
+_API = {
+    "BilipopError": "bilipop.errors",
+    "read_table": "bilipop.data.io",
+    "write_table": "bilipop.data.io",
+    "crawl": "bilipop.crawl.crawler",
+    "filter_videos": "bilipop.data.filtering",
+    "score_videos": "bilipop.data.scoring",
+    "label_videos": "bilipop.data.labeling",
+    "train": "bilipop.train.trainer",
+    "evaluate": "bilipop.evaluation.report",
+    "load_run": "bilipop.models.run",
+    "predict_one": "bilipop.prediction.predict",
+    "rank_candidates": "bilipop.prediction.predict",
+    "predict_batch": "bilipop.prediction.predict",
+    "SimServer": "bilipop.sim",
+}
+
+__all__ = ["__version__", *_API]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _API:
+        value = getattr(importlib.import_module(_API[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'bilipop' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
