@@ -2,9 +2,33 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+
+
+@contextmanager
+def _threads(n: int):
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Run a module's tests on one intra-op thread (``pytestmark = pytest.mark.usefixtures("one_thread")``).
+
+    Tiny models on a small shared CI machine: intra-op threads competing for two busy cores make a step ~10x
+    slower than one thread.
+    """
+    with _threads(1):
+        yield
 
 
 @pytest.fixture(scope="session")
@@ -24,6 +48,7 @@ def tiny_run(tmp_path_factory) -> dict:
     rows = 60
     table = make_labeled_dataset(root / "data", n=rows, seed=0, signal="both", image_size=32)
     run = root / "run"
-    train(data=root / "data", out=run, vit="tiny", bert="tiny", epochs=2, batch_size=16, seed=0,
-          devices="cpu", num_workers=0)
+    with _threads(1):
+        train(data=root / "data", out=run, vit="tiny", bert="tiny", epochs=2, batch_size=16, seed=0,
+              devices="cpu", num_workers=0)
     return {"run": run, "data": root / "data", "table": Path(table), "rows": rows}

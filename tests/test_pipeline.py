@@ -11,15 +11,7 @@ from bilipop.errors import DeviceError
 from bilipop.models.registry import create_model
 from bilipop.train.pipeline import build_pipeline, check_balance, check_chunks, parse_devices
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny models on a small shared CI machine: intra-op threads competing for two busy cores make a step ~10x
-    # slower than one thread.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 TITLES = ["物理讲解入门 第1期", "历史其实竟然", "数学看懂了解", "编程一分钟带你", "宇宙科普为什么"] * 4

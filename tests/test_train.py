@@ -15,15 +15,7 @@ from bilipop.data.synthetic import make_labeled_dataset
 from bilipop.models.run import load_run
 from bilipop.train.trainer import train
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny models on a small shared CI machine: intra-op threads competing for two busy cores make a step ~10x
-    # slower than one thread.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 TINY = dict(vit="tiny", bert="tiny", batch_size=8, num_workers=0)

@@ -13,15 +13,7 @@ from typer.testing import CliRunner
 from bilipop.cli import app
 from bilipop.data.synthetic import make_labeled_dataset
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny models on a small shared CI machine: intra-op threads competing for two busy cores make a step ~10x
-    # slower than one thread.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 runner = CliRunner()
