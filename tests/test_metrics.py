@@ -20,6 +20,21 @@ def test_ordinal_accuracy_gives_half_credit_to_adjacent_classes_only():
     assert m.ordinal_accuracy([3], [3]) == 1.0
 
 
+def test_training_history_uses_the_same_ordinal_credit():
+    # The training loop scores torch tensors with the very function evaluate uses on numpy arrays.
+    import torch
+
+    from bilipop.train.loop import _accumulate
+
+    gaps = [0, 1, 2, 3, 4]
+    assert m.ordinal_credit(torch.tensor(gaps)).tolist() == m.ordinal_credit(np.array(gaps)).tolist()
+    assert m.ordinal_credit(np.array(gaps)).tolist() == [1.0, 0.5, 0.0, 0.0, 0.0]
+    logits = torch.nn.functional.one_hot(torch.tensor([0, 2, 4, 3, 0]), 5).float()  # argmax: the predictions
+    sums = [0.0, 0.0, 0.0]
+    _accumulate(sums, torch.tensor(1.0), logits, torch.tensor([0, 1, 2, 3, 4]))
+    assert sums[1] / sums[2] == m.ordinal_accuracy([0, 1, 2, 3, 4], [0, 2, 4, 3, 0]) == 0.5
+
+
 def test_ordinal_accuracy_rejects_bad_labels():
     with pytest.raises(InputError, match="outside 0..4"):
         m.ordinal_accuracy([0, 5], [0, 1])

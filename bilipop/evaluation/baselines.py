@@ -13,7 +13,14 @@ from collections.abc import Sequence
 import numpy as np
 
 from bilipop.data.schema import LABEL_NAMES, NUM_CLASSES
-from bilipop.evaluation.metrics import accuracy, check_classes, mae, ordinal_accuracy, within1_accuracy
+from bilipop.evaluation.metrics import (
+    accuracy,
+    check_classes,
+    mae,
+    ordinal_accuracy,
+    ordinal_credit,
+    within1_accuracy,
+)
 
 #: Test ordinal accuracy reported by the study (SPEC section 1): (vision, text, vit_weight) -> (epoch, figure).
 #: Only the figures SPEC records are here; other settings get no study figure rather than a guessed one.
@@ -56,9 +63,8 @@ def uniform_random(y_true: Sequence[int], num_classes: int = NUM_CLASSES) -> dic
     """The expectation (exact, not sampled) of guessing each class with probability 1/num_classes."""
     t = check_classes(y_true, "the true labels", num_classes)
     gap = np.abs(t[:, None] - np.arange(num_classes)[None, :])  # (N, K)
-    credit = np.where(gap == 0, 1.0, np.where(gap == 1, 0.5, 0.0))
     return {
-        "ordinal_accuracy": float(credit.mean()),
+        "ordinal_accuracy": float(ordinal_credit(gap).mean()),
         "accuracy": 1.0 / num_classes,
         "within1_accuracy": float((gap <= 1).mean()),
         "mae": float(gap.mean()),

@@ -39,11 +39,19 @@ def _pair(y_true, y_pred, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
     return t, p
 
 
+def ordinal_credit(gap):
+    """The study's credit for a class gap ``|pred - true|``: 1 when 0, 0.5 when 1, else 0 (SPEC section 4).
+
+    Elementwise on a numpy array or a torch tensor alike: the one definition that training's history, the
+    evaluation report and the baselines share.
+    """
+    return (gap == 0) * 1.0 + (gap == 1) * 0.5
+
+
 def ordinal_accuracy(y_true, y_pred, num_classes: int = NUM_CLASSES) -> float:
     """The study's metric: 1 for the exact class, 0.5 for an adjacent one, else 0, averaged."""
     t, p = _pair(y_true, y_pred, num_classes)
-    gap = np.abs(t - p)
-    return float(np.where(gap == 0, 1.0, np.where(gap == 1, 0.5, 0.0)).mean())
+    return float(ordinal_credit(np.abs(t - p)).mean())
 
 
 def accuracy(y_true, y_pred, num_classes: int = NUM_CLASSES) -> float:

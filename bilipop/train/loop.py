@@ -18,6 +18,7 @@ import torch
 from torch.utils.data import DataLoader, default_collate
 
 from bilipop.errors import InputError, ModelError
+from bilipop.evaluation.metrics import ordinal_credit
 from bilipop.files import atomic_write
 from bilipop.models.fusion import FusionModel
 from bilipop.models.preprocess import to_tensor
@@ -50,12 +51,6 @@ class Setup:
     checkpoint: str = "except_last"
     autocast: tuple[str, torch.dtype] | None = None
     world: distributed.World = field(default_factory=distributed.World)
-
-
-def ordinal_scores(pred: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
-    """1 for the exact class, 0.5 for an adjacent one, else 0 (SPEC section 4), per row."""
-    gap = (pred - true).abs()
-    return (gap == 0).float() + 0.5 * (gap == 1).float()
 
 
 def fit(setup: Setup, *, resume: bool = False, progress: Progress | None = None,
@@ -186,7 +181,7 @@ def _forward(module: torch.nn.Module, setup: Setup, batch) -> tuple[torch.Tensor
 def _accumulate(sums: list[float], loss: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor) -> None:
     n = labels.shape[0]
     sums[0] += loss.item() * n
-    sums[1] += ordinal_scores(logits.argmax(1), labels).sum().item()
+    sums[1] += ordinal_credit((logits.argmax(1) - labels).abs()).sum().item()
     sums[2] += n
 
 
