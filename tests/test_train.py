@@ -12,6 +12,7 @@ import torch
 from safetensors.torch import load_file
 
 from bilipop.data.synthetic import make_labeled_dataset
+from bilipop.errors import InputError
 from bilipop.models.run import load_run
 from bilipop.train.trainer import train
 
@@ -119,6 +120,27 @@ def test_resume_after_interruption_reproduces_the_run(datasets, tmp_path, worker
     # More epochs on top of a finished run continue from its last epoch.
     more = train(data=datasets["both"], out=tmp_path / "a", epochs=3, resume=True, **opts)
     assert [r["epoch"] for r in more.histories[0]] == [1, 2, 3]
+
+
+def test_resume_of_a_run_interrupted_before_its_first_checkpoint_starts_it_over(datasets, tmp_path):
+    # Stopped in epoch 1 the folder holds config.json but no checkpoint.pt: --resume must not refuse it (training
+    # without --resume refuses the folder too, which left no way on but a new --out).
+    straight = train(data=datasets["both"], out=tmp_path / "a", epochs=1, **TINY)
+
+    def stop_in_epoch_one(done, total):
+        if total and done == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(data=datasets["both"], out=tmp_path / "b", epochs=1, progress=stop_in_epoch_one, **TINY)
+    assert (tmp_path / "b" / "config.json").is_file() and not (tmp_path / "b" / "checkpoint.pt").exists()
+    resumed = train(data=datasets["both"], out=tmp_path / "b", epochs=1, resume=True, **TINY)
+    assert [{k: v for k, v in r.items() if k != "seconds"} for r in resumed.histories[0]] == \
+        [{k: v for k, v in r.items() if k != "seconds"} for r in straight.histories[0]]
+    # A run whose checkpoint went missing after an epoch is still refused: starting over would lose that epoch.
+    (tmp_path / "a" / "checkpoint.pt").unlink()
+    with pytest.raises(InputError, match="no checkpoint.pt"):
+        train(data=datasets["both"], out=tmp_path / "a", epochs=2, resume=True, **TINY)
 
 
 def test_gpipe_training_matches_plain_training(datasets, tmp_path):

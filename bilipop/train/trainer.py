@@ -154,11 +154,19 @@ def _check_out(run_dir: Path, resume: bool) -> None:
     if run_dir.exists() and not run_dir.is_dir():
         raise InputError(f"--out {run_dir} is a file; give a folder for the run")
     if resume:
-        if not (run_dir / CHECKPOINT).is_file() and (run_dir / CONFIG).is_file():
+        # Interrupted before its first checkpoint, a run has nothing to continue from: --resume starts it over
+        # (any other answer would leave the folder usable neither with nor without --resume).
+        if not (run_dir / CHECKPOINT).is_file() and (run_dir / CONFIG).is_file() and _epochs_done(run_dir):
             raise InputError(f"{run_dir} has no checkpoint.pt to resume from; train again without --resume "
                              "into a new --out")
     elif (run_dir / CONFIG).is_file():
         raise InputError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
+
+
+def _epochs_done(run_dir: Path) -> int:
+    from bilipop.models.run import read_config
+
+    return int(read_config(run_dir).get("epochs_done") or 0)
 
 
 def _train_one(run_dir, out, data, table_path, examples, split, options, world, devs, autocast, local_batch,
