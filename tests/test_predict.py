@@ -232,6 +232,47 @@ def test_batch_bad_inputs_write_nothing(tiny_run, covers, tmp_path):
     assert not list(tmp_path.glob(".out*"))  # no temporary file left behind
 
 
+@pytest.fixture(scope="module")
+def single_branch_runs(tmp_path_factory, tiny_run):
+    """Untrained cover-only (w = 1) and title-only (w = 0) run folders: enough to check what inputs they take."""
+    from bilipop.models.registry import create_model
+    from bilipop.models.run import save_model
+
+    root = tmp_path_factory.mktemp("single_branch")
+    titles = pd.read_parquet(tiny_run["table"])["title"].tolist()
+    runs = {}
+    for w in (0.0, 1.0):
+        built = create_model(vit="tiny", bert="tiny", vit_weight=w, titles=titles)
+        config = {"vit_weight": w, "image_size": built.image_size, "image_mean": list(built.image_mean),
+                  "image_std": list(built.image_std), "max_tokens": 64, "model": built.arch}
+        save_model(root / f"w{w:g}", built.model, built.tokenizer, config)
+        runs[w] = root / f"w{w:g}"
+    return runs
+
+
+@pytest.mark.parametrize("w,bad", [(1.0, "empty title"), (0.0, "missing cover")])
+def test_batch_rejects_the_input_of_an_unused_branch_as_single_mode_does(single_branch_runs, covers, tmp_path,
+                                                                         w, bad):
+    # A cover-only run ignores titles and a title-only run ignores covers, but an unusable one is still a
+    # mistake: single mode said so, batch mode predicted the row anyway.
+    rows = {"cover": [covers[0], covers[1]], "title": [TITLE, TITLE]}
+    if bad == "empty title":
+        rows["title"][1] = ""
+    else:
+        rows["cover"][1] = str(tmp_path / "gone.jpg")
+    source = tmp_path / "in.csv"
+    pd.DataFrame(rows).to_csv(source, index=False)
+    out = tmp_path / "out.csv"
+    run = str(single_branch_runs[w])
+    res = _invoke("predict", "--batch", str(source), "-o", str(out), "--model", run)
+    assert res.exit_code == 1 and "row 2" in res.output and not out.exists()
+    assert ("empty" if bad == "empty title" else "does not exist") in res.output
+    single = _invoke("predict", rows["cover"][1], rows["title"][1], "--model", run)
+    assert single.exit_code == 1
+    ranked = _invoke("predict", "--cover", rows["cover"][1], "--title", rows["title"][1], "--model", run)
+    assert ranked.exit_code == 1
+
+
 @pytest.mark.parametrize("args", [
     ["a.jpg", "t", "--cover", "b.jpg", "--title", "u"],
     ["a.jpg"],

@@ -185,11 +185,27 @@ def predict_pairs(run: LoadedRun, covers: Sequence[str | Path], titles: Sequence
     return np.concatenate(parts) if parts else np.zeros((0, len(LABEL_NAMES)))
 
 
-def _check_unused_covers(run: LoadedRun, covers: Sequence[str | Path]) -> None:
-    # A title-only run (w = 0) ignores covers, but a cover the user named that cannot be read is still a mistake.
-    if not _weights(run)[0]:
-        for cover in covers:
-            run.preprocess_cover(cover)
+def _check_unused_inputs(run: LoadedRun, covers: Sequence[str | Path], titles: Sequence[str],
+                         where: Callable[[int], str] | None = None) -> None:
+    """A zero-weight branch ignores its input (w = 0: covers, w = 1: titles), but a cover or title the user gave
+    that is unusable is still a mistake, whichever run predicts: check those too (a cheap 1/8-scale decode).
+
+    Raises:
+        InputError: a missing, truncated or non-image cover, or an empty title (named by ``where``).
+    """
+    from bilipop.models.preprocess import check_cover
+
+    use_cover, use_title = _weights(run)
+    name = where or (lambda i: "")
+    if not use_cover:
+        for i, cover in enumerate(covers):
+            try:
+                check_cover(cover)
+            except InputError as exc:
+                raise InputError(f"{name(i)}{exc}") from None
+    if not use_title:
+        for i, title in enumerate(titles):
+            check_title(title, name(i))
 
 
 def predict_one(model: LoadedRun | str | os.PathLike[str] | None, cover: str | Path, title: str,
@@ -206,7 +222,7 @@ def predict_one(model: LoadedRun | str | os.PathLike[str] | None, cover: str | P
     """
     check_title(title)
     run = as_run(model)
-    _check_unused_covers(run, [cover])
+    _check_unused_inputs(run, [cover], [title])
     result = _prediction(predict_pairs(run, [cover], [title])[0])
     if explain:
         from bilipop.prediction.explain import explain_prediction
@@ -227,7 +243,7 @@ def rank_candidates(model: LoadedRun | str | os.PathLike[str] | None, covers: Se
     for i, title in enumerate(titles):
         check_title(title, f"title {i + 1}: ")
     run = as_run(model)
-    _check_unused_covers(run, covers)
+    _check_unused_inputs(run, covers, titles)
     pairs = [(str(c), t) for c in covers for t in titles]
     probs = predict_pairs(run, [c for c, _ in pairs], [t for _, t in pairs])
     candidates = [Candidate(c, t, _prediction(p)) for (c, t), p in zip(pairs, probs, strict=True)]
@@ -276,8 +292,12 @@ def predict_batch(model: LoadedRun | str | os.PathLike[str] | None, input: str |
     covers = [str(c) if Path(str(c)).is_absolute() else str(base / str(c)) for c in table["cover"]]
     titles = [t if isinstance(t, str) else "" for t in table["title"]]
     run = as_run(model)
-    probs = predict_pairs(run, covers, titles, batch_size=batch_size, progress=progress,
-                          where=lambda i: f"{input} row {i + 1}: ")
+
+    def where(i: int) -> str:
+        return f"{input} row {i + 1}: "
+
+    _check_unused_inputs(run, covers, titles, where)
+    probs = predict_pairs(run, covers, titles, batch_size=batch_size, progress=progress, where=where)
     labels = probs.argmax(axis=1)
     result = table.copy()
     result["label"] = labels
