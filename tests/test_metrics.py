@@ -155,6 +155,11 @@ def test_study_figures_for_recorded_settings_only():
     assert bl.study_figure("vgg", "bert", 0.75)["ordinal_accuracy"] == 0.5345
     assert bl.study_figure("vgg", "rnn", 0.5)["ordinal_accuracy"] == 0.5471
     assert bl.study_figure("vit", "bert", 0.3) is None
+    # A single-branch run is the study's single-encoder model whatever the unused encoder's flag says, and
+    # never one of Table 2's fused VGG pairs.
+    assert bl.study_figure("vgg", "bert", 0.0)["ordinal_accuracy"] == 0.4659
+    assert bl.study_figure("vit", "rnn", 1.0)["ordinal_accuracy"] == 0.5980
+    assert bl.study_figure("vgg", "bert", 1.0) is None and bl.study_figure("vgg", "rnn", 0.0) is None
     everything = bl.baselines([0, 1, 2], vision="vit", text="bert", vit_weight=0.75)
     assert set(everything) == {"majority_class", "best_constant", "uniform_random", "study", "study_best"}
     assert everything["study_best"]["ordinal_accuracy"] == 0.6242

@@ -72,9 +72,20 @@ def uniform_random(y_true: Sequence[int], num_classes: int = NUM_CLASSES) -> dic
 
 
 def study_figure(vision: str = "vit", text: str = "bert", vit_weight: float | None = 0.75) -> dict | None:
-    """The study's test ordinal accuracy for this setting, or None when SPEC records no figure for it."""
+    """The study's test ordinal accuracy for this setting, or None when SPEC records no figure for it.
+
+    At w = 1 the title encoder is not built and at w = 0 the cover encoder is not: such a run is the study's
+    ViT-only or BERT-only model whatever the other flag says, and never one of Table 2's fused pairs.
+    """
+    single = vit_weight is not None and vit_weight in (0.0, 1.0)
+    if vit_weight == 1.0:
+        text = "bert"
+    elif vit_weight == 0.0:
+        vision = "vit"
     for (v, t, w), (epoch, figure) in STUDY_FIGURES.items():
-        if v == vision and t == text and (w is None or (vit_weight is not None and abs(w - vit_weight) < 1e-9)):
+        if v != vision or t != text:
+            continue
+        if (w is None and not single) or (w is not None and vit_weight is not None and abs(w - vit_weight) < 1e-9):
             return {"epoch": epoch, "ordinal_accuracy": figure, "vision": v, "text": t, "vit_weight": w}
     return None
 
