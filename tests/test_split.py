@@ -42,3 +42,5 @@ def test_split_rejects_bad_tables():
         make_split(["BV1", "BV1", "BV2"], [0, 0, 1])
     with pytest.raises(InputError, match="at least 2"):
         make_split(["BV1"], [0])
+    with pytest.raises(InputError, match="no test part"):
+        make_split(["BV1", "BV2", "BV3"], [0, 1, 4])  # one row per class: the test part would be empty

@@ -22,7 +22,8 @@ def make_split(bvids: Sequence[str], labels: Sequence[int], *, seed: int = 0,
     matter (rows are sorted by bvid first).
 
     Raises:
-        InputError: fewer than two rows, duplicate bvids, or a test share outside (0, 1).
+        InputError: fewer than two rows, duplicate bvids, no class with two rows (no test part), or a test
+            share outside (0, 1).
     """
     if not 0 < test_share < 1:
         raise InputError(f"the test share must be between 0 and 1, got {test_share}")
@@ -46,6 +47,10 @@ def make_split(bvids: Sequence[str], labels: Sequence[int], *, seed: int = 0,
             n_test = min(max(n_test, 1), len(members) - 1)
         test += [members[i] for i in order[:n_test]]
         train += [members[i] for i in order[n_test:]]
+    if not test:
+        # Otherwise training reports a valid loss and accuracy of 0 measured on nothing.
+        raise InputError(f"the {len(bvids)} rows are each alone in their class, so no test part can be held out; "
+                         "at least one class needs two videos (label more data)")
     return {"train": sorted(train), "test": sorted(test), "seed": seed}
 
 
