@@ -169,3 +169,13 @@ def test_existing_run_needs_resume(data, tmp_path):
     result = _run([*BASE, "--data", str(data), "--out", str(out), "--resume", "--epochs", "2"])
     assert result.exit_code == 0, result.output
     assert [line.split()[1] for line in result.stdout.splitlines()[1:] if line.strip()] == ["2"]
+
+
+def test_train_stamps_the_current_run_format_version(data, tmp_path, monkeypatch):
+    # train wrote a literal 1: after a format bump every fresh run would have been refused by evaluate and predict.
+    from bilipop.models import run as run_module
+
+    monkeypatch.setattr(run_module, "FORMAT_VERSION", 2)
+    out = tmp_path / "run"
+    assert _run([*BASE, "--data", str(data), "--out", str(out), "--vit-weight", "1"]).exit_code == 0
+    assert run_module.load_run(out).config["format_version"] == 2

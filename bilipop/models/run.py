@@ -172,10 +172,15 @@ def save_tokenizer(tokenizer, folder: Path) -> None:
     os.replace(tmp, folder)
 
 
+def write_config(folder: Path, config: dict) -> Path:
+    """Write RUN/config.json stamped with the run format version that ``read_config`` checks."""
+    return write_json(Path(folder) / CONFIG, {"format_version": FORMAT_VERSION, "bilipop_version": __version__,
+                                              **config})
+
 
 def save_model(folder: Path, model: torch.nn.Module, tokenizer, config: dict) -> None:
     """Write config.json, tokenizer/ and model.safetensors: everything load_run needs."""
     folder.mkdir(parents=True, exist_ok=True)
     save_tokenizer(tokenizer, folder / TOKENIZER)
     save_weights(model, folder / WEIGHTS)
-    write_json(folder / CONFIG, {"format_version": FORMAT_VERSION, "bilipop_version": __version__, **config})
+    write_config(folder, config)

@@ -11,7 +11,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bilipop import __version__
 from bilipop.data.schema import LABEL_NAMES, NUM_CLASSES, STAGE_INPUTS
 from bilipop.errors import InputError
 from bilipop.files import atomic_write
@@ -172,7 +171,15 @@ def _epochs_done(run_dir: Path) -> int:
 def _train_one(run_dir, out, data, table_path, examples, split, options, world, devs, autocast, local_batch,
                num_workers, resume, dropout, progress, on_epoch):
     from bilipop.models.registry import MAX_TOKENS, create_model
-    from bilipop.models.run import CONFIG, SPLIT, TOKENIZER, read_config, save_tokenizer, write_json
+    from bilipop.models.run import (
+        CONFIG,
+        SPLIT,
+        TOKENIZER,
+        read_config,
+        save_tokenizer,
+        write_config,
+        write_json,
+    )
     from bilipop.train.dataset import CoverCache, CoverTitleDataset, default_workers, make_loader
     from bilipop.train.loop import Setup, fit
 
@@ -205,9 +212,8 @@ def _train_one(run_dir, out, data, table_path, examples, split, options, world, 
         write_json(run_dir / SPLIT, split)
         save_tokenizer(built.tokenizer, run_dir / TOKENIZER)
         previous = read_config(run_dir) if resuming else {}
-        write_json(run_dir / CONFIG, {"format_version": 1, "bilipop_version": __version__, **config,
-                                      "best_epoch": previous.get("best_epoch"),
-                                      "epochs_done": previous.get("epochs_done", 0)})
+        write_config(run_dir, {**config, "best_epoch": previous.get("best_epoch"),
+                               "epochs_done": previous.get("epochs_done", 0)})
     index = {b: i for i, b in enumerate(examples.bvids)}
     train_idx = [index[b] for b in split["train"] if b in index]
     test_idx = [index[b] for b in split["test"] if b in index]
