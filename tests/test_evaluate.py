@@ -196,6 +196,16 @@ def test_a_missing_cover_names_the_video(tiny_run, run_copy, tmp_path):
     assert np.all(table["label"].between(0, 4))
 
 
+def test_an_empty_cover_path_names_the_video(tiny_run, run_copy, tmp_path):
+    split = json.loads((run_copy / "split.json").read_text(encoding="utf-8"))
+    table = pd.read_parquet(tiny_run["table"])
+    table.loc[table["bvid"] == split["test"][0], "cover_path"] = None
+    table.to_parquet(tmp_path / "t.parquet")
+    _fails([str(run_copy), "-i", str(tmp_path / "t.parquet"), "--data", str(tiny_run["data"])],
+           f"video {split['test'][0]}: no cover file is given")
+    assert not (run_copy / "eval").exists()
+
+
 def test_cli_passes_its_flags_to_the_core_function(monkeypatch, tmp_path):
     from bilipop.evaluation import report as core
 

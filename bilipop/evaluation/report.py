@@ -106,15 +106,6 @@ def _table_and_root(config: dict, data: Path | None, input: Path | None) -> tupl
     return Path(recorded), Path(root)
 
 
-def _resolve_cover(value: object, root: Path, table_path: Path) -> str:
-    # The same rule as training: relative to the dataset folder, else to the table's own folder.
-    path = Path(str(value))
-    if path.is_absolute():
-        return str(path)
-    in_data, beside = root / path, table_path.parent / path
-    return str(in_data if in_data.exists() or not beside.exists() else beside)
-
-
 def _split_bvids(run: Path, split: str) -> list[str]:
     parts = _read_json(run / "split.json", "the train/test split")
     if not isinstance(parts, dict) or not {"train", "test"} <= set(parts):
@@ -170,6 +161,7 @@ def _evaluate_sweep(run: Path, data, input, split: str, progress, device: str) -
 def _evaluate_run(run: Path, data, input, split: str, progress, device: str) -> EvaluationReport:
     from bilipop.data.io import read_table
     from bilipop.evaluation.plots import confusion_png, curves_png
+    from bilipop.models.preprocess import resolve_cover
     from bilipop.models.run import load_run
     from bilipop.prediction.predict import predict_pairs
 
@@ -191,7 +183,7 @@ def _evaluate_run(run: Path, data, input, split: str, progress, device: str) -> 
                                f"{table_path}; evaluated the other {len(rows)}")
     if rows["label"].isna().any():
         raise InputError(f"column label of {table_path} has missing values; run bilipop label again")
-    covers = [_resolve_cover(p, root, table_path) for p in rows["cover_path"]]
+    covers = [str(resolve_cover(p, root, table_path)) for p in rows["cover_path"]]
     bvids = rows["bvid"].tolist()
     probs = predict_pairs(loaded, covers, rows["title"].tolist(), batch_size=int(config.get("batch_size") or 32),
                           progress=progress, where=lambda i: f"video {bvids[i]}: ")

@@ -12,6 +12,21 @@ import torch
 from bilipop.errors import InputError
 
 
+def resolve_cover(value: object, data: Path, table_path: Path) -> Path:
+    """Where a table's ``cover_path`` points: absolute as is; relative, against the dataset folder ``data``, else
+    against the table's own folder when only that one holds the file. A missing value gives ``Path("")``.
+
+    The one rule shared by training and evaluation, so both read the same files.
+    """
+    if value is None or value != value or not str(value).strip():
+        return Path("")
+    path = Path(str(value))
+    if path.is_absolute():
+        return path
+    in_data, beside = Path(data) / path, Path(table_path).parent / path
+    return in_data if in_data.exists() or not beside.exists() else beside
+
+
 def decode_cover(path: str | Path, size: int, *, what: str = "") -> np.ndarray:
     """Decode an image file to RGB and resize it to (size, size): uint8 array (size, size, 3).
 
@@ -25,6 +40,8 @@ def decode_cover(path: str | Path, size: int, *, what: str = "") -> np.ndarray:
 
     path = Path(path)
     label = f"{what} " if what else ""
+    if path == Path(""):  # an empty cover_path (resolve_cover)
+        raise InputError(f"no cover file is given{' ' + what if what else ''}; fill in cover_path")
     if not path.is_file():
         raise InputError(f"cover {label}{path} does not exist; download the covers again (bilipop crawl) or fix "
                          "cover_path")

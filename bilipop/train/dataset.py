@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 from bilipop.data.io import read_table
 from bilipop.data.schema import NUM_CLASSES, require_columns
 from bilipop.errors import InputError
-from bilipop.models.preprocess import check_cover, decode_cover, tokenize
+from bilipop.models.preprocess import check_cover, decode_cover, resolve_cover, tokenize
 
 log = logging.getLogger(__name__)
 Progress = Callable[[int, int | None], None]
@@ -60,7 +60,7 @@ def load_examples(table_path: Path, data: Path, *, covers: bool, titles: bool,
                                  "(remove the row or fill it in)")
     cover_list: list[Path] = []
     if covers:
-        cover_list = [_resolve_cover(p, data, table_path) for p in table["cover_path"]]
+        cover_list = [resolve_cover(p, data, table_path) for p in table["cover_path"]]
         _check_covers(bvids, cover_list, progress)
     return Examples(bvids, title_list, cover_list, labels)
 
@@ -75,17 +75,6 @@ def _check_labels(column, table_path: Path) -> np.ndarray:
         raise InputError(f"column label of {table_path} must hold integers 0..{NUM_CLASSES - 1} (row {row + 2} "
                          f"has {column.iloc[row]!r}); run bilipop label again")
     return values.to_numpy(dtype=np.int64)
-
-
-def _resolve_cover(value, data: Path, table_path: Path) -> Path:
-    if value is None or value != value or not str(value).strip():
-        return Path("")
-    path = Path(str(value))
-    if path.is_absolute():
-        return path
-    beside = table_path.parent / path
-    in_data = data / path
-    return in_data if in_data.exists() or not beside.exists() else beside
 
 
 def _check_covers(bvids: Sequence[str], covers: Sequence[Path], progress: Progress | None) -> None:
