@@ -18,6 +18,7 @@ from bilipop.errors import InputError
 
 
 def check_classes(values: Sequence[int] | np.ndarray, what: str, num_classes: int) -> np.ndarray:
+    """``values`` as an int64 array of class indices, or InputError naming ``what`` and the problem."""
     array = np.asarray(values)
     if array.ndim != 1:
         raise InputError(f"{what} must be a flat list of class indices")
@@ -55,6 +56,7 @@ def ordinal_accuracy(y_true, y_pred, num_classes: int = NUM_CLASSES) -> float:
 
 
 def accuracy(y_true, y_pred, num_classes: int = NUM_CLASSES) -> float:
+    """Share of exact predictions."""
     t, p = _pair(y_true, y_pred, num_classes)
     return float((t == p).mean())
 
@@ -154,6 +156,8 @@ def spearman(x: Sequence[float], y: Sequence[float]) -> float | None:
 
 @dataclass
 class ClassScores:
+    """Precision, recall, F1 and support of one class."""
+
     precision: float
     recall: float
     f1: float

@@ -45,6 +45,7 @@ class EvaluationReport:
 
     @property
     def is_sweep(self) -> bool:
+        """True for a sweep folder's report (one sub-report per weight)."""
         return bool(self.runs)
 
     def to_json(self) -> dict[str, Any]:
@@ -57,6 +58,7 @@ class EvaluationReport:
                 "n": self.metrics["n"]}
 
     def sweep_rows(self) -> list[dict[str, Any]]:
+        """One summary row per run of a sweep, in the sweep's order."""
         rows = []
         for name, r in self.runs.items():
             study = r.baselines.get("study")

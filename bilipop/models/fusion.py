@@ -40,6 +40,8 @@ class Stage(nn.Module):
 
 
 class InputStage(Stage):
+    """First child: the cover tokens and/or the title's hidden states and float mask, from the raw inputs."""
+
     def __init__(self, vision_in: nn.Module | None, text_in: nn.Module | None) -> None:
         super().__init__(vision_in is not None, text_in is not None)
         self.vision_in, self.text_in = vision_in, text_in
@@ -55,6 +57,8 @@ class InputStage(Stage):
 
 
 class VisionStage(Stage):
+    """One block of the cover encoder; the title tensors pass through untouched."""
+
     def __init__(self, block: nn.Module, has_text: bool) -> None:
         super().__init__(True, has_text)
         self.block = block
@@ -64,6 +68,8 @@ class VisionStage(Stage):
 
 
 class TextStage(Stage):
+    """One block of the title encoder; the cover tokens pass through untouched."""
+
     def __init__(self, block: nn.Module, has_vision: bool) -> None:
         super().__init__(has_vision, True)
         self.block = block
@@ -74,6 +80,8 @@ class TextStage(Stage):
 
 
 class HeadStage(Stage):
+    """Each encoder's head, ``w * vision + (1 - w) * text``, then one linear layer to the classes."""
+
     def __init__(self, vision_head: nn.Module | None, text_head: nn.Module | None, vit_weight: float,
                  out_dim: int, num_classes: int) -> None:
         super().__init__(vision_head is not None, text_head is not None)
@@ -131,8 +139,10 @@ class FusionModel(nn.Sequential):
 
     def logits(self, images: torch.Tensor | None, input_ids: torch.Tensor | None,
                attention_mask: torch.Tensor | None) -> torch.Tensor:
+        """Class scores (B, num_classes) of a batch; a branch that is not built ignores its input."""
         return self(self.pack(images, input_ids, attention_mask))[0]  # (B, num_classes)
 
     def set_autocast(self, autocast: tuple[str, torch.dtype] | None) -> None:
+        """Run every child under ``autocast`` (device type, dtype), or in full precision with None."""
         for child in self:
             child.autocast = autocast

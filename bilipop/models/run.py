@@ -39,6 +39,7 @@ class LoadedRun:
 
     @property
     def vit_weight(self) -> float:
+        """The cover weight w the run was trained with."""
         return float(self.config["vit_weight"])
 
     def preprocess_cover(self, path: str | Path) -> torch.Tensor:
@@ -148,6 +149,7 @@ def find_runs(root: str | Path) -> list[Path]:
 
 
 def write_json(path: Path, obj: object) -> Path:
+    """Write ``obj`` as indented UTF-8 JSON, atomically."""
     return atomic_write(path, lambda tmp: tmp.write_text(json.dumps(obj, indent=2, ensure_ascii=False) + "\n",
                                                           encoding="utf-8"))
 
@@ -161,6 +163,7 @@ def save_weights(model: torch.nn.Module, path: Path) -> Path:
 
 
 def save_tokenizer(tokenizer, folder: Path) -> None:
+    """Write the tokenizer files into ``folder`` (replaced whole, via a temporary folder); None writes nothing."""
     if tokenizer is None:
         return
     tmp = folder.with_name(folder.name + ".tmp")

@@ -53,6 +53,8 @@ def build_bert(config: dict) -> nn.Module:
 
 
 class BertInput(nn.Module):
+    """BERT embeddings plus the float additive mask: (ids, 0/1 mask) -> ((B, T, H), (B, 1, 1, T))."""
+
     def __init__(self, bert: nn.Module) -> None:
         super().__init__()
         self.embeddings = bert.embeddings
@@ -62,6 +64,8 @@ class BertInput(nn.Module):
 
 
 class BertBlock(nn.Module):
+    """One BERT encoder layer reading the float additive mask."""
+
     def __init__(self, layer: nn.Module) -> None:
         super().__init__()
         self.layer = layer
@@ -84,6 +88,8 @@ class BertHead(nn.Module):
 
 
 class RNNInput(nn.Module):
+    """Token embeddings plus the float additive mask, as BertInput gives them."""
+
     def __init__(self, spec: RNNSpec) -> None:
         super().__init__()
         self.embedding = nn.Embedding(spec.vocab_size, spec.embed_dim, padding_idx=spec.pad_token_id)
@@ -112,6 +118,8 @@ class RNNBlock(nn.Module):
 
 
 class RNNHead(nn.Module):
+    """Dropout and a linear layer from the pooled recurrent state to the fusion size."""
+
     def __init__(self, spec: RNNSpec) -> None:
         super().__init__()
         self.drop = nn.Dropout(spec.dropout_rate)
@@ -127,4 +135,5 @@ def split_bert(bert: nn.Module, out_dim: int) -> tuple[nn.Module, list[nn.Module
 
 
 def split_rnn(spec: RNNSpec) -> tuple[nn.Module, list[nn.Module], nn.Module]:
+    """A fresh recurrent encoder as (input part, body blocks, head)."""
     return RNNInput(spec), [RNNBlock(spec)], RNNHead(spec)

@@ -119,6 +119,8 @@ class ViTInput(nn.Module):
 
 
 class ViTBlock(nn.Module):
+    """One ViT transformer block (no attention mask: every patch attends to every other)."""
+
     def __init__(self, block: nn.Module) -> None:
         super().__init__()
         self.block = block
@@ -140,6 +142,8 @@ class ViTHead(nn.Module):
 
 
 class VGGHead(nn.Module):
+    """VGG's average pooling and classifier: feature maps -> (B, out_dim)."""
+
     def __init__(self, vgg: VGG) -> None:
         super().__init__()
         self.avgpool = vgg.avgpool
@@ -168,5 +172,6 @@ def split_vision(encoder: nn.Module) -> tuple[nn.Module, list[nn.Module], nn.Mod
 
 
 def vgg_spec_from_dict(d: dict) -> VGGSpec:
+    """The VGGSpec recorded in a run's config.json (the layout comes back as a tuple)."""
     layout: Sequence[int | str] = d.get("layout", VGG16_LAYOUT)
     return VGGSpec(**{**d, "layout": tuple(x if x == "M" else int(x) for x in layout)})

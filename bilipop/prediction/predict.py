@@ -42,6 +42,7 @@ class Prediction:
     explanation: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
+        """The documented JSON object of ``predict --json`` (``explanation`` only with --explain)."""
         data = {"label": self.label, "label_name": self.label_name, "probabilities": self.probabilities,
                 "expected_class": self.expected_class}
         if self.explanation is not None:
@@ -51,16 +52,21 @@ class Prediction:
 
 @dataclass
 class Candidate:
+    """One cover x title combination of a ranking and its prediction."""
+
     cover: str
     title: str
     prediction: Prediction
 
     def to_json(self) -> dict[str, Any]:
+        """The prediction's JSON object with the cover and title added."""
         return {"cover": self.cover, "title": self.title, **self.prediction.to_json()}
 
 
 @dataclass
 class BatchReport:
+    """What ``predict --batch`` did: input, output, rows and the count of each predicted class."""
+
     input: Path
     output: Path
     rows: int
@@ -105,6 +111,7 @@ def _weights(run: LoadedRun) -> tuple[bool, bool]:
 
 
 def check_title(title: object, where: str = "") -> str:
+    """Return ``title``, or raise InputError (prefixed with ``where``) when it is empty or blank."""
     if not isinstance(title, str) or not title.strip():
         raise InputError(f"{where}the title is empty; give the video's title text")
     return title

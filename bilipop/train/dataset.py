@@ -126,6 +126,7 @@ class CoverCache:
         self._done = np.load(self.done_path, mmap_mode="r+")
 
     def get(self, i: int, decode: Callable[[], np.ndarray]) -> np.ndarray:
+        """Row ``i``'s resized cover, decoded with ``decode()`` and stored the first time it is asked for."""
         if self._pixels is None:
             self._open()
         if self._done[i]:
@@ -157,6 +158,7 @@ class CoverTitleDataset(Dataset):
         return len(self.examples.bvids)
 
     def cover(self, i: int) -> np.ndarray:
+        """Row ``i``'s cover resized to the model's size: uint8 (S, S, 3)."""
         def decode() -> np.ndarray:
             return decode_cover(self.examples.covers[i], self.image_size, what=f"of video {self.examples.bvids[i]}")
 
@@ -186,6 +188,7 @@ def make_loader(dataset: Dataset, indices: Sequence[int], *, batch_size: int, sh
 
 def default_workers(n_rows: int) -> int:
     # Forking workers costs more than it saves on a few hundred small covers.
+    """Loader worker processes for a table of ``n_rows``: none for small tables, else up to 4."""
     if n_rows < 512:
         return 0
     return max(1, min(4, (os.cpu_count() or 2) - 1))

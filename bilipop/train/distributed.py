@@ -20,15 +20,19 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class World:
+    """This process's place among the torchrun processes (rank 0 of 1 without torchrun)."""
+
     rank: int = 0
     size: int = 1
 
     @property
     def main(self) -> bool:
+        """Rank 0: the process that writes the run folder and reports."""
         return self.rank == 0
 
     @property
     def distributed(self) -> bool:
+        """More than one process takes part."""
         return self.size > 1
 
 
@@ -95,6 +99,7 @@ def broadcast(value: object, world: World) -> object:
 
 
 def barrier(world: World) -> None:
+    """Wait until every process gets here (no-op for a single process)."""
     if world.distributed:
         import torch.distributed as dist
 
@@ -102,6 +107,7 @@ def barrier(world: World) -> None:
 
 
 def shutdown(world: World) -> None:
+    """Leave the process group (no-op for a single process)."""
     if world.distributed:
         import torch.distributed as dist
 

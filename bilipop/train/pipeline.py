@@ -158,6 +158,7 @@ def pipeline_balance(module: nn.Module) -> list[int] | None:
 
 
 def output_device(module: nn.Module, fallback: torch.device) -> torch.device:
+    """Where the model's output, hence the loss target, lives: a GPipe's last device, else ``fallback``."""
     inner = getattr(module, "module", module)
     devices = getattr(inner, "devices", None)
     return devices[-1] if devices else fallback
