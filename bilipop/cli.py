@@ -351,6 +351,13 @@ def _print_epoch_row(row: dict, header: list[bool]) -> None:
     out.print("  ".join(f"{v:>{max(len(c), 8)}}" for c, v in zip(_EPOCH_COLUMNS, cells, strict=True)))
 
 
+def _parse_counts(text: str, option: str) -> list[int]:
+    values = parse_floats(text, option)
+    if any(v != int(v) for v in values):
+        raise InputError(f"{option} takes whole numbers separated by commas, got {text!r}")
+    return [int(v) for v in values]
+
+
 @app.command("train", epilog="Example: bilipop train --data data --out runs/first --vit tiny --bert tiny "
                              "--devices cpu,cpu --epochs 3")
 def train_cmd(
@@ -397,7 +404,7 @@ def train_cmd(
             data=data, input=input, out=out_dir, vit=vit, bert=bert, vision=vision, text=text,
             vit_weight=parse_floats(vit_weight, "--vit-weight"), epochs=epochs, batch_size=batch_size, lr=lr,
             gpus=gpus, devices=devices, chunks=chunks,
-            balance=[int(b) for b in parse_floats(balance, "--balance")] if balance else None,
+            balance=_parse_counts(balance, "--balance") if balance else None,
             checkpoint=checkpoint, precision=precision, cache=cache, seed=seed, resume=resume,
             num_workers=num_workers, progress=update, on_epoch=lambda row: _print_epoch_row(row, header),
         )

@@ -136,6 +136,7 @@ def test_bad_cover_names_the_video_and_file(data, tmp_path, damage, message):
     (["--devices", "cpu,cpu", "--batch-size", "10", "--chunks", "4"], "does not split into 4"),
     (["--devices", "cpu,cpu", "--balance", "1,1"], "--balance 1,1 must give 2 positive counts"),
     (["--devices", "cpu,cpu", "--balance", "x"], "--balance takes numbers"),
+    (["--devices", "cpu,cpu", "--balance", "2.5,3.5"], "--balance takes whole numbers"),  # was cut to 2,3
     (["--devices", "cpu,npu:3"], "is not a device"),
     (["--checkpoint", "sometimes"], "--checkpoint must be one of"),
     (["--precision", "fp16"], "fp16 needs CUDA"),
