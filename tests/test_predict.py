@@ -189,6 +189,13 @@ def test_bad_cover(tiny_run, bad_covers, kind, message):
     assert not list(bad_covers[kind].parent.glob("*.explain.png"))
 
 
+def test_a_cover_too_large_to_decode_is_a_user_error(tiny_run, covers, monkeypatch):
+    # Pillow's decompression-bomb guard raises an error that is not an OSError; it escaped as a traceback.
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10)
+    res = _invoke("predict", covers[0], TITLE, "--model", str(tiny_run["run"]))
+    assert res.exit_code == 1 and "too large" in res.output and "Traceback" not in res.output
+
+
 @pytest.mark.parametrize("title", ["", "   "])
 def test_empty_title(tiny_run, covers, title):
     res = _invoke("predict", covers[0], title, "--model", str(tiny_run["run"]))

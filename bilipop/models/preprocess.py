@@ -51,6 +51,8 @@ def decode_cover(path: str | Path, size: int, *, what: str = "") -> np.ndarray:
             rgb = image.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
     except UnidentifiedImageError as exc:
         raise InputError(f"cover {label}{path} is not an image Pillow can read; replace or remove it") from exc
+    except Image.DecompressionBombError as exc:  # not an OSError: it escaped as a traceback
+        raise InputError(f"cover {label}{path} is too large to decode safely ({exc}); use a smaller image") from exc
     except (OSError, ValueError, SyntaxError) as exc:
         raise InputError(f"cover {label}{path} is truncated or damaged ({exc}); download it again or remove "
                          "the row") from exc
