@@ -86,3 +86,24 @@ def test_device_and_batch_checks():
     with pytest.raises(DeviceError, match="one per device"):
         check_balance([3, 3], 6, 3)
     assert check_balance([2, 4], 6, 2) == [2, 4]
+
+
+def test_mixed_precision_is_entered_inside_the_pipeline_stages():
+    # GPipe runs partitions in worker threads, where an autocast around the call has no effect: --precision
+    # must reach every stage through set_autocast. Checked on CPU with bf16, the dtype every layer sees.
+    built = create_model(vit="tiny", bert="tiny", vit_weight=0.5, titles=TITLES, dropout=0.0)
+    inputs, labels = _inputs(built)
+    seen = []
+    for module in built.model.modules():
+        if isinstance(module, torch.nn.Linear):
+            module.register_forward_hook(lambda m, args, out: seen.append(out.dtype))
+    gpipe = build_pipeline(built.model, ["cpu", "cpu"], chunks=2, balance=[3, 3], checkpoint="except_last",
+                           sample=inputs)
+    gpipe(inputs)
+    assert seen and set(seen) == {torch.float32}
+    seen.clear()
+    built.model.set_autocast(("cpu", torch.bfloat16))
+    logits = gpipe(inputs)[0]
+    assert set(seen) == {torch.bfloat16}  # every linear layer of every stage ran in bf16
+    assert logits.dtype == torch.float32  # the head hands the loss full-precision logits
+    torch.nn.functional.cross_entropy(logits, labels).backward()
