@@ -145,6 +145,8 @@ def test_bad_cover_names_the_video_and_file(data, tmp_path, damage, message):
     (["--vit", "Z_99"], "neither a file nor a known ViT"),
     (["--bert", "nobody/no-such-bert"], "save_pretrained"),
     (["--gpus", "1", "--devices", "cpu"], "either --gpus or --devices"),
+    # The cover-only run has fewer layers than 3,3: it failed only after the fused run had trained.
+    (["--devices", "cpu,cpu", "--balance", "3,3", "--vit-weight", "0.5,1"], "--balance cannot fit every run"),
 ])
 def test_bad_options(data, tmp_path, extra, message):
     if "fp16" in extra and torch.cuda.is_available():

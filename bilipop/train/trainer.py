@@ -79,6 +79,12 @@ def train(data: str | Path = "data", input: str | Path | None = None, out: str |
         raise InputError(f"--batch-size {batch_size} does not split over {world.size} processes; use a multiple")
     local_batch = batch_size // world.size
     n_chunks = check_chunks(chunks, local_batch, len(devs)) if len(devs) > 1 else 1
+    if balance and len(devs) > 1 and len({(w > 0, w < 1) for w in weights}) > 1:
+        # A w = 0 or w = 1 run leaves an encoder out, so it has fewer pipeline layers than a fused run: no one
+        # --balance fits both, and the second run would fail only after the first had trained.
+        raise InputError("--balance cannot fit every run of this sweep: w = 0 and w = 1 leave an encoder out "
+                         "and have fewer pipeline layers; drop --balance (each run is then balanced by timing) "
+                         "or sweep those weights separately")
     autocast = autocast_for(precision, devs)
     tiny = "tiny" in (vit, bert)
     notes: list[str] = []
