@@ -182,3 +182,23 @@ def test_train_stamps_the_current_run_format_version(data, tmp_path, monkeypatch
     out = tmp_path / "run"
     assert _run([*BASE, "--data", str(data), "--out", str(out), "--vit-weight", "1"]).exit_code == 0
     assert run_module.load_run(out).config["format_version"] == 2
+
+
+def test_cli_core_and_registry_share_every_default():
+    # STYLE: one source of truth per default. The flag, the train() keyword and the model registry are written
+    # in three places (the CLI must not import torch), so this test is what keeps them equal.
+    import inspect
+
+    from bilipop.cli import train_cmd
+    from bilipop.models import registry
+    from bilipop.train import trainer
+
+    flags = {name: p.default for name, p in inspect.signature(train_cmd).parameters.items()}
+    core = {name: p.default for name, p in inspect.signature(trainer.train).parameters.items()}
+    for name in ("vit", "bert", "vision", "text", "epochs", "batch_size", "lr", "gpus", "devices", "chunks",
+                 "balance", "checkpoint", "precision", "cache", "seed", "resume", "num_workers"):
+        assert flags[name] == core[name], name
+    assert [float(w) for w in flags["vit_weight"].split(",")] == list(core["vit_weight"]) == [0.75]
+    assert (core["vit"], core["bert"]) == (registry.DEFAULT_VIT, registry.DEFAULT_BERT)
+    assert inspect.signature(registry.create_model).parameters["vit"].default == registry.DEFAULT_VIT
+    assert (core["epochs"], trainer.DEFAULT_LR, core["checkpoint"]) == (5, 5e-5, "except_last")  # the study
