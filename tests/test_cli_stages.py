@@ -97,6 +97,7 @@ BAD_INPUTS = [
     (["score", "-i", "{nocol}"], "missing the column"),
     (["score", "-i", "{neg}"], "negative"),
     (["score", "-i", "{text}"], "non-numeric"),
+    (["score", "-i", "{inf}"], "infinite"),
     (["score", "-i", "{good}", "--weights", "0,0,0,0,0"], "all zero"),
     (["score", "-i", "{good}", "--weights", "1,-1,0,0,0"], "non-negative"),
     (["score", "-i", "{good}", "--weights", "a,b"], "numbers separated by commas"),
@@ -117,6 +118,7 @@ def test_bad_input_is_one_line_exit_1_and_no_output(tmp_path, args, message):
         "nocol": write(tmp_path, "nocol.csv", good.drop(columns="likes")),
         "neg": write(tmp_path, "neg.csv", good.assign(views=[1, -5])),
         "text": write(tmp_path, "text.csv", good.assign(coins=["1", "lots"])),
+        "inf": write(tmp_path, "inf.csv", good.assign(views=["1", "inf"])),
         "scored": write(tmp_path, "scored.csv", good.assign(score=[0.1, 0.2])),
     }
     (tmp_path / "v.txt").write_text("x")
@@ -128,6 +130,41 @@ def test_bad_input_is_one_line_exit_1_and_no_output(tmp_path, args, message):
     assert len(r.output.strip().splitlines()) == 1
     assert not out.exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out")]
+
+
+@pytest.mark.parametrize("stage", ["filter", "score"])
+def test_an_infinite_counter_is_dropped_by_filter_and_refused_by_score(tmp_path, videos_csv, stage):
+    df = pd.read_csv(videos_csv).astype({"views": object})
+    df.loc[0, "views"] = "inf"
+    src = write(tmp_path, "inf.csv", df)
+    r = invoke(stage, "-i", src, "-o", tmp_path / "out.csv")
+    if stage == "score":
+        assert r.exit_code == 1 and "column views has a missing, non-numeric, infinite" in r.output, r.output
+        assert not (tmp_path / "out.csv").exists()
+    else:
+        assert r.exit_code == 0, r.output
+        assert "BV1aaaaaaaaa" not in pd.read_csv(tmp_path / "out.csv")["bvid"].tolist()
+
+
+def test_filter_keeps_a_fractional_counter_as_it_is(tmp_path, videos_csv):
+    df = pd.read_csv(videos_csv).astype({"likes": float})
+    df.loc[0, "likes"] = 30.5
+    r = invoke("filter", "-i", write(tmp_path, "frac.csv", df), "-o", tmp_path / "out.csv")
+    assert r.exit_code == 0, r.output
+    assert pd.read_csv(tmp_path / "out.csv")["likes"].iloc[0] == 30.5  # not silently cut to 30
+
+
+@pytest.mark.parametrize("stage", ["filter", "score", "label"])
+def test_an_unwritable_output_is_one_line_exit_1(tmp_path, videos_csv, stage):
+    d = tmp_path / "d"
+    assert invoke("filter", "--data", d, "-i", videos_csv).exit_code == 0
+    assert invoke("score", "--data", d).exit_code == 0
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where a folder should be")
+    r = invoke(stage, "--data", d, "-o", blocker / "out.csv", *(["-i", videos_csv] if stage == "filter" else []))
+    assert r.exit_code == 1, r.output
+    assert "cannot write" in r.output and "Traceback" not in r.output
+    assert len(r.output.strip().splitlines()) == 1
 
 
 def test_bad_output_extension(tmp_path, videos_csv):

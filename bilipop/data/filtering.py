@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
+from bilipop.data.io import int_if_whole
 from bilipop.data.schema import COUNTERS, require_columns
 from bilipop.errors import InputError
 
@@ -51,7 +53,7 @@ def filter_videos(
     bad = pd.Series(False, index=out.index)
     for col in COUNTERS:
         values = pd.to_numeric(out[col], errors="coerce")
-        bad |= values.isna() | (values < 0)
+        bad |= ~np.isfinite(values.to_numpy(dtype=np.float64, na_value=np.nan)) | (values < 0)
     report.removed["missing or negative counter"] = int(bad.sum())
     out = out[~bad]
 
@@ -68,6 +70,6 @@ def filter_videos(
     out = out.sort_index(kind="stable").reset_index(drop=True)
     for col in COUNTERS:
         if not pd.api.types.is_integer_dtype(out[col]):
-            out[col] = pd.to_numeric(out[col]).astype("int64")
+            out[col] = int_if_whole(pd.to_numeric(out[col]))
     report.remaining = len(out)
     return out, report

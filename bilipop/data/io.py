@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from bilipop.data.schema import COLUMNS, STRING_COLUMNS
@@ -68,14 +69,21 @@ def normalise_dtypes(df: pd.DataFrame) -> pd.DataFrame:
         ):
             df[col] = pd.to_numeric(df[col], errors="coerce")
         if kind == "int" and pd.api.types.is_float_dtype(df[col]):
-            values = df[col]
-            if values.notna().all() and (values == values.round()).all():
-                df[col] = values.astype("int64")
+            df[col] = int_if_whole(df[col])
         elif kind == "bool" and not pd.api.types.is_bool_dtype(df[col]):
             df[col] = df[col].map(_parse_bool)
         elif kind == "str" and df[col].dtype != object:
             df[col] = df[col].astype(str)
     return df
+
+
+def int_if_whole(values: pd.Series) -> pd.Series:
+    """``values`` as int64 when every one is a finite whole number; otherwise unchanged (a missing, infinite or
+    fractional value stays visible for the stage that checks it)."""
+    finite = np.isfinite(values.to_numpy(dtype=np.float64, na_value=np.nan))
+    if finite.all() and (values == values.round()).all():
+        return values.astype("int64")
+    return values
 
 
 def _parse_bool(value: object) -> object:
@@ -106,8 +114,18 @@ def check_output_path(path: str | os.PathLike[str]) -> Path:
 
 
 def write_table(df: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
-    """Write ``df`` to ``.csv`` or ``.parquet`` by extension, atomically (temp file + rename)."""
+    """Write ``df`` to ``.csv`` or ``.parquet`` by extension, atomically (temp file + rename).
+
+    Raises:
+        InputError: the extension is not writable, or the file cannot be written (a folder in the way, no
+            permission, a full disk); nothing is left behind.
+    """
     path = check_output_path(path)
     if path.suffix.lower() == ".parquet":
-        return atomic_write(path, lambda tmp: df.to_parquet(tmp, index=False))
-    return atomic_write(path, lambda tmp: df.to_csv(tmp, index=False, encoding="utf-8"))
+        write = lambda tmp: df.to_parquet(tmp, index=False)  # noqa: E731
+    else:
+        write = lambda tmp: df.to_csv(tmp, index=False, encoding="utf-8")  # noqa: E731
+    try:
+        return atomic_write(path, write)
+    except OSError as exc:
+        raise InputError(f"cannot write {path}: {exc.strerror or exc}; choose another -o/--output") from exc

@@ -57,12 +57,12 @@ def score_videos(
     total = np.zeros(len(out), dtype=np.float64)
     for col, weight in zip(COUNTERS, weights, strict=True):
         raw = pd.to_numeric(out[col], errors="coerce")
-        bad = raw.isna() | (raw < 0)
+        bad = ~np.isfinite(raw.to_numpy(dtype=np.float64, na_value=np.nan)) | (raw < 0).to_numpy()
         if bad.any():
-            row = int(np.flatnonzero(bad.to_numpy())[0])
+            row = int(np.flatnonzero(bad)[0])
             raise InputError(
-                f"column {col} has a missing, non-numeric or negative value (first at row {row + 2} of the file, "
-                f"value {out[col].iloc[row]!r}); run bilipop filter first, which drops such rows"
+                f"column {col} has a missing, non-numeric, infinite or negative value (first at row {row + 2} of the "
+                f"file, value {out[col].iloc[row]!r}); run bilipop filter first, which drops such rows"
             )
         x = raw.to_numpy(dtype=np.float64)
         if norm == "log":
