@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import math
 import os
 import random
 import time
@@ -77,22 +78,32 @@ class HttpStats:
 
 
 class RateLimiter:
-    """At most ``rate`` requests per second: each request waits until ``1/rate`` (plus 1-9 % jitter) after the
-    previous one started. Jitter only lengthens the interval, so no window ever sees more than ``rate`` per second.
-    ``rate`` 0 means no limit."""
+    """At most ``rate`` requests per second, over any stretch of time: each request waits until ``1/rate`` (plus
+    1-9 % jitter) after the previous one started, and at most ``floor(10 * rate)`` start in any 10 seconds (spacing
+    alone lets 13 requests into 10 s at rate 1.25). Jitter only lengthens the waits. ``rate`` 0 means no limit."""
 
-    def __init__(self, rate: float, sleep: Callable[[float], None] = time.sleep) -> None:
+    WINDOW_S = 10.0
+
+    def __init__(self, rate: float, sleep: Callable[[float], None] = time.sleep,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.rate = rate
         self._next = 0.0
-        self._sleep = sleep
+        self._sleep, self._clock = sleep, clock
+        self._per_window = max(1, math.floor(rate * self.WINDOW_S + 1e-9))
+        self._starts: collections.deque[float] = collections.deque(maxlen=self._per_window)
 
     def wait(self) -> None:
         if self.rate <= 0:
             return
-        now = time.monotonic()
-        if self._next > now:
-            self._sleep(self._next - now)
-            now = max(time.monotonic(), self._next)
+        earliest = self._next
+        if len(self._starts) == self._per_window:
+            # 1 % past the window, so that the server's clock sees the oldest start leave it first.
+            earliest = max(earliest, self._starts[0] + self.WINDOW_S * 1.01)
+        now = self._clock()
+        if earliest > now:
+            self._sleep(earliest - now)
+            now = max(self._clock(), earliest)
+        self._starts.append(now)
         self._next = now + (1.0 / self.rate) * random.uniform(1.01, 1.09)
 
 
