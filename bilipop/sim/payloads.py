@@ -3,7 +3,7 @@ parsers learn to ignore them)."""
 
 from __future__ import annotations
 
-from bilipop.sim.words import KNOWLEDGE_TIDS
+from bilipop.crawl.api import KNOWLEDGE_TIDS
 from bilipop.sim.world import NAME_CHANGE, Issue, Video, World, cover_url
 
 MESSAGES = {

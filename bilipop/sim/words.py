@@ -8,17 +8,7 @@ from __future__ import annotations
 
 import random
 
-# Knowledge sub-partitions (old scheme) with their names; the order is the order they are served in.
-KNOWLEDGE_TIDS: dict[int, str] = {
-    201: "科学科普",
-    124: "社科·法律·心理",
-    228: "人文历史",
-    207: "财经商业",
-    208: "校园学习",
-    209: "职业职场",
-    229: "设计·创意",
-    122: "野生技术协会",
-}
+# The old-scheme Knowledge sub-partitions are the crawler's own table (bilipop.crawl.api.KNOWLEDGE_TIDS).
 # The newer (2025) scheme: Knowledge main 1010, sub-partitions 2084-2095; the mapping is deliberately loose.
 TID_V2 = list(range(2084, 2096))
 TID_V2_PRIMARY = {201: 2084, 124: 2086, 228: 2087, 207: 2088, 208: 2089, 209: 2090, 229: 2093, 122: 2085}

@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from bilipop.crawl.api import KNOWLEDGE_TIDS
 from bilipop.errors import InputError
-from bilipop.sim.words import KNOWLEDGE_TIDS, TID_V2, TID_V2_PRIMARY, make_name, make_title
+from bilipop.sim.words import TID_V2, TID_V2_PRIMARY, make_name, make_title
 
 # "Now" of the world, fixed so that a seed always gives the same world (2026-01-01 00:00 UTC).
 NOW = 1_767_225_600
