@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 from pathlib import Path
 
 from bilipop.errors import CrawlError
+from bilipop.files import TEMP_SUFFIX, atomic_write
 
 #: Bilibili's image service resizes on request; 480x270 is the largest 16:9 size the crawl needs (the models
 #: resize to 384 anyway) and saves the image host a full-size transfer.
 SIZE_SUFFIX = "@480w_270h_1c.jpg"
 MAX_WIDTH = 480
 JPEG_QUALITY = 90
-_TEMP_SUFFIX = ".tmp"
 
 
 class BadCover(CrawlError):
@@ -74,24 +72,14 @@ def cover_path(covers_dir: Path, bvid: str) -> Path:
 
 def write_cover(covers_dir: Path, bvid: str, jpeg: bytes) -> Path:
     """Write ``covers/<bvid>.jpg`` through a temporary file and a rename, so a partial cover never exists."""
-    covers_dir.mkdir(parents=True, exist_ok=True)
-    target = cover_path(covers_dir, bvid)
-    fd, tmp = tempfile.mkstemp(prefix=f".{bvid}.", suffix=_TEMP_SUFFIX, dir=covers_dir)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(jpeg)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
+    return atomic_write(cover_path(covers_dir, bvid), lambda tmp: tmp.write_bytes(jpeg))
 
 
 def remove_temp_files(covers_dir: Path) -> int:
     """Delete temporary files left by a crawl that was killed mid-write (only one crawl holds the folder)."""
     removed = 0
     if covers_dir.is_dir():
-        for path in covers_dir.glob(f".*{_TEMP_SUFFIX}"):
+        for path in covers_dir.glob(f".*{TEMP_SUFFIX}"):
             path.unlink(missing_ok=True)
             removed += 1
     return removed
