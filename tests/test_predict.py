@@ -219,6 +219,19 @@ def test_damaged_run_folders(tiny_run, covers, tmp_path):
     assert res.exit_code == 1 and "does not exist" in res.output
 
 
+def test_a_sweep_folder_as_model_names_its_runs(tiny_run, covers, tmp_path):
+    # It said "config.json is missing: ... is not a bilipop run folder" of a folder that train had just written.
+    from bilipop.evaluation.report import SWEEP_FILE
+    from bilipop.models.run import SWEEP
+
+    assert SWEEP_FILE == SWEEP
+    sweep = tmp_path / "sweep"
+    shutil.copytree(tiny_run["run"], sweep / "w0.75")
+    (sweep / SWEEP).write_text(json.dumps({"weights": [0.75], "runs": ["w0.75"]}), encoding="utf-8")
+    res = _invoke("predict", covers[0], TITLE, "--model", str(sweep))
+    assert res.exit_code == 1 and "sweep" in res.output and str(sweep / "w0.75") in res.output
+
+
 def test_batch_bad_inputs_write_nothing(tiny_run, covers, tmp_path):
     out = tmp_path / "out.csv"
     no_title = tmp_path / "no_title.csv"

@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 SPLITS = ("test", "train", "all")
 EVAL_DIR = "eval"
-SWEEP_FILE = "sweep.json"
+SWEEP_FILE = "sweep.json"  # bilipop.models.run.SWEEP, repeated so that importing this module needs no torch
 Progress = Callable[[int, int | None], None]
 
 

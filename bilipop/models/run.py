@@ -25,6 +25,7 @@ TOKENIZER = "tokenizer"
 HISTORY = "history.jsonl"
 SPLIT = "split.json"
 CHECKPOINT = "checkpoint.pt"
+SWEEP = "sweep.json"
 
 
 @dataclass
@@ -125,6 +126,10 @@ def read_config(path: Path) -> dict:
         ModelError: missing, unreadable, or written by another format version.
     """
     file = Path(path) / CONFIG
+    if not file.is_file() and (Path(path) / SWEEP).is_file():
+        runs = sorted(p.name for p in Path(path).iterdir() if (p / CONFIG).is_file())
+        raise ModelError(f"{path} is a --vit-weight sweep, not one run: pass one of its runs, e.g. "
+                         f"{Path(path) / (runs[0] if runs else 'w0.75')}")
     if not file.is_file():
         raise ModelError(f"{file} is missing: {path} is not a bilipop run folder (bilipop train --out writes one)")
     try:

@@ -258,7 +258,7 @@ def _check_same(saved: dict, options: dict, run_dir: Path) -> None:
 
 
 def _write_sweep(out: Path, weights, run_dirs, histories) -> Path:
-    from bilipop.models.run import write_json
+    from bilipop.models.run import SWEEP, write_json
 
     cols = ("vit_weight", "epoch", "train_ordinal_accuracy", "valid_ordinal_accuracy")
     rows = [(w, r["epoch"], r["train_ordinal_accuracy"], r["valid_ordinal_accuracy"])
@@ -273,5 +273,5 @@ def _write_sweep(out: Path, weights, run_dirs, histories) -> Path:
     lines += [f"| {w:g} | {e} | {a:.4f} | {b:.4f} |" for w, e, a, b in rows]
     md = "\n".join(lines) + "\n"
     atomic_write(out / "table1.md", lambda tmp: tmp.write_text(md, encoding="utf-8"))
-    write_json(out / "sweep.json", {"weights": weights, "runs": [os.path.relpath(d, out) for d in run_dirs]})
+    write_json(out / SWEEP, {"weights": weights, "runs": [os.path.relpath(d, out) for d in run_dirs]})
     return out / "table1.md"
