@@ -7,12 +7,11 @@ Results go to stdout, messages and progress to stderr. A BilipopError becomes a 
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 from rich.console import Console
@@ -20,6 +19,11 @@ from rich.table import Table
 
 from bilipop import __version__
 from bilipop.errors import BilipopError, InputError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+R = TypeVar("R")
 
 app = typer.Typer(
     name="bilipop",
@@ -111,13 +115,9 @@ def warn(message: str) -> None:
     err.print(f"[yellow]warning:[/] {message}", highlight=False)
 
 
-def progress_bar(description: str) -> Iterator[Callable[[int, int | None], None]]:
-    """A context manager yielding ``callback(done, total)`` that drives a progress bar on stderr (none with -q)."""
-    return _progress_bar(description)
-
-
 @contextmanager
-def _progress_bar(description: str) -> Iterator[Callable[[int, int | None], None]]:
+def progress_bar(description: str) -> Iterator[Callable[[int, int | None], None]]:
+    """Yield ``callback(done, total)`` that drives a progress bar on stderr (none with -q or off a terminal)."""
     if STATE.quiet or not err.is_terminal:
         yield lambda done, total=None: None
         return
@@ -141,17 +141,23 @@ def parse_floats(text: str, option: str) -> list[float]:
         raise InputError(f"{option} takes numbers separated by commas, got {text!r}") from None
 
 
-def stage_paths(stage: str, data: Path, input: Path | None, output: Path | None) -> tuple[Path, Path | None]:
-    """The input and output files of a stage: -i/-o when given, else the stage's default files in --data."""
+def run_stage(stage: str, data: Path, input: Path | None, output: Path | None,
+              apply: Callable[[pd.DataFrame], tuple[pd.DataFrame, R]]) -> tuple[pd.DataFrame, R, Path, Path]:
+    """Read a stage's input (-i, else the previous stage's file in --data), ``apply`` its core function and write
+    the table it returns (-o, else the stage's file in --data); a BilipopError anywhere leaves no output file.
+
+    Returns the written table, ``apply``'s report, and the input and output paths.
+    """
+    from bilipop.data.io import check_output_path, read_table, write_table
     from bilipop.data.schema import STAGE_FILES, STAGE_INPUTS
 
     src = input if input is not None else data / STAGE_INPUTS[stage]
-    dst = output if output is not None else (data / STAGE_FILES[stage] if stage in STAGE_FILES else None)
-    return src, dst
-
-
-def default_data() -> Path:
-    return Path(os.environ.get("BILIPOP_DATA", "data"))
+    dst = output if output is not None else data / STAGE_FILES[stage]
+    with user_errors():
+        check_output_path(dst)
+        table, report = apply(read_table(src))
+        write_table(table, dst)
+    return table, report, src, dst
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -168,13 +174,10 @@ def filter_cmd(
 ) -> None:
     """Clean the crawl: de-duplicate, drop bad counters, keep small uploaders who have been on the hot list."""
     from bilipop.data.filtering import filter_videos
-    from bilipop.data.io import check_output_path, read_table, write_table
 
-    with user_errors():
-        src, dst = stage_paths("filter", data, input, output)
-        check_output_path(dst)
-        table, report = filter_videos(read_table(src), max_followers=max_followers, require_hot=require_hot)
-        write_table(table, dst)
+    _, report, src, dst = run_stage(
+        "filter", data, input, output,
+        lambda df: filter_videos(df, max_followers=max_followers, require_hot=require_hot))
     summary = Table(title=f"filter: {src} → {dst}", title_justify="left")
     summary.add_column("rule")
     summary.add_column("rows", justify="right")
@@ -196,19 +199,17 @@ def score_cmd(
     norm: Annotated[str, typer.Option(help="paper: (x - mean) / (max - min); log: the same on log1p(x).")] = "paper",
 ) -> None:
     """Compute the study's popularity score from the five counters."""
-    from bilipop.data.io import check_output_path, read_table, write_table
     from bilipop.data.schema import COUNTERS
     from bilipop.data.scoring import score_videos
 
     with user_errors():
-        src, dst = stage_paths("score", data, input, output)
-        check_output_path(dst)
-        table = score_videos(read_table(src), weights=parse_floats(weights, "--weights"), norm=norm)
-        write_table(table, dst)
+        ws = parse_floats(weights, "--weights")
+    table, _, src, dst = run_stage("score", data, input, output,
+                                   lambda df: (score_videos(df, weights=ws, norm=norm), None))
     summary = Table(title=f"score: {len(table):,} videos, {src} → {dst}", title_justify="left")
     for col in ("", "weight", "min", "mean", "max"):
         summary.add_column(col, justify="right" if col else "left")
-    for col, w in zip(COUNTERS, parse_floats(weights, "--weights"), strict=True):
+    for col, w in zip(COUNTERS, ws, strict=True):
         raw = table[col]
         summary.add_row(col, f"{w:g}", f"{raw.min():,}", f"{raw.mean():,.1f}", f"{raw.max():,}")
     s = table["score"]
@@ -229,16 +230,13 @@ def label_cmd(
     ] = False,
 ) -> None:
     """Cut the score into the study's five ordered popularity classes and print their sizes."""
-    from bilipop.data.io import check_output_path, read_table, write_table
     from bilipop.data.labeling import label_videos
     from bilipop.data.schema import LABEL_NAMES
 
     with user_errors():
-        src, dst = stage_paths("label", data, input, output)
-        check_output_path(dst)
         cuts = [] if quantiles else parse_floats(thresholds, "--thresholds")
-        table, report = label_videos(read_table(src), thresholds=cuts, quantiles=quantiles)
-        write_table(table, dst)
+    table, report, src, dst = run_stage("label", data, input, output,
+                                        lambda df: label_videos(df, thresholds=cuts, quantiles=quantiles))
     how = "quantiles" if quantiles else "thresholds"
     summary = Table(title=f"label ({how}): {len(table):,} videos, {src} → {dst}", title_justify="left")
     for col in ("class", "name", "score from", "videos", "share"):
