@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bilipop import __version__
+from bilipop.data.schema import DEFAULT_MAX_FOLLOWERS, DEFAULT_THRESHOLDS, DEFAULT_WEIGHTS
 from bilipop.errors import BilipopError, InputError
 
 if TYPE_CHECKING:
@@ -141,6 +142,10 @@ def parse_floats(text: str, option: str) -> list[float]:
         raise InputError(f"{option} takes numbers separated by commas, got {text!r}") from None
 
 
+def _comma_list(numbers: tuple[float, ...]) -> str:
+    return ",".join(f"{x:g}" for x in numbers)
+
+
 def run_stage(stage: str, data: Path, input: Path | None, output: Path | None,
               apply: Callable[[pd.DataFrame], tuple[pd.DataFrame, R]]) -> tuple[pd.DataFrame, R, Path, Path]:
     """Read a stage's input (-i, else the previous stage's file in --data), ``apply`` its core function and write
@@ -167,7 +172,9 @@ def filter_cmd(
     data: DataDir = Path("data"),
     input: InputFile = None,
     output: OutputFile = None,
-    max_followers: Annotated[int, typer.Option(help="Drop uploaders with at least this many followers.")] = 500_000,
+    max_followers: Annotated[
+        int, typer.Option(help="Drop uploaders with at least this many followers.")
+    ] = DEFAULT_MAX_FOLLOWERS,
     require_hot: Annotated[
         bool, typer.Option("--require-hot/--no-require-hot", help="Keep only uploaders seen on the hot list.")
     ] = True,
@@ -195,7 +202,7 @@ def score_cmd(
     output: OutputFile = None,
     weights: Annotated[
         str, typer.Option(help="Weights of views, likes, coins, favorites, shares (non-negative, not all zero).")
-    ] = "0.75,0.1,0.1,0.05,0",
+    ] = _comma_list(DEFAULT_WEIGHTS),
     norm: Annotated[str, typer.Option(help="paper: (x - mean) / (max - min); log: the same on log1p(x).")] = "paper",
 ) -> None:
     """Compute the study's popularity score from the five counters."""
@@ -224,7 +231,7 @@ def label_cmd(
     output: OutputFile = None,
     thresholds: Annotated[
         str, typer.Option(help="Four increasing cuts; a score equal to a cut goes to the upper class.")
-    ] = "0.00025,0.0015,0.005,0.02",
+    ] = _comma_list(DEFAULT_THRESHOLDS),
     quantiles: Annotated[
         bool, typer.Option("--quantiles", help="Cut at the 20/40/60/80th percentiles instead (equal classes).")
     ] = False,

@@ -8,10 +8,8 @@ import numpy as np
 import pandas as pd
 
 from bilipop.data.io import int_if_whole
-from bilipop.data.schema import COUNTERS, require_columns
+from bilipop.data.schema import COUNTERS, DEFAULT_MAX_FOLLOWERS, require_columns
 from bilipop.errors import InputError
-
-DEFAULT_MAX_FOLLOWERS = 500_000
 
 
 @dataclass

@@ -8,10 +8,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from bilipop.data.schema import LABEL_NAMES, NUM_CLASSES, require_columns
+from bilipop.data.schema import DEFAULT_THRESHOLDS, LABEL_NAMES, NUM_CLASSES, require_columns
 from bilipop.errors import InputError
 
-DEFAULT_THRESHOLDS: tuple[float, ...] = (0.00025, 0.0015, 0.005, 0.02)
 SMALL_CLASS_SHARE = 0.05
 
 

@@ -60,6 +60,13 @@ STAGE_INPUTS = {
 NUM_CLASSES = 5
 LABEL_NAMES = ("very low", "low", "medium", "high", "very high")
 
+# The study's settings (SPEC section 1), here rather than in the stage modules so that the CLI can show them as
+# its defaults without importing pandas.
+DEFAULT_MAX_FOLLOWERS = 500_000
+#: Weights of COUNTERS, in that order.
+DEFAULT_WEIGHTS: tuple[float, ...] = (0.75, 0.1, 0.1, 0.05, 0.0)
+DEFAULT_THRESHOLDS: tuple[float, ...] = (0.00025, 0.0015, 0.005, 0.02)
+
 
 def require_columns(columns: Iterable[str], needed: Iterable[str], *, what: str, hint: str = "") -> None:
     """Raise InputError naming every needed column that ``columns`` lacks."""

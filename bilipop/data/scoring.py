@@ -7,10 +7,9 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from bilipop.data.schema import COUNTERS, require_columns
+from bilipop.data.schema import COUNTERS, DEFAULT_WEIGHTS, require_columns
 from bilipop.errors import InputError
 
-DEFAULT_WEIGHTS: tuple[float, ...] = (0.75, 0.1, 0.1, 0.05, 0.0)
 NORMS = ("paper", "log")
 
 
