@@ -234,6 +234,14 @@ def test_a_real_sweep_with_single_branch_runs(tmp_path):
     assert rows[0.0]["study"] == 0.4659 and rows[1.0]["study"] == 0.5980
     assert all(row["n"] == 30 for row in rows.values())
     title_only = tmp_path / "sweep" / report.sweep_rows()[0]["run"]
+    # Like train, evaluate asks a single-branch run's table only for the column that run reads.
+    table = pd.read_parquet(tmp_path / "data" / "labeled.parquet")
+    table.drop(columns="cover_path").to_parquet(tmp_path / "no_covers.parquet")
+    table.drop(columns="title").to_parquet(tmp_path / "no_titles.parquet")
+    assert evaluate(title_only, input=tmp_path / "no_covers.parquet", split="all").metrics["n"] == 30
+    cover_only = tmp_path / "sweep" / report.sweep_rows()[1]["run"]
+    assert evaluate(cover_only, input=tmp_path / "no_titles.parquet", data=tmp_path / "data",
+                    split="all").metrics == report.runs[report.sweep_rows()[1]["run"]].metrics
     cover = next((tmp_path / "data" / "covers").glob("*.jpg"))
     ok = runner.invoke(app, ["predict", str(cover), "历史 讲解", "--model", str(title_only), "--explain", "--json"])
     assert ok.exit_code == 0, ok.output

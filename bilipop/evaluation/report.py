@@ -171,7 +171,10 @@ def _evaluate_run(run: Path, data, input, split: str, progress, device: str) -> 
     config = loaded.config
     table_path, root = _table_and_root(config, Path(data) if data else None, Path(input) if input else None)
     table = read_table(table_path)
-    require_columns(table.columns, ["bvid", "title", "cover_path", "label"], what=f"the table {table_path}",
+    # As in training: a cover-only run (w = 1) needs no titles, a title-only run (w = 0) no covers.
+    w = loaded.vit_weight
+    needed = ["bvid", "label"] + (["cover_path"] if w > 0 else []) + (["title"] if w < 1 else [])
+    require_columns(table.columns, needed, what=f"the table {table_path}",
                     hint="evaluate needs a labeled table (bilipop label)")
     wanted = _split_bvids(run, split)
     rows = table[table["bvid"].isin(set(wanted))]
@@ -185,9 +188,10 @@ def _evaluate_run(run: Path, data, input, split: str, progress, device: str) -> 
                                f"{table_path}; evaluated the other {len(rows)}")
     if rows["label"].isna().any():
         raise InputError(f"column label of {table_path} has missing values; run bilipop label again")
-    covers = [str(resolve_cover(p, root, table_path)) for p in rows["cover_path"]]
+    covers = [str(resolve_cover(p, root, table_path)) for p in rows["cover_path"]] if w > 0 else [""] * len(rows)
+    titles = rows["title"].tolist() if w < 1 else [""] * len(rows)
     bvids = rows["bvid"].tolist()
-    probs = predict_pairs(loaded, covers, rows["title"].tolist(), batch_size=int(config.get("batch_size") or 32),
+    probs = predict_pairs(loaded, covers, titles, batch_size=int(config.get("batch_size") or 32),
                           progress=progress, where=lambda i: f"video {bvids[i]}: ")
     truth = rows["label"].astype("int64").to_numpy()
     expected = expected_class(probs)
