@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import logging
+import socket
 import sqlite3
 import time
 
@@ -14,7 +16,7 @@ from bilipop.cli import app
 from bilipop.crawl import api, covers
 from bilipop.crawl.http import Backoff, HttpClient, RateLimiter, cookie_from_env
 from bilipop.crawl.store import SCHEMA_VERSION, Store, read_store_table
-from bilipop.errors import InputError
+from bilipop.errors import CrawlError, InputError
 
 runner = CliRunner()
 
@@ -93,6 +95,18 @@ def test_rate_limiter_keeps_every_10_second_window_at_or_below_the_rate(rate):
     worst = max(sum(1 for u in starts if t <= u <= t + 10.0) for t in starts)
     assert worst <= max(1, rate * 10), worst
     assert (len(starts) - 1) / (starts[-1] - starts[0]) >= 0.9 * rate or rate * 10 < 10
+
+
+def test_a_persistent_fault_is_reported_while_retrying(caplog):
+    # An unreachable --api-base retries for minutes with the real back-off; the user must hear about it meanwhile.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    client = HttpClient(f"http://127.0.0.1:{port}", rate=0, backoff=Backoff(base_s=0.001, max_s=0.002, retries=4))
+    with caplog.at_level(logging.DEBUG, logger="bilipop"), pytest.raises(CrawlError, match="after 4 retries"):
+        client.get_json("/x/web-interface/nav", signed=False)
+    loud = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(loud) == 1 and "ConnectionError (3 times in a row)" in loud[0], loud
 
 
 def test_backoff_grows_and_stays_capped():

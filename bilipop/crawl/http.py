@@ -37,6 +37,7 @@ BLOCK_CODES = frozenset({-412, -352, -799, -509})
 #: JSON codes for a passing server-side failure.
 SERVER_CODES = frozenset({-500, -503, -504})
 WBI_KEY_LIFETIME_S = 12 * 3600  # keys rotate about daily
+_FAILURES_TO_MENTION = 3
 RESUME_HINT = "everything fetched so far is saved: run the same command again later to resume"
 
 
@@ -260,7 +261,10 @@ class HttpClient:
             raise CrawlError(f"{what} kept failing ({problem.reason}) after {self.backoff.retries} retries; "
                              f"{RESUME_HINT}")
         delay = self.backoff.delay(failures)
-        log.debug("%s: %s, retrying in %.1f s", what, problem.reason, delay)
+        # Said out loud once a fault persists: an unreachable --api-base would otherwise wait minutes in silence.
+        level = logging.WARNING if failures == _FAILURES_TO_MENTION else logging.DEBUG
+        log.log(level, "%s: %s (%d times in a row), retrying in %.1f s, at most %d times", what, problem.reason,
+                failures, delay, self.backoff.retries)
         self._sleep(delay)
         return failures
 
