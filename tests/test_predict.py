@@ -217,6 +217,12 @@ def test_damaged_run_folders(tiny_run, covers, tmp_path):
     assert res.exit_code == 1 and "version" in res.output
     res = _invoke("predict", covers[0], TITLE, "--model", str(tmp_path / "nowhere"))
     assert res.exit_code == 1 and "does not exist" in res.output
+    emptied = tmp_path / "emptied_tokenizer"  # the folder is there, its files are not: it was a traceback
+    shutil.copytree(tiny_run["run"], emptied)
+    for file in (emptied / "tokenizer").iterdir():
+        file.unlink()
+    res = _invoke("predict", covers[0], TITLE, "--model", str(emptied))
+    assert res.exit_code == 1 and "tokenizer" in res.output and "Traceback" not in res.output
 
 
 def test_a_sweep_folder_as_model_names_its_runs(tiny_run, covers, tmp_path):

@@ -26,6 +26,7 @@ from torch import nn
 
 from bilipop.errors import ModelError
 from bilipop.models.fusion import FusionModel
+from bilipop.models.run import load_tokenizer
 from bilipop.models.text import RNNSpec, build_bert, split_bert, split_rnn
 from bilipop.models.vision import (
     IMAGENET_MEAN,
@@ -259,23 +260,13 @@ def train_tiny_tokenizer(titles: Sequence[str], vocab_size: int = 2000):
     return BertTokenizer(vocab={tok: i for i, tok in enumerate(tokens)}, model_max_length=MAX_TOKENS)
 
 
-def _load_tokenizer(folder: Path):
-    from transformers import AutoTokenizer
-
-    try:
-        return AutoTokenizer.from_pretrained(str(folder), model_max_length=MAX_TOKENS)
-    except Exception as exc:
-        raise ModelError(f"cannot load a tokenizer from {folder}: {str(exc).splitlines()[0]}; the folder needs "
-                         "the tokenizer files written by save_pretrained") from exc
-
-
 def _build_text(text: str, bert: str, titles: Sequence[str], dropout: float):
     if bert == TINY:
         tokenizer = train_tiny_tokenizer(titles)
         folder = None
     else:
         folder = resolve_weights("bert", bert)
-        tokenizer = _load_tokenizer(folder)
+        tokenizer = load_tokenizer(folder, MAX_TOKENS)
     if text == "rnn":
         if bert == TINY:
             spec = tiny_rnn_spec(len(tokenizer), tokenizer.pad_token_id or 0, dropout)

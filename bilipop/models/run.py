@@ -113,10 +113,25 @@ def load_run(run_dir: str | Path, device: str = "cpu") -> LoadedRun:
         tok_dir = path / TOKENIZER
         if not tok_dir.is_dir():
             raise ModelError(f"{tok_dir} is missing; the run folder is incomplete, train it again")
-        from transformers import AutoTokenizer
-
-        tokenizer = AutoTokenizer.from_pretrained(str(tok_dir))
+        tokenizer = load_tokenizer(tok_dir, int(config.get("max_tokens") or 64),
+                                   hint="the run folder is damaged, train it again")
     return LoadedRun(path=path, config=config, model=model, device=dev, tokenizer=tokenizer)
+
+
+def load_tokenizer(folder: Path, max_tokens: int, *,
+                   hint: str = "the folder needs the tokenizer files written by save_pretrained"):
+    """The tokenizer saved in ``folder`` (``save_pretrained`` layout), truncating at ``max_tokens``.
+
+    Raises:
+        ModelError: the files are missing or damaged (the message ends with ``hint``).
+    """
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(str(folder), model_max_length=max_tokens)
+    except Exception as exc:  # transformers raises many types for missing or damaged files
+        raise ModelError(f"cannot load a tokenizer from {folder}: {str(exc).strip().splitlines()[0]}; "
+                         f"{hint}") from exc
 
 
 def read_config(path: Path) -> dict:

@@ -181,6 +181,7 @@ def _train_one(run_dir, out, data, table_path, examples, split, options, world, 
         CONFIG,
         SPLIT,
         TOKENIZER,
+        load_tokenizer,
         read_config,
         save_tokenizer,
         write_config,
@@ -200,9 +201,8 @@ def _train_one(run_dir, out, data, table_path, examples, split, options, world, 
 
         check_balance(options["balance"], len(built.model), len(devs))  # before anything is written
     if resuming and built.tokenizer is not None and (run_dir / TOKENIZER).is_dir():
-        from transformers import AutoTokenizer
-
-        built.tokenizer = AutoTokenizer.from_pretrained(str(run_dir / TOKENIZER))
+        built.tokenizer = load_tokenizer(run_dir / TOKENIZER, MAX_TOKENS,
+                                         hint="the run folder is damaged: train again into a new --out")
     if resuming and (run_dir / SPLIT).is_file():
         from bilipop.data.split import load_or_make_split
 
