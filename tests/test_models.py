@@ -165,3 +165,10 @@ def test_run_folder_round_trip_and_errors(tmp_path):
         load_run(tmp_path / "runs" / "b")
     with pytest.raises(ModelError, match="does not exist"):
         load_run(tmp_path / "nowhere")
+    # A config.json without (or with a broken) model entry: a KeyError traceback before.
+    for broken in ({}, {"vit_weight": 0.5}):
+        config = json.loads((tmp_path / "runs" / "a" / "config.json").read_text())
+        (tmp_path / "runs" / "a" / "config.json").write_text(json.dumps({**config, "format_version": FORMAT_VERSION,
+                                                                          "model": broken}))
+        with pytest.raises(ModelError, match="does not describe a model"):
+            load_run(tmp_path / "runs" / "a")

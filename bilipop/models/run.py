@@ -100,7 +100,11 @@ def load_run(run_dir: str | Path, device: str = "cpu") -> LoadedRun:
         dev = torch.device(device)
     except RuntimeError as exc:
         raise ModelError(f"unknown device {device!r}; use cpu or cuda:N") from exc
-    model = build_from_arch(config["model"])
+    try:
+        model = build_from_arch(config["model"])
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ModelError(f"{path / CONFIG} does not describe a model ({type(exc).__name__}: {exc}); the run "
+                         "folder is damaged, train it again") from exc
     try:
         state = load_file(str(weights))
         model.load_state_dict(state)
