@@ -100,6 +100,7 @@ def as_int(value: Any, where: str, *, default: int | None = None, required: bool
 
 
 def as_str(value: Any, where: str, *, default: str = "", required: bool = False) -> str:
+    """A text field; numbers are accepted as their text."""
     if value is None:
         if required:
             raise ApiFormatError(f"{where} is missing")
@@ -192,6 +193,7 @@ def parse_owner_mids(envelope: Mapping[str, Any], where: str) -> list[tuple[int,
 
 
 def parse_no_more(envelope: Mapping[str, Any], where: str) -> bool:
+    """Whether a paged hot list says it has no further page (absent: assume none)."""
     value = _get(data_of(envelope, where), "no_more", where)
     return bool(value) if value is not None else True
 

@@ -67,6 +67,7 @@ def _flatten(image):  # noqa: ANN001, ANN202 - PIL types stay out of the module'
 
 
 def cover_path(covers_dir: Path, bvid: str) -> Path:
+    """Where a video's cover lives: ``covers/<bvid>.jpg``."""
     return covers_dir / f"{bvid}.jpg"
 
 

@@ -94,6 +94,7 @@ class RateLimiter:
         self._starts: collections.deque[float] = collections.deque(maxlen=self._per_window)
 
     def wait(self) -> None:
+        """Sleep until the next request may start, and count it as started."""
         if self.rate <= 0:
             return
         earliest = self._next

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bilipop.crawl.api import STAT_FIELDS, Video
+from bilipop.data.schema import COVERS_DIR
 from bilipop.errors import InputError
 
 if TYPE_CHECKING:
@@ -306,9 +307,9 @@ def read_store_table(path: str | Path) -> pd.DataFrame:
         conn.close()
     df["on_hot_list"] = df["owner_mid"].map(lambda m: m in sources).astype(bool)
     df["hot_sources"] = df["owner_mid"].map(lambda m: ",".join(sorted(sources.get(m, ())))).astype(object)
-    covers_dir = path.parent / "covers"
+    covers_dir = path.parent / COVERS_DIR
     df["cover_path"] = [
-        f"covers/{b}.jpg" if s == "ok" and (covers_dir / f"{b}.jpg").is_file() else ""
+        f"{COVERS_DIR}/{b}.jpg" if s == "ok" and (covers_dir / f"{b}.jpg").is_file() else ""
         for b, s in zip(df["bvid"], df["cover_status"], strict=True)
     ]
     df = df.drop(columns="cover_status")

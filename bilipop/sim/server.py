@@ -155,6 +155,7 @@ class SimServer:
 
     # -- lifecycle -------------------------------------------------------------------------------------------
     def start(self) -> SimServer:
+        """Serve in a background thread (idempotent); ``base_url`` is valid from now on."""
         if self._httpd is not None:
             return self
         self._httpd = _HTTPServer(self, self.port)
@@ -167,6 +168,7 @@ class SimServer:
         return self
 
     def stop(self) -> None:
+        """Stop serving and close every open connection (idempotent)."""
         if self._httpd is None:
             return
         self._httpd.shutdown()
@@ -184,6 +186,7 @@ class SimServer:
 
     @property
     def base_url(self) -> str:
+        """The origin to give the crawler as ``--api-base``, e.g. ``http://127.0.0.1:40123``."""
         return f"http://127.0.0.1:{self.port}"
 
     # -- control ---------------------------------------------------------------------------------------------
