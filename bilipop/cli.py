@@ -153,7 +153,7 @@ def run_stage(stage: str, data: Path, input: Path | None, output: Path | None,
 
     Returns the written table, ``apply``'s report, and the input and output paths.
     """
-    from bilipop.data.io import check_output_path, read_table, write_table
+    from bilipop.data.io import anchor_cover_paths, check_output_path, read_table, write_table
     from bilipop.data.schema import STAGE_FILES, STAGE_INPUTS
 
     src = input if input is not None else data / STAGE_INPUTS[stage]
@@ -161,6 +161,7 @@ def run_stage(stage: str, data: Path, input: Path | None, output: Path | None,
     with user_errors():
         check_output_path(dst)
         table, report = apply(read_table(src))
+        table = anchor_cover_paths(table, src, dst)
         write_table(table, dst)
     return table, report, src, dst
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import shutil
 import sqlite3
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -89,6 +90,22 @@ def test_filter_score_label_read_the_store_end_to_end(crawled, tmp_path):
                                  "--no-require-hot"])
     assert result.exit_code == 0, result.output
     assert (data / "f.csv").is_file()
+
+
+def test_filter_of_a_store_written_elsewhere_keeps_its_covers_findable(crawled, tmp_path, monkeypatch):
+    # `bilipop filter -i d/bilipop.db` writes ./data/filtered.parquet: "covers/<bvid>.jpg" would then be read
+    # against ./data, where no cover is, and training would fail on every one of them.
+    shutil.copytree(crawled["plain"][2], tmp_path / "d")
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["filter", "-i", "d/bilipop.db", "--no-require-hot"])
+    assert result.exit_code == 0, result.output
+    paths = __import__("pandas").read_parquet(tmp_path / "data" / "filtered.parquet")["cover_path"]
+    assert len(paths) > 0 and all(Path(p).is_absolute() and Path(p).is_file() for p in paths)
+    # written beside the store, they stay relative to the dataset folder (SPEC section 3)
+    result = runner.invoke(app, ["filter", "--data", "d", "--no-require-hot"])
+    assert result.exit_code == 0, result.output
+    paths = __import__("pandas").read_parquet(tmp_path / "d" / "filtered.parquet")["cover_path"]
+    assert all(p.startswith("covers/") and (tmp_path / "d" / p).is_file() for p in paths)
 
 
 def test_every_fault_at_once_loses_nothing(tmp_path):

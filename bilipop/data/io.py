@@ -105,6 +105,24 @@ def _parse_bool(value: object) -> object:
         raise InputError(f"cannot read {value!r} as true/false in column on_hot_list") from exc
 
 
+def anchor_cover_paths(df: pd.DataFrame, src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> pd.DataFrame:
+    """Keep a crawl store's covers findable from wherever its table is written.
+
+    A store's ``cover_path`` values are relative to the store's folder (its dataset folder). Written into that same
+    folder they stay relative; written anywhere else they become absolute, since a relative path would then be read
+    against the wrong folder. Tables read from CSV or Parquet are returned unchanged.
+    """
+    src, dst = Path(src), Path(dst)
+    if src.suffix.lower() not in (".db", ".sqlite") or "cover_path" not in df.columns:
+        return df
+    home = src.parent.resolve()
+    if dst.parent.resolve() == home:
+        return df
+    paths = [p if not isinstance(p, str) or not p or Path(p).is_absolute() else str(home / p)
+             for p in df["cover_path"]]
+    return df.assign(cover_path=pd.Series(paths, index=df.index, dtype=object))
+
+
 def check_output_path(path: str | os.PathLike[str]) -> Path:
     """Return ``path`` as a Path if its extension is one we can write; else raise InputError."""
     path = Path(path)
