@@ -242,6 +242,8 @@ def label_cmd(
     from bilipop.data.schema import LABEL_NAMES
 
     with user_errors():
+        if quantiles and thresholds != _comma_list(DEFAULT_THRESHOLDS):
+            raise InputError("give --thresholds or --quantiles, not both")
         cuts = [] if quantiles else parse_floats(thresholds, "--thresholds")
     table, report, src, dst = run_stage("label", data, input, output,
                                         lambda df: label_videos(df, thresholds=cuts, quantiles=quantiles))

@@ -104,6 +104,7 @@ BAD_INPUTS = [
     (["score", "-i", "{good}", "--norm", "sqrt"], "--norm"),
     (["label", "-i", "{scored}", "--thresholds", "0.1,0.05,0.2,0.3"], "strictly increasing"),
     (["label", "-i", "{good}"], "run bilipop score first"),
+    (["label", "-i", "{scored}", "--quantiles", "--thresholds", "0,1,2,3"], "not both"),
     (["filter", "-i", "{good}"], "followers"),
 ]
 
