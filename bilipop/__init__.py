@@ -23,11 +23,9 @@ _API = {
     "BilipopError": "bilipop.errors",
     "read_table": "bilipop.data.io",
     "write_table": "bilipop.data.io",
-    "crawl": "bilipop.crawl.crawler",
     "filter_videos": "bilipop.data.filtering",
     "score_videos": "bilipop.data.scoring",
     "label_videos": "bilipop.data.labeling",
-    "train": "bilipop.train.trainer",
     "evaluate": "bilipop.evaluation.report",
     "load_run": "bilipop.models.run",
     "predict_one": "bilipop.prediction.predict",
@@ -36,10 +34,16 @@ _API = {
     "SimServer": "bilipop.sim",
 }
 
-__all__ = ["__version__", *_API]
+#: subpackages whose main function shares their name: ``bilipop.crawl.crawl(...)``, ``bilipop.train.train(...)``
+#: (a top-level function of the same name would be shadowed by the subpackage once it is imported)
+_SUBPACKAGES = ("crawl", "train")
+
+__all__ = ["__version__", *_API, *_SUBPACKAGES]
 
 
 def __getattr__(name: str) -> Any:
+    if name in _SUBPACKAGES:
+        return importlib.import_module(f"bilipop.{name}")
     if name in _API:
         value = getattr(importlib.import_module(_API[name]), name)
         globals()[name] = value

@@ -10,8 +10,16 @@ import bilipop
 
 def test_every_public_name_resolves_to_a_callable():
     for name in bilipop.__all__:
-        if name != "__version__":
+        if name not in ("__version__", "crawl", "train"):
             assert callable(getattr(bilipop, name)), name
+
+
+def test_crawl_and_train_are_their_subpackages_whatever_was_imported_first():
+    import bilipop.crawl.crawler  # noqa: F401  (importing a submodule binds the package on bilipop)
+    import bilipop.train.trainer  # noqa: F401
+
+    assert bilipop.crawl.__name__ == "bilipop.crawl" and callable(bilipop.crawl.crawl)
+    assert bilipop.train.__name__ == "bilipop.train" and callable(bilipop.train.train)
 
 
 def test_unknown_name_is_an_attribute_error():
