@@ -154,6 +154,10 @@ def test_run_folder_round_trip_and_errors(tmp_path):
     cover_only = load_run(tmp_path / "runs" / "b")
     assert cover_only.logits(image[None], None, None).shape == (1, 5)
     assert set(find_runs(tmp_path / "runs")) == {tmp_path / "runs" / "a", tmp_path / "runs" / "b"}
+    # a run still in its first epoch (config written, no weights yet) is not a candidate for "the newest run"
+    (tmp_path / "runs" / "c").mkdir()
+    (tmp_path / "runs" / "c" / "config.json").write_text("{}")
+    assert tmp_path / "runs" / "c" not in find_runs(tmp_path / "runs")
 
     config = json.loads((tmp_path / "runs" / "a" / "config.json").read_text())
     config["format_version"] = FORMAT_VERSION + 1

@@ -164,11 +164,15 @@ def read_config(path: Path) -> dict:
 
 
 def find_runs(root: str | Path) -> list[Path]:
-    """Run folders under ``root`` (``root`` itself included): those holding config.json, newest first."""
+    """Finished run folders under ``root`` (``root`` itself included), newest first.
+
+    A run counts once it holds both config.json and its weights: a run still in its first epoch has only the
+    config, and picking it as "the newest" would make predict fail instead of using the last finished one.
+    """
     root = Path(root)
     if not root.is_dir():
         return []
-    found = {p.parent for p in root.rglob(CONFIG) if p.parent.name != TOKENIZER}
+    found = {p.parent for p in root.rglob(CONFIG) if p.parent.name != TOKENIZER and (p.parent / WEIGHTS).is_file()}
     return sorted(found, key=lambda p: (p / CONFIG).stat().st_mtime, reverse=True)
 
 
