@@ -637,12 +637,13 @@ def demo_cmd(
     seed: Annotated[int, typer.Option(help="Seed of the simulated world and of training.")] = 0,
 ) -> None:
     """Run the whole study on simulated data: crawl a local stand-in, filter, score, label, train, evaluate, predict."""
-    from bilipop.demo import DEMO_TITLE, check_demo_args, clear_run, demo_paths, make_demo_cover
+    from bilipop.demo import DEMO_TITLE, check_demo_args, claim_world, clear_run, demo_paths, make_demo_cover
     from bilipop.sim import SimServer
 
     with user_errors():
         check_demo_args(videos, epochs)
-    data, run = demo_paths(dir)
+        data, run = demo_paths(dir)
+        claim_world(data, videos, seed)
 
     def stage(number: int, text: str) -> None:
         out.print(f"\n[bold cyan]── {number}/7 {text}[/]", highlight=False)

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
+from bilipop.data.schema import STORE_FILE
 from bilipop.errors import InputError
 from bilipop.files import atomic_write
 
 DEMO_TITLE = "三分钟看懂黑洞：为什么连光都逃不出来？"
 DEMO_RUN = Path("runs") / "demo"
 DEMO_DATA = Path("data")
+#: In the demo's dataset folder: the --videos and --seed of the world it holds.
+WORLD_FILE = ".bilipop-demo-world.json"
 
 
 def demo_paths(folder: str | Path) -> tuple[Path, Path]:
@@ -25,6 +29,36 @@ def check_demo_args(videos: int, epochs: int) -> None:
         raise InputError(f"--videos must be at least 100 so that enough remain after filtering, got {videos}")
     if epochs < 1:
         raise InputError(f"--epochs must be at least 1, got {epochs}")
+
+
+def claim_world(data: Path, videos: int, seed: int) -> None:
+    """Record which simulated world ``data`` holds, or refuse a different one.
+
+    The crawl resumes whatever the folder holds, so another ``--videos`` or ``--seed`` would otherwise quietly
+    reuse the earlier world's videos.
+
+    Raises:
+        InputError: ``data`` holds the crawl of another world.
+    """
+    marker = Path(data) / WORLD_FILE
+    wanted = {"videos": videos, "seed": seed}
+    if marker.is_file():
+        try:
+            held = json.loads(marker.read_text(encoding="utf-8"))
+        except ValueError:
+            held = None
+        if held != wanted:
+            what = (f"--videos {held['videos']} --seed {held['seed']}"
+                    if isinstance(held, dict) and {"videos", "seed"} <= held.keys() else "an unknown world")
+            raise InputError(f"{data} holds the crawl of another simulated world ({what}); give another --dir, "
+                             "or the same --videos and --seed to resume it")
+        return
+    if (Path(data) / STORE_FILE).exists():
+        raise InputError(f"{data} already holds a crawl store that the demo did not make; give another --dir")
+    try:
+        atomic_write(marker, lambda tmp: tmp.write_text(json.dumps(wanted) + "\n", encoding="utf-8"))
+    except OSError as exc:
+        raise InputError(f"cannot write in {data}: {exc.strerror or exc}; give another --dir") from exc
 
 
 def clear_run(run: Path) -> None:

@@ -3,11 +3,13 @@
 import json
 
 import pandas as pd
+import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
 from bilipop.cli import app
-from bilipop.demo import make_demo_cover
+from bilipop.demo import claim_world, make_demo_cover
+from bilipop.errors import InputError
 
 runner = CliRunner()
 
@@ -56,3 +58,17 @@ def test_demo_cover_is_a_real_picture(tmp_path):
         assert im.format == "JPEG" and im.size == (640, 400)
         colours = im.convert("RGB").getcolors(maxcolors=1 << 20)
     assert colours is not None and len(colours) > 100
+
+
+def test_demo_refuses_a_folder_holding_another_world(tmp_path):
+    # The crawl resumes what the folder holds: another --videos or --seed would silently reuse the old world.
+    claim_world(tmp_path / "d" / "data", 300, 1)
+    r = runner.invoke(app, ["demo", "--dir", str(tmp_path / "d"), "--videos", "500", "--seed", "1"])
+    assert r.exit_code == 1, r.output
+    assert "another simulated world (--videos 300 --seed 1)" in r.output
+    assert not (tmp_path / "d" / "data" / "bilipop.db").exists()
+    claim_world(tmp_path / "d" / "data", 300, 1)  # the same world again is fine (a resumed demo)
+    with pytest.raises(InputError, match="did not make"):
+        (tmp_path / "e" / "data").mkdir(parents=True)
+        (tmp_path / "e" / "data" / "bilipop.db").write_bytes(b"")
+        claim_world(tmp_path / "e" / "data", 300, 1)
