@@ -72,3 +72,10 @@ def test_demo_refuses_a_folder_holding_another_world(tmp_path):
         (tmp_path / "e" / "data").mkdir(parents=True)
         (tmp_path / "e" / "data" / "bilipop.db").write_bytes(b"")
         claim_world(tmp_path / "e" / "data", 300, 1)
+
+
+def test_demo_dir_that_is_a_file_is_one_line_exit_1(tmp_path):
+    (tmp_path / "f").write_text("not a folder")
+    r = runner.invoke(app, ["demo", "--dir", str(tmp_path / "f"), "--videos", "100"])
+    assert r.exit_code == 1, r.output
+    assert "cannot write in" in r.output and "Traceback" not in r.output
