@@ -159,7 +159,7 @@ def test_bad_options(data, tmp_path, extra, message):
 def test_more_gpus_than_exist(data, tmp_path):
     out = tmp_path / "run"
     _expect_error([*BASE, "--data", str(data), "--out", str(out), "--gpus", "2"], out, "--gpus 2",
-                  "more GPUs than the 0 visible")
+                  "more GPUs than the 0 visible", "leave out --gpus to train on the CPU")
 
 
 def test_existing_run_needs_resume(data, tmp_path):

@@ -55,9 +55,9 @@ def parse_devices(gpus: int | None, devices: Sequence[str] | str | None) -> list
         if gpus < 0:
             raise InputError(f"--gpus must be 0 or more, got {gpus}")
         if gpus > available:
-            raise DeviceError(f"--gpus {gpus} asks for more GPUs than the {available} visible here; use --gpus "
-                              f"{available} or fewer" + ("" if available else ", or --devices cpu,cpu to "
-                                                          "pipeline over CPU devices"))
+            fix = (f"use --gpus {available} or fewer" if available else
+                   "leave out --gpus to train on the CPU, or pass --devices cpu,cpu to pipeline over CPU devices")
+            raise DeviceError(f"--gpus {gpus} asks for more GPUs than the {available} visible here; {fix}")
         if gpus == 0:
             return [torch.device("cpu")]
         return [torch.device("cuda", i) for i in range(gpus)]
