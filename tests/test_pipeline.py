@@ -107,3 +107,21 @@ def test_mixed_precision_is_entered_inside_the_pipeline_stages():
     assert set(seen) == {torch.bfloat16}  # every linear layer of every stage ran in bf16
     assert logits.dtype == torch.float32  # the head hands the loss full-precision logits
     torch.nn.functional.cross_entropy(logits, labels).backward()
+
+
+def test_processes_on_one_machine_get_disjoint_gpus():
+    # torchrun --nproc_per_node 2 on an 8-GPU machine: each process pipelines over its own half
+    cuda = [torch.device("cuda", i) for i in range(8)]
+    assert parse_devices(None, None, local_rank=0, local_world_size=2, available=8) == cuda[:4]
+    assert parse_devices(None, None, local_rank=1, local_world_size=2, available=8) == cuda[4:]
+    assert parse_devices(2, None, local_rank=3, local_world_size=4, available=8) == cuda[6:]
+    # one process per machine (the multi-node layout) keeps cuda:0..N-1
+    assert parse_devices(4, None, available=8) == cuda[:4]
+    with pytest.raises(DeviceError, match="4 processes on this machine with --gpus 4 each need 16 GPUs"):
+        parse_devices(4, None, local_rank=0, local_world_size=4, available=8)
+    with pytest.raises(DeviceError, match="use torchrun --nproc_per_node 2 or fewer"):
+        parse_devices(None, None, local_rank=0, local_world_size=4, available=2)
+    # CPU-only machines and explicit --devices are unaffected
+    assert parse_devices(None, None, local_rank=1, local_world_size=2, available=0) == [torch.device("cpu")]
+    assert parse_devices(None, "cpu,cpu", local_rank=1, local_world_size=2, available=0) == [torch.device("cpu")] * 2
+

@@ -44,6 +44,14 @@ def world_from_env() -> World:
         raise DeviceError(f"RANK/WORLD_SIZE are not integers ({exc}); launch with torchrun") from exc
 
 
+def local_from_env() -> tuple[int, int]:
+    """This process's rank among those on its machine and their number (LOCAL_RANK, LOCAL_WORLD_SIZE; 0, 1 alone)."""
+    try:
+        return int(os.environ.get("LOCAL_RANK", "0")), int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    except ValueError as exc:
+        raise DeviceError(f"LOCAL_RANK/LOCAL_WORLD_SIZE are not integers ({exc}); launch with torchrun") from exc
+
+
 def init(world: World, devices: list[torch.device]) -> None:
     """Join the process group (no-op for a single process).
 
@@ -57,6 +65,9 @@ def init(world: World, devices: list[torch.device]) -> None:
     if dist.is_initialized():
         return
     backend = "nccl" if devices[0].type == "cuda" else "gloo"
+    if backend == "nccl":
+        # NCCL's collectives run on the current device: make it this process's first GPU, not everyone's cuda:0
+        torch.cuda.set_device(devices[0])
     try:
         dist.init_process_group(backend=backend)
     except (RuntimeError, ValueError) as exc:

@@ -21,15 +21,21 @@ CHECKPOINT_MODES = ("never", "except_last", "always")
 PRECISIONS = ("bf16", "fp16", "fp32")
 
 
-def parse_devices(gpus: int | None, devices: Sequence[str] | str | None) -> list[torch.device]:
+def parse_devices(gpus: int | None, devices: Sequence[str] | str | None, *, local_rank: int = 0,
+                  local_world_size: int = 1, available: int | None = None) -> list[torch.device]:
     """The devices to train on: ``--devices`` as given, else ``--gpus N`` (cuda:0..N-1), else every visible GPU,
     else the CPU.
+
+    Under torchrun with several processes on one machine (``local_world_size`` > 1) the GPUs are shared out: the
+    process with ``local_rank`` r takes cuda:r·N..r·N+N-1, where N is ``--gpus`` or, by default, an equal share of
+    the visible GPUs — so that no two processes drive the same GPU. ``--devices`` is always taken as given.
 
     Raises:
         DeviceError: more GPUs than visible, an unknown or absent device, or both options given.
         InputError: a negative --gpus.
     """
-    available = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if available is None:
+        available = torch.cuda.device_count() if torch.cuda.is_available() else 0
     if gpus is not None and devices:
         raise InputError("give either --gpus or --devices, not both")
     if devices:
@@ -60,9 +66,18 @@ def parse_devices(gpus: int | None, devices: Sequence[str] | str | None) -> list
             raise DeviceError(f"--gpus {gpus} asks for more GPUs than the {available} visible here; {fix}")
         if gpus == 0:
             return [torch.device("cpu")]
-        return [torch.device("cuda", i) for i in range(gpus)]
+        if gpus * local_world_size > available:
+            raise DeviceError(f"{local_world_size} processes on this machine with --gpus {gpus} each need "
+                              f"{gpus * local_world_size} GPUs, but {available} are visible; use --gpus "
+                              f"{available // local_world_size} or fewer, or torchrun --nproc_per_node "
+                              f"{max(available // gpus, 1)}")
+        return [torch.device("cuda", local_rank * gpus + i) for i in range(gpus)]
     if available:
-        return [torch.device("cuda", i) for i in range(available)]
+        share = available // local_world_size
+        if share == 0:
+            raise DeviceError(f"{local_world_size} processes on this machine share {available} GPU(s); use "
+                              f"torchrun --nproc_per_node {available} or fewer")
+        return [torch.device("cuda", local_rank * share + i) for i in range(share)]
     return [torch.device("cpu")]
 
 

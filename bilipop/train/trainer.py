@@ -73,7 +73,8 @@ def train(data: str | Path = "data", input: str | Path | None = None, out: str |
     table_path = (Path(input) if input is not None else data / STAGE_INPUTS["train"]).resolve()
     if not table_path.is_file():
         raise InputError(f"labeled table {table_path} does not exist; run bilipop label first or pass -i FILE")
-    devs = parse_devices(gpus, devices)
+    local_rank, local_world_size = distributed.local_from_env()
+    devs = parse_devices(gpus, devices, local_rank=local_rank, local_world_size=local_world_size)
     world = distributed.world_from_env()
     if world.distributed and batch_size % world.size:
         raise InputError(f"--batch-size {batch_size} does not split over {world.size} processes; use a multiple")
