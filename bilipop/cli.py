@@ -63,6 +63,7 @@ OutputFile = Annotated[
     typer.Option("--output", "-o", help="Write this .csv or .parquet instead of the stage's default in --data."),
 ]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print the result as one JSON object.")]
+DeviceOpt = Annotated[str, typer.Option("--device", help="Run the model on cpu, cuda or cuda:N.")]
 
 
 def _version(value: bool) -> None:
@@ -518,12 +519,13 @@ def evaluate_cmd(
     input: InputFile = None,
     split: Annotated[str, typer.Option(help="test (the part never trained on), train or all.")] = "test",
     json_output: JsonFlag = False,
+    device: DeviceOpt = "cpu",
 ) -> None:
     """Score a trained run with the study's ordinal accuracy, beside the trivial floors and the study's figure."""
     from bilipop.evaluation.report import evaluate
 
     with user_errors(), progress_bar("predicting") as progress:
-        report = evaluate(run, data=data, input=input, split=split, progress=progress)
+        report = evaluate(run, data=data, input=input, split=split, progress=progress, device=device)
     for message in report.warnings:
         warn(message)
     result = report.to_json()
@@ -575,6 +577,7 @@ def predict_cmd(
     explain: Annotated[
         bool, typer.Option("--explain", help="Save a cover heatmap beside the cover and list the key title tokens.")
     ] = False,
+    device: DeviceOpt = "cpu",
 ) -> None:
     """Predict a video's popularity class from its cover and title; rank candidates; or predict a CSV."""
     from bilipop.prediction import predict as core
@@ -594,12 +597,12 @@ def predict_cmd(
         raise typer.BadParameter("--batch needs -o/--output OUT.csv")
     with user_errors():
         if single:
-            result = core.predict_one(model, cover, title, explain=explain).to_json()
+            result = core.predict_one(model, cover, title, explain=explain, device=device).to_json()
         elif ranking:
-            ranked = [c.to_json() for c in core.rank_candidates(model, covers or [], titles or [])]
+            ranked = [c.to_json() for c in core.rank_candidates(model, covers or [], titles or [], device=device)]
         else:
             with progress_bar("predicting") as progress:
-                report = core.predict_batch(model, batch, output, progress=progress)
+                report = core.predict_batch(model, batch, output, progress=progress, device=device)
     if single and json_output:
         _print_json(result)
     elif single:
@@ -669,12 +672,12 @@ def demo_cmd(
               balance=None, checkpoint="except_last", precision=None, cache=False, seed=seed, resume=False,
               num_workers=None)
     stage(6, "evaluate on the held-out test part (1/11 of the videos)")
-    evaluate_cmd(run=run, data=None, input=None, split="test", json_output=False)
+    evaluate_cmd(run=run, data=None, input=None, split="test", json_output=False, device="cpu")
     stage(7, "predict for a new cover and title")
     with user_errors():
         cover = make_demo_cover(dir / "cover.jpg", seed=seed)
     predict_cmd(cover=cover, title=DEMO_TITLE, model=run, covers=None, titles=None, batch=None, output=None,
-                json_output=False, explain=False)
+                json_output=False, explain=False, device="cpu")
     out.print(f"\n[bold]Done.[/] The dataset is in {data}, the model in {run}. Go on by hand, e.g.\n"
               f"  bilipop evaluate {run} --json\n"
               f"  bilipop predict {cover} \"{DEMO_TITLE}\" --model {run} --explain", highlight=False)

@@ -216,9 +216,11 @@ def test_cli_passes_its_flags_to_the_core_function(monkeypatch, tmp_path):
         raise InputError("stop here")
 
     monkeypatch.setattr(core, "evaluate", fake)
-    res = runner.invoke(app, ["evaluate", str(tmp_path), "--data", "d", "-i", "t.csv", "--split", "all"])
+    res = runner.invoke(app, ["evaluate", str(tmp_path), "--data", "d", "-i", "t.csv", "--split", "all",
+                              "--device", "cuda:1"])
     assert res.exit_code == 1 and "stop here" in res.output
     assert (seen["run"], seen["data"], seen["input"], seen["split"]) == (tmp_path, Path("d"), Path("t.csv"), "all")
+    assert seen["device"] == "cuda:1"
 
 
 def test_a_real_sweep_with_single_branch_runs(tmp_path):

@@ -196,6 +196,24 @@ def test_a_cover_too_large_to_decode_is_a_user_error(tiny_run, covers, monkeypat
     assert res.exit_code == 1 and "too large" in res.output and "Traceback" not in res.output
 
 
+def test_device_flag_loads_the_model_there(tiny_run, covers):
+    res = _invoke("predict", covers[1], TITLE, "--model", str(tiny_run["run"]), "--device", "cpu", "--json")
+    assert res.exit_code == 0, res.output
+    res = _invoke("predict", covers[1], TITLE, "--model", str(tiny_run["run"]), "--device", "tpu")
+    assert res.exit_code == 1 and "use cpu or cuda:N" in res.output and "Traceback" not in res.output
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without GPUs")
+def test_a_gpu_that_does_not_exist_is_a_user_error(tiny_run, covers, tmp_path):
+    res = _invoke("predict", covers[1], TITLE, "--model", str(tiny_run["run"]), "--device", "cuda:0")
+    assert res.exit_code == 1 and "not available (0 GPU(s) visible); use --device cpu" in res.output
+    out = tmp_path / "out.csv"
+    (tmp_path / "in.csv").write_text(f"cover,title\n{covers[0]},{TITLE}\n", encoding="utf-8")
+    res = _invoke("predict", "--batch", str(tmp_path / "in.csv"), "-o", str(out), "--model", str(tiny_run["run"]),
+                  "--device", "cuda")
+    assert res.exit_code == 1 and "not available" in res.output and not out.exists()
+
+
 @pytest.mark.parametrize("title", ["", "   "])
 def test_empty_title(tiny_run, covers, title):
     res = _invoke("predict", covers[0], title, "--model", str(tiny_run["run"]))

@@ -100,6 +100,13 @@ def load_run(run_dir: str | Path, device: str = "cpu") -> LoadedRun:
         dev = torch.device(device)
     except RuntimeError as exc:
         raise ModelError(f"unknown device {device!r}; use cpu or cuda:N") from exc
+    if dev.type not in ("cpu", "cuda"):
+        raise ModelError(f"device {device!r} is not supported; use cpu or cuda:N")
+    if dev.type == "cuda":
+        visible = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if (dev.index or 0) >= visible:
+            raise ModelError(f"device {device} is not available ({visible} GPU(s) visible); use --device cpu"
+                             + (f" or cuda:0..cuda:{visible - 1}" if visible else ""))
     try:
         model = build_from_arch(config["model"])
     except (KeyError, TypeError, ValueError, AttributeError) as exc:

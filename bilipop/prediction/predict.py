@@ -95,13 +95,14 @@ def resolve_model(model: str | os.PathLike[str] | None = None) -> Path:
                      f"(bilipop train --out {RUNS_DIR}/first)")
 
 
-def as_run(model: LoadedRun | str | os.PathLike[str] | None) -> LoadedRun:
-    """A loaded run from a LoadedRun (returned as is), a run folder, or None (see :func:`resolve_model`)."""
+def as_run(model: LoadedRun | str | os.PathLike[str] | None, device: str = "cpu") -> LoadedRun:
+    """A loaded run from a LoadedRun (returned as is), a run folder, or None (see :func:`resolve_model`), on
+    ``device`` unless it is already loaded."""
     if model is not None and hasattr(model, "logits"):
         return model  # type: ignore[return-value]
     from bilipop.models.run import load_run
 
-    return load_run(resolve_model(model))  # type: ignore[arg-type]
+    return load_run(resolve_model(model), device=device)  # type: ignore[arg-type]
 
 
 def _weights(run: LoadedRun) -> tuple[bool, bool]:
@@ -216,7 +217,7 @@ def _check_unused_inputs(run: LoadedRun, covers: Sequence[str | Path], titles: S
 
 
 def predict_one(model: LoadedRun | str | os.PathLike[str] | None, cover: str | Path, title: str,
-                explain: bool = False) -> Prediction:
+                explain: bool = False, device: str = "cpu") -> Prediction:
     """Predict one video's class from its cover and title.
 
     With ``explain`` the result carries ``explanation``: an occlusion heatmap of the cover saved as
@@ -228,7 +229,7 @@ def predict_one(model: LoadedRun | str | os.PathLike[str] | None, cover: str | P
         ModelError: no usable run folder.
     """
     check_title(title)
-    run = as_run(model)
+    run = as_run(model, device)
     _check_unused_inputs(run, [cover], [title])
     result = _prediction(predict_pairs(run, [cover], [title])[0])
     if explain:
@@ -239,7 +240,7 @@ def predict_one(model: LoadedRun | str | os.PathLike[str] | None, cover: str | P
 
 
 def rank_candidates(model: LoadedRun | str | os.PathLike[str] | None, covers: Sequence[str | Path],
-                    titles: Sequence[str]) -> list[Candidate]:
+                    titles: Sequence[str], device: str = "cpu") -> list[Candidate]:
     """Score every cover x title combination; the best expected class first (ties keep the input order).
 
     Raises:
@@ -249,7 +250,7 @@ def rank_candidates(model: LoadedRun | str | os.PathLike[str] | None, covers: Se
         raise InputError("ranking needs at least one --cover and one --title")
     for i, title in enumerate(titles):
         check_title(title, f"title {i + 1}: ")
-    run = as_run(model)
+    run = as_run(model, device)
     _check_unused_inputs(run, covers, titles)
     pairs = [(str(c), t) for c in covers for t in titles]
     probs = predict_pairs(run, [c for c, _ in pairs], [t for _, t in pairs])
@@ -272,7 +273,7 @@ def _read_batch(path: Path):
 
 def predict_batch(model: LoadedRun | str | os.PathLike[str] | None, input: str | os.PathLike[str],
                   output: str | os.PathLike[str], progress: Progress | None = None,
-                  batch_size: int = BATCH_SIZE) -> BatchReport:
+                  batch_size: int = BATCH_SIZE, device: str = "cpu") -> BatchReport:
     """Predict every row of a table with columns ``cover`` and ``title`` and write it with the predictions.
 
     Relative cover paths are resolved against the input file's folder. The output (``.csv`` or ``.parquet``)
@@ -298,7 +299,7 @@ def predict_batch(model: LoadedRun | str | os.PathLike[str] | None, input: str |
     base = input.parent
     covers = [str(c) if Path(str(c)).is_absolute() else str(base / str(c)) for c in table["cover"]]
     titles = [t if isinstance(t, str) else "" for t in table["title"]]
-    run = as_run(model)
+    run = as_run(model, device)
 
     def where(i: int) -> str:
         return f"{input} row {i + 1}: "
