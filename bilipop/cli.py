@@ -13,11 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TypeVar
 
+import click
 import typer
 from rich.console import Console
-from rich.table import Table
+from typer.core import TyperGroup
 
-from bilipop import __version__
+from bilipop import __version__, views
 from bilipop.data.schema import DEFAULT_MAX_FOLLOWERS, DEFAULT_THRESHOLDS, DEFAULT_WEIGHTS
 from bilipop.errors import BilipopError, InputError
 
@@ -26,7 +27,18 @@ if TYPE_CHECKING:
 
 R = TypeVar("R")
 
+class _PipelineOrder(TyperGroup):
+    """Lists the commands in the order of the pipeline rather than the order they are defined in."""
+
+    order = ("crawl", "filter", "score", "label", "train", "evaluate", "predict", "demo")
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        names = super().list_commands(ctx)
+        return sorted(names, key=lambda n: self.order.index(n) if n in self.order else len(self.order))
+
+
 app = typer.Typer(
+    cls=_PipelineOrder,
     name="bilipop",
     help="Predict how popular a Bilibili video will be from its cover image and title.",
     no_args_is_help=True,
@@ -53,7 +65,7 @@ STATE = State()
 # Options shared by several commands, declared once.
 DataDir = Annotated[
     Path,
-    typer.Option("--data", envvar="BILIPOP_DATA", help="Dataset folder (SPEC: bilipop.db, covers/, stage files)."),
+    typer.Option("--data", envvar="BILIPOP_DATA", help="Dataset folder: bilipop.db, covers/ and one file per stage."),
 ]
 InputFile = Annotated[
     Path | None, typer.Option("--input", "-i", help="Read this file instead of the stage's default in --data.")
@@ -187,14 +199,7 @@ def filter_cmd(
     _, report, src, dst = run_stage(
         "filter", data, input, output,
         lambda df: filter_videos(df, max_followers=max_followers, require_hot=require_hot))
-    summary = Table(title=f"filter: {src} → {dst}", title_justify="left")
-    summary.add_column("rule")
-    summary.add_column("rows", justify="right")
-    summary.add_row("input", f"{report.input_rows:,}")
-    for rule, n in report.removed.items():
-        summary.add_row(f"removed: {rule}", f"{n:,}")
-    summary.add_row("[bold]remaining[/]", f"[bold]{report.remaining:,}[/]")
-    out.print(summary)
+    out.print(views.filter_table(report, src, dst))
 
 
 @app.command("score", epilog="Example: bilipop score --data data --weights 0.75,0.1,0.1,0.05,0 --norm paper")
@@ -208,22 +213,13 @@ def score_cmd(
     norm: Annotated[str, typer.Option(help="paper: (x - mean) / (max - min); log: the same on log1p(x).")] = "paper",
 ) -> None:
     """Compute the study's popularity score from the five counters."""
-    from bilipop.data.schema import COUNTERS
     from bilipop.data.scoring import score_videos
 
     with user_errors():
         ws = parse_floats(weights, "--weights")
     table, _, src, dst = run_stage("score", data, input, output,
                                    lambda df: (score_videos(df, weights=ws, norm=norm), None))
-    summary = Table(title=f"score: {len(table):,} videos, {src} → {dst}", title_justify="left")
-    for col in ("", "weight", "min", "mean", "max"):
-        summary.add_column(col, justify="right" if col else "left")
-    for col, w in zip(COUNTERS, ws, strict=True):
-        raw = table[col]
-        summary.add_row(col, f"{w:g}", f"{raw.min():,}", f"{raw.mean():,.1f}", f"{raw.max():,}")
-    s = table["score"]
-    summary.add_row("[bold]score[/]", "", f"{s.min():.6f}", f"{s.mean():.6f}", f"{s.max():.6f}")
-    out.print(summary)
+    out.print(views.score_table(table, ws, src, dst))
 
 
 @app.command("label", epilog="Example: bilipop label --data data --thresholds 0.00025,0.0015,0.005,0.02")
@@ -240,7 +236,6 @@ def label_cmd(
 ) -> None:
     """Cut the score into the study's five ordered popularity classes and print their sizes."""
     from bilipop.data.labeling import label_videos
-    from bilipop.data.schema import LABEL_NAMES
 
     with user_errors():
         if quantiles and thresholds != _comma_list(DEFAULT_THRESHOLDS):
@@ -248,14 +243,7 @@ def label_cmd(
         cuts = [] if quantiles else parse_floats(thresholds, "--thresholds")
     table, report, src, dst = run_stage("label", data, input, output,
                                         lambda df: label_videos(df, thresholds=cuts, quantiles=quantiles))
-    how = "quantiles" if quantiles else "thresholds"
-    summary = Table(title=f"label ({how}): {len(table):,} videos, {src} → {dst}", title_justify="left")
-    for col in ("class", "name", "score from", "videos", "share"):
-        summary.add_column(col, justify="left" if col == "name" else "right")
-    lows = ["-inf", *(f"{t:g}" for t in report.thresholds)]
-    for k, name in enumerate(LABEL_NAMES):
-        summary.add_row(str(k), name, lows[k], f"{report.counts[k]:,}", f"{report.shares[k]:.1%}")
-    out.print(summary)
+    out.print(views.label_table(table, report, src, dst))
     for message in report.warnings:
         warn(message)
 
@@ -276,22 +264,14 @@ def _crawl_display() -> Iterator[Callable[[object], None] | None]:
 
             if time.monotonic() - last[0] >= 10:
                 last[0] = time.monotonic()
-                err.print(_crawl_line(p), highlight=False)
+                err.print(views.crawl_status(p), highlight=False)
 
         yield plain
         return
     from rich.live import Live
 
     with Live(console=err, transient=True, refresh_per_second=4) as live:
-        yield lambda p: live.update(_crawl_line(p))
-
-
-def _crawl_line(p) -> str:  # noqa: ANN001 - a CrawlProgress; the crawl modules load only when crawling
-    eta = "?" if p.eta_s is None else f"{int(p.eta_s) // 3600}:{int(p.eta_s) % 3600 // 60:02d}:{int(p.eta_s) % 60:02d}"
-    status = f"crawl {p.phase} · {p.request_rate:.1f} req/s · blocks {p.blocks} · ETA {eta}"
-    counts = (f"videos {p.videos:,}/{p.videos_target or '?'} · uploaders {p.uploaders_done:,}/"
-              f"{p.uploaders_total:,} · covers {p.covers_done:,}/{p.covers_total:,}")
-    return f"{status}{' · ' + p.note if p.note else ''}\n  {counts}"
+        yield lambda p: live.update(views.crawl_status(p))
 
 
 @app.command("crawl", epilog="Example: bilipop crawl --section knowledge --data data --max-videos 500 --rate 1")
@@ -332,32 +312,18 @@ def crawl_cmd(
         summary = crawl(data=data, section=section, max_videos=max_videos, tids=tids, rate=rate,
                         api_base=api_base, ignore_robots=ignore_robots, check_honors=check_honors,
                         refresh=refresh, progress=show)
-    table = Table(title=f"crawl: {section} → {data}", title_justify="left", show_header=False)
-    table.add_column("what")
-    table.add_column("count", justify="right")
-    for name, value in summary.rows():
-        table.add_row(name, value)
-    if summary.warnings:
-        table.add_row("[yellow]warnings (logged above)[/]", f"{len(summary.warnings):,}")
-    out.print(table)
+    out.print(views.crawl_table(summary, section, data))
 
 
-# @crawl-command (the crawl issue inserts its command above this line)
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # Training
-_EPOCH_COLUMNS = ("vit_weight", "epoch", "train_loss", "train_ordinal_accuracy", "valid_loss",
-                  "valid_ordinal_accuracy", "seconds")
-
-
 def _print_epoch_row(row: dict, header: list[bool]) -> None:
     if not header:
-        out.print("  ".join(f"{c:>{max(len(c), 8)}}" for c in _EPOCH_COLUMNS), style="bold")
+        out.print(views.epoch_header(), style="bold")
         header.append(True)
-    cells = [f"{row['vit_weight']:g}", str(row["epoch"])] + [
-        f"{row[c]:.4f}" for c in _EPOCH_COLUMNS[2:6]] + [f"{row['seconds']:.1f}"]
-    out.print("  ".join(f"{v:>{max(len(c), 8)}}" for c, v in zip(_EPOCH_COLUMNS, cells, strict=True)))
+    out.print(views.epoch_line(row))
 
 
 def _parse_counts(text: str, option: str) -> list[int]:
@@ -429,84 +395,20 @@ def train_cmd(
         note(f"Table 1 layout written to {result.table1} and {result.table1.with_suffix('.csv')}")
 
 
-# @train-command (the train issue inserts its command above this line)
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # Evaluation and prediction
-def _fmt(value: object, digits: int = 4) -> str:
-    return "–" if value is None else f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+def _show(items: list) -> None:
+    """Print renderables from bilipop.views (user text in them is already escaped)."""
+    for item in items:
+        out.print(item, highlight=False)
 
 
 def _print_json(data: object) -> None:
     import json
 
     typer.echo(json.dumps(data, ensure_ascii=False))
-
-
-def _print_evaluation(result: dict, title: str) -> None:
-    from bilipop.data.schema import LABEL_NAMES
-
-    floors = result["baselines"]
-    study = floors["study"]
-    summary = Table(title=title, title_justify="left")
-    summary.add_column("metric", no_wrap=True)
-    for col in ("model", "majority class", "best constant", "uniform random",
-                f"study, epoch {study['epoch']}" if study else "study"):
-        summary.add_column(col, justify="right")
-    consts = [floors["majority_class"], floors["best_constant"], floors["uniform_random"]]
-    for key, name in (("ordinal_accuracy", "[bold]ordinal accuracy[/]"), ("accuracy", "exact accuracy"),
-                      ("within1_accuracy", "within-one accuracy"), ("mae", "MAE")):
-        paper = _fmt(study["ordinal_accuracy"]) if study and key == "ordinal_accuracy" else ""
-        summary.add_row(name, f"[bold]{_fmt(result[key])}[/]", *(_fmt(c[key]) for c in consts), paper)
-    for key, name in (("macro_mae", "macro MAE"), ("qwk", "weighted kappa (QWK)"),
-                      ("spearman", "Spearman vs score")):
-        summary.add_row(name, _fmt(result[key]), "", "", "", "")
-    out.print(summary)
-    best = floors["study_best"]
-    out.print(f"constants: majority = class {floors['majority_class']['class']}, best constant = class "
-              f"{floors['best_constant']['class']}; study's best: {best['ordinal_accuracy']} "
-              f"(w = {best['vit_weight']}, epoch {best['epoch']})", highlight=False)
-    per = Table(title="per class", title_justify="left")
-    for col in ("class", "name", "precision", "recall", "F1", "support"):
-        per.add_column(col, justify="left" if col == "name" else "right")
-    for k, row in enumerate(result["per_class"]):
-        per.add_row(str(k), LABEL_NAMES[k], _fmt(row["precision"], 3), _fmt(row["recall"], 3),
-                    _fmt(row["f1"], 3), str(row["support"]))
-    out.print(per)
-    matrix = Table(title="confusion (rows: true class, columns: predicted)", title_justify="left")
-    matrix.add_column("true \\ pred")
-    for k in range(len(result["confusion"])):
-        matrix.add_column(str(k), justify="right")
-    for k, row in enumerate(result["confusion"]):
-        matrix.add_row(f"{k} {LABEL_NAMES[k]}", *(f"[bold]{v}[/]" if j == k else str(v) for j, v in enumerate(row)))
-    out.print(matrix)
-
-
-def _print_sweep(result: dict, title: str) -> None:
-    sweep = Table(title=title, title_justify="left")
-    for col in ("run", "vit weight", "ordinal accuracy", "accuracy", "QWK", "macro MAE", "best constant",
-                "study", "n"):
-        sweep.add_column(col, justify="left" if col == "run" else "right")
-    for row in result["sweep"]:
-        sweep.add_row(row["run"], _fmt(row["vit_weight"], 2), f"[bold]{_fmt(row['ordinal_accuracy'])}[/]",
-                      _fmt(row["accuracy"]), _fmt(row["qwk"]), _fmt(row["macro_mae"]),
-                      _fmt(row["best_constant"]), _fmt(row["study"]), str(row["n"]))
-    out.print(sweep)
-    weights = list(dict.fromkeys(r["vit_weight"] for r in result["table1"]))
-    epochs = sorted({r["epoch"] for r in result["table1"] if r["epoch"] is not None})
-    if not epochs:
-        return
-    table1 = Table(title="Table 1 shape: ordinal accuracy per epoch (train / valid)", title_justify="left")
-    table1.add_column("epoch", justify="right")
-    for w in weights:
-        table1.add_column(f"w = {_fmt(w, 2)}", justify="right")
-    cells = {(r["vit_weight"], r["epoch"]): r for r in result["table1"]}
-    for e in epochs:
-        table1.add_row(str(e), *(
-            f"{_fmt(cells[w, e]['train_ordinal_accuracy'])} / {_fmt(cells[w, e]['valid_ordinal_accuracy'])}"
-            if (w, e) in cells else "" for w in weights))
-    out.print(table1)
 
 
 @app.command("evaluate", epilog="Example: bilipop evaluate runs/first --split test --json")
@@ -532,29 +434,10 @@ def evaluate_cmd(
     if json_output:
         _print_json(result)
     elif report.is_sweep:
-        _print_sweep(result, f"evaluate {run} (sweep, {split} split)")
+        _show(views.sweep_views(result, f"evaluate {run} (sweep, {split} split)"))
     else:
-        _print_evaluation(result, f"evaluate {run} ({split} split, n = {result['n']:,})")
+        _show(views.evaluation_views(result, f"evaluate {run} ({split} split, n = {result['n']:,})"))
     note(f"wrote {', '.join(report.files.values())}")
-
-
-# @evaluate-command (the evaluate issue inserts its command above this line)
-def _print_prediction(result: dict) -> None:
-    from bilipop.data.schema import LABEL_NAMES
-
-    out.print(f"[bold]class {result['label']}: {result['label_name']}[/]  "
-              f"(expected class {result['expected_class']:.2f})")
-    for k, p in enumerate(result["probabilities"]):
-        bar = "█" * round(p * 30)
-        out.print(f"  {k} {LABEL_NAMES[k]:<10} {bar:<30} {p:6.1%}", highlight=False)
-    explanation = result.get("explanation")
-    if explanation:
-        if explanation["heatmap"]:
-            out.print(f"cover heatmap: {explanation['heatmap']}", highlight=False)
-        if explanation["tokens"]:
-            out.print("title tokens that mattered most (drop in the predicted class's probability):")
-            for token in explanation["tokens"]:
-                out.print(f"  {token['token']!r}: {token['drop']:+.4f}", highlight=False)
 
 
 @app.command("predict", epilog='Example: bilipop predict cover.jpg "三分钟看懂相对论" --model runs/first')
@@ -606,18 +489,12 @@ def predict_cmd(
     if single and json_output:
         _print_json(result)
     elif single:
-        _print_prediction(result)
+        _show(views.prediction_lines(result))
     elif ranking:
         if json_output:
             _print_json({"candidates": ranked})
             return
-        table = Table(title=f"{len(ranked)} combinations, best first", title_justify="left")
-        for col in ("rank", "cover", "title", "class", "expected class"):
-            table.add_column(col, justify="right" if col in ("rank", "expected class") else "left")
-        for rank, c in enumerate(ranked, 1):
-            table.add_row(str(rank), c["cover"], c["title"], f"{c['label']} {c['label_name']}",
-                          f"{c['expected_class']:.3f}")
-        out.print(table)
+        out.print(views.ranking_table(ranked))
     elif json_output:
         _print_json({"input": str(report.input), "output": str(report.output), "rows": report.rows,
                      "class_counts": report.class_counts})
@@ -626,7 +503,6 @@ def predict_cmd(
                   f"{report.class_counts}", highlight=False)
 
 
-# @predict-command (the predict issue inserts its command above this line)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -683,4 +559,3 @@ def demo_cmd(
               f"  bilipop predict {cover} \"{DEMO_TITLE}\" --model {run} --explain", highlight=False)
 
 
-# @demo-command (the demo issue inserts its command above this line)

@@ -188,6 +188,13 @@ def test_version_and_help_list_every_command():
         assert cmd in r.output
 
 
+def test_help_lists_the_commands_in_pipeline_order():
+    text = invoke("--help").output
+    positions = [text.index(f" {name} ") for name in
+                 ("crawl", "filter", "score", "label", "train", "evaluate", "predict", "demo")]
+    assert positions == sorted(positions)
+
+
 def test_every_command_help_ends_with_an_example():
     import typer.main
 

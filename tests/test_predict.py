@@ -196,6 +196,13 @@ def test_a_cover_too_large_to_decode_is_a_user_error(tiny_run, covers, monkeypat
     assert res.exit_code == 1 and "too large" in res.output and "Traceback" not in res.output
 
 
+def test_user_text_is_printed_not_taken_as_markup(tiny_run, covers):
+    title = "[red]红色[/red] 与 [bold]"
+    res = _invoke("predict", "--cover", covers[0], "--title", title, "--model", str(tiny_run["run"]))
+    assert res.exit_code == 0, res.output
+    assert "[red]红色[/red]" in res.output
+
+
 def test_device_flag_loads_the_model_there(tiny_run, covers):
     res = _invoke("predict", covers[1], TITLE, "--model", str(tiny_run["run"]), "--device", "cpu", "--json")
     assert res.exit_code == 0, res.output
