@@ -72,6 +72,13 @@ def test_score_rejects_bad_weights(weights, message):
         score_videos(table(views=[1, 2]), weights=weights)
 
 
+def test_score_error_names_the_video():
+    with pytest.raises(InputError, match=r"column views .* \(first at bvid BV1000000001, value -2\)"):
+        score_videos(table(views=[1, -2, -3]))
+    with pytest.raises(InputError, match=r"first at table row 2,"):
+        score_videos(table(views=[1, -2]).drop(columns="bvid"))
+
+
 def test_score_rejects_negative_and_non_numeric_counters():
     with pytest.raises(InputError, match="negative"):
         score_videos(table(views=[1, -2]))

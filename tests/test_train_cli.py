@@ -202,3 +202,12 @@ def test_cli_core_and_registry_share_every_default():
     assert (core["vit"], core["bert"]) == (registry.DEFAULT_VIT, registry.DEFAULT_BERT)
     assert inspect.signature(registry.create_model).parameters["vit"].default == registry.DEFAULT_VIT
     assert (core["epochs"], trainer.DEFAULT_LR, core["checkpoint"]) == (5, 5e-5, "except_last")  # the study
+
+
+def test_pipeline_options_on_one_device_are_reported_as_ignored(data, tmp_path, caplog):
+    from bilipop.train.trainer import train
+
+    with caplog.at_level("WARNING", logger="bilipop.train.trainer"):
+        train(data=data, out=tmp_path / "run", vit="tiny", bert="tiny", epochs=1, batch_size=8, devices="cpu",
+              chunks=4, num_workers=0)
+    assert "ignores them" in caplog.text and "--chunks and --balance" in caplog.text

@@ -59,9 +59,12 @@ def score_videos(
         bad = ~np.isfinite(raw.to_numpy(dtype=np.float64, na_value=np.nan)) | (raw < 0).to_numpy()
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
+            where = f"bvid {out['bvid'].iloc[row]}" if "bvid" in out.columns else f"table row {row + 1}"
+            value = out[col].iloc[row]
+            shown = repr(value) if isinstance(value, str) else str(value)
             raise InputError(
-                f"column {col} has a missing, non-numeric, infinite or negative value (first at row {row + 2} of the "
-                f"file, value {out[col].iloc[row]!r}); run bilipop filter first, which drops such rows"
+                f"column {col} has a missing, non-numeric, infinite or negative value (first at {where}, value "
+                f"{shown}); run bilipop filter first, which drops such rows"
             )
         x = raw.to_numpy(dtype=np.float64)
         if norm == "log":

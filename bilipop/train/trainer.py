@@ -80,6 +80,9 @@ def train(data: str | Path = "data", input: str | Path | None = None, out: str |
         raise InputError(f"--batch-size {batch_size} does not split over {world.size} processes; use a multiple")
     local_batch = batch_size // world.size
     n_chunks = check_chunks(chunks, local_batch, len(devs)) if len(devs) > 1 else 1
+    if len(devs) == 1 and (chunks is not None or balance):
+        log.warning("--chunks and --balance shape the GPipe pipeline, which needs two or more devices; training on "
+                    "%s alone ignores them", devs[0])
     if balance and len(devs) > 1 and len({(w > 0, w < 1) for w in weights}) > 1:
         # A w = 0 or w = 1 run leaves an encoder out, so it has fewer pipeline layers than a fused run: no one
         # --balance fits both, and the second run would fail only after the first had trained.
