@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import resource
 import subprocess
 import sys
@@ -23,6 +21,9 @@ import tempfile
 import time
 from pathlib import Path
 from urllib.parse import urlencode
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _env import environment  # noqa: E402
 
 
 def peak_rss_mib() -> float:
@@ -80,21 +81,6 @@ def max_in_window(times: list[float], window: float) -> int:
     return best
 
 
-def environment() -> str:
-    import torch  # only for its version: the crawl itself never imports it
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        names = [ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
-                 if ln.startswith("model name")]
-        cpu = f"{names[0]} x{len(names)}" if names else cpu
-    except OSError:
-        pass
-    return (f"CPU: {cpu} (os.cpu_count={os.cpu_count()}); Python {platform.python_version()}; "
-            f"torch {torch.__version__}; {platform.system()} {platform.release()}; "
-            "server: bilipop.sim in the benchmark process, crawler in a subprocess, both on 127.0.0.1")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--videos", type=int, default=2000, help="videos of the large no-limit crawl")
@@ -140,7 +126,10 @@ def main() -> None:
     print(f"  peak RSS: {large['videos']:,} videos {large['rss_mib']:.1f} MiB vs {small['videos']:,} videos "
           f"{small['rss_mib']:.1f} MiB -> {large['rss_mib'] / small['rss_mib']:.3f}x (target <= 1.2x)")
     print("Environment")
-    print(f"  {environment()}")
+    import torch  # noqa: F401  (only so that its version is listed: the crawl itself never imports it)
+
+    print(environment())
+    print("server: bilipop.sim in the benchmark process, crawler in a subprocess, both on 127.0.0.1")
 
 
 if __name__ == "__main__":

@@ -176,3 +176,16 @@ def test_run_folder_round_trip_and_errors(tmp_path):
                                                                           "model": broken}))
         with pytest.raises(ModelError, match="does not describe a model"):
             load_run(tmp_path / "runs" / "a")
+
+
+def test_weight_download_is_atomic(tmp_path):
+    from bilipop.models.registry import _download
+
+    source = tmp_path / "src.pth"
+    source.write_bytes(b"weights" * 1000)
+    target = tmp_path / "cache" / "B_16.pth"
+    _download(source.as_uri(), target)
+    assert target.read_bytes() == source.read_bytes()
+    with pytest.raises(OSError):
+        _download((tmp_path / "missing.pth").as_uri(), tmp_path / "cache" / "other.pth")
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["B_16.pth"]  # no partial or temp file

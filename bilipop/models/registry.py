@@ -16,7 +16,6 @@ import logging
 import os
 import re
 import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ import torch
 from torch import nn
 
 from bilipop.errors import ModelError
+from bilipop.files import atomic_write
 from bilipop.models.fusion import FusionModel
 from bilipop.models.run import load_tokenizer
 from bilipop.models.text import RNNSpec, build_bert, split_bert, split_rnn
@@ -141,14 +141,11 @@ def resolve_weights(kind: str, name: str) -> Path:
 def _download(url: str, target: Path) -> None:
     import urllib.request
 
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f, urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as r:
+    def fetch(tmp: Path) -> None:
+        with open(tmp, "wb") as f, urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as r:
             shutil.copyfileobj(r, f)
-        os.replace(tmp, target)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+
+    atomic_write(target, fetch)
 
 
 def _resolve_hf(name: str) -> Path:
