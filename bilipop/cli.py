@@ -326,6 +326,12 @@ def _print_epoch_row(row: dict, header: list[bool]) -> None:
     out.print(views.epoch_line(row))
 
 
+def _parse_balance(text: str | None) -> list[int] | str | None:
+    if text is None or text.strip() in ("cost", "time"):
+        return None if text is None else text.strip()
+    return _parse_counts(text, "--balance")
+
+
 def _parse_counts(text: str, option: str) -> list[int]:
     values = parse_floats(text, option)
     if any(v != int(v) for v in values):
@@ -357,8 +363,9 @@ def train_cmd(
                        ] = None,
     chunks: Annotated[int | None, typer.Option(help="GPipe micro-batches per batch \\[default: 4 per device].")
                       ] = None,
-    balance: Annotated[str | None, typer.Option(help="Pipeline layers per device, e.g. 3,3 \\[default: by timing].")
-                       ] = None,
+    balance: Annotated[str | None, typer.Option(help="Pipeline layers per device, e.g. 3,3; or time (by timing, "
+                                                     "differs between runs) \\[default: cost, from each layer's "
+                                                     "FLOPs: the same every run].")] = None,
     checkpoint: Annotated[str, typer.Option(help="GPipe activation checkpointing: never, except_last or always.")
                           ] = "except_last",
     precision: Annotated[str | None, typer.Option(help="bf16, fp16 or fp32 \\[default: bf16/fp16 on GPU, fp32 on "
@@ -369,6 +376,10 @@ def train_cmd(
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run in --out exactly.")] = False,
     num_workers: Annotated[int | None, typer.Option(help="DataLoader worker processes \\[default: 0 for small "
                                                          "datasets, else up to 4].")] = None,
+    select_on: Annotated[str, typer.Option(help="Part that history.jsonl reports and the kept epoch is chosen on: "
+                                                "valid, or test to reproduce the study's protocol.")] = "valid",
+    vit_heads: Annotated[int | None, typer.Option(help="Attention heads of a --vit PATH checkpoint that is not a "
+                                                       "known ViT (its weights do not record it).")] = None,
 ) -> None:
     """Train the ViT + BERT late-fusion classifier and write a self-contained run folder."""
     from bilipop.train.trainer import train
@@ -379,9 +390,10 @@ def train_cmd(
             data=data, input=input, out=out_dir, vit=vit, bert=bert, vision=vision, text=text,
             vit_weight=parse_floats(vit_weight, "--vit-weight"), epochs=epochs, batch_size=batch_size, lr=lr,
             gpus=gpus, devices=devices, chunks=chunks,
-            balance=_parse_counts(balance, "--balance") if balance else None,
+            balance=_parse_balance(balance),
             checkpoint=checkpoint, precision=precision, cache=cache, seed=seed, resume=resume,
             num_workers=num_workers, progress=update, on_epoch=lambda row: _print_epoch_row(row, header),
+            select_on=select_on, vit_heads=vit_heads,
         )
     if not result.is_main:  # torchrun: rank 0 reports for everyone
         return
@@ -389,7 +401,8 @@ def train_cmd(
                                      strict=True):
         if best is not None:
             row = history[best - 1]
-            note(f"w={w:g}: best epoch {best} (valid ordinal accuracy {row['valid_ordinal_accuracy']:.4f}) "
+            part = "TEST part, as the study" if select_on == "test" else "valid part"
+            note(f"w={w:g}: best epoch {best} (ordinal accuracy {row['valid_ordinal_accuracy']:.4f} on the {part}) "
                  f"kept in {run}")
     if result.table1 is not None:
         note(f"Table 1 layout written to {result.table1} and {result.table1.with_suffix('.csv')}")
@@ -419,7 +432,8 @@ def evaluate_cmd(
                                   "dataset recorded in the run).")
     ] = None,
     input: InputFile = None,
-    split: Annotated[str, typer.Option(help="test (the part never trained on), train or all.")] = "test",
+    split: Annotated[str, typer.Option(help="test (never trained or chosen on), valid (where the kept epoch was "
+                                            "chosen), train or all. Results go to RUN/eval/SPLIT/.")] = "test",
     json_output: JsonFlag = False,
     device: DeviceOpt = "cpu",
 ) -> None:

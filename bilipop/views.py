@@ -99,27 +99,65 @@ def epoch_line(row: dict) -> str:
 
 
 # Evaluation -----------------------------------------------------------------------------------------------------
+def span(ci: object, digits: int = 4, signed: bool = False) -> str:
+    """A 95 % interval as ``[lo, hi]`` (an en dash when there is none)."""
+    if not isinstance(ci, list | tuple) or len(ci) != 2 or None in ci:
+        return "–"
+    sign = "+" if signed else ""
+    return f"[{ci[0]:{sign}.{digits}f}, {ci[1]:{sign}.{digits}f}]"
+
+
+_MODEL_ROWS = (("ordinal_accuracy", "[bold]ordinal accuracy[/]"), ("accuracy", "exact accuracy"),
+               ("within1_accuracy", "within-one accuracy"), ("mae", "MAE"), ("macro_mae", "macro MAE"),
+               ("qwk", "weighted kappa (QWK)"), ("spearman", "Spearman vs score"),
+               ("ece", "calibration error (ECE)"))
+
+
+def verdict(result: dict) -> str:
+    """Whether the model is above the best constant with 95 % confidence (paired bootstrap)."""
+    beats = result["beats_best_constant"]
+    best = result["baselines"]["best_constant"]
+    how = (f"{beats['difference']:+.4f}, 95 % interval {span(beats['ci'], signed=True)}; paired bootstrap, "
+           f"{beats['resamples']:,} resamples stratified by class")
+    if beats["confident"]:
+        return (f"[green]above the best constant[/] (class {best['class']}, {fmt(best['ordinal_accuracy'])}) with "
+                f"95 % confidence: {how}")
+    return (f"[yellow]NOT above the best constant[/] (class {best['class']}, {fmt(best['ordinal_accuracy'])}) "
+            f"with 95 % confidence: {how}")
+
+
 def evaluation_views(result: dict, title: str) -> list[RenderableType]:
-    """The metrics beside the floors and the study's figure, the per-class table and the confusion matrix."""
+    """The metrics with their 95 % intervals, the floors with theirs, whether the model beats the best constant,
+    the per-class table and the confusion matrix; every table fits 80 columns without cutting a number."""
     floors = result["baselines"]
     study = floors["study"]
     summary = Table(title=title, title_justify="left")
     summary.add_column("metric", no_wrap=True)
-    for col in ("model", "majority class", "best constant", "uniform random",
-                f"study, epoch {study['epoch']}" if study else "study"):
-        summary.add_column(col, justify="right")
-    consts = [floors["majority_class"], floors["best_constant"], floors["uniform_random"]]
-    for key, name in (("ordinal_accuracy", "[bold]ordinal accuracy[/]"), ("accuracy", "exact accuracy"),
-                      ("within1_accuracy", "within-one accuracy"), ("mae", "MAE")):
-        paper = fmt(study["ordinal_accuracy"]) if study and key == "ordinal_accuracy" else ""
-        summary.add_row(name, f"[bold]{fmt(result[key])}[/]", *(fmt(c[key]) for c in consts), paper)
-    for key, name in (("macro_mae", "macro MAE"), ("qwk", "weighted kappa (QWK)"),
-                      ("spearman", "Spearman vs score")):
-        summary.add_row(name, fmt(result[key]), "", "", "", "")
+    summary.add_column("model", justify="right", no_wrap=True)
+    summary.add_column("95 % interval", justify="right")
+    for key, name in _MODEL_ROWS:
+        value = fmt(result[key])
+        summary.add_row(name, f"[bold]{value}[/]" if key == "ordinal_accuracy" else value, span(result["ci"][key]))
+    lines: list[RenderableType] = [summary]
+    if result.get("selection"):
+        lines.append(f"[bold yellow]{escape(result['selection'])}[/]")
+    lines.append(verdict(result))
+    floor_table = Table(title="floors on the same videos (a model must beat them)", title_justify="left")
+    for col in ("floor", "ordinal acc.", "95 % interval", "exact acc.", "MAE"):
+        floor_table.add_column(col, justify="left" if col == "floor" else "right")
+    for key, name in (("majority_class", "majority class"), ("best_constant", "best constant"),
+                      ("uniform_random", "uniform random")):
+        c = floors[key]
+        label = f"{name} ({c['class']})" if "class" in c else name
+        floor_table.add_row(label, fmt(c["ordinal_accuracy"]), span(c.get("ci", {}).get("ordinal_accuracy")),
+                            fmt(c["accuracy"]), fmt(c["mae"]))
+    if study:
+        floor_table.add_row(f"study, epoch {study['epoch']}", fmt(study["ordinal_accuracy"]), "–", "", "")
     best = floors["study_best"]
-    constants = (f"constants: majority = class {floors['majority_class']['class']}, best constant = class "
-                 f"{floors['best_constant']['class']}; study's best: {best['ordinal_accuracy']} "
-                 f"(w = {best['vit_weight']}, epoch {best['epoch']})")
+    lines += [floor_table,
+              "the floors depend only on the class counts, which stratified resampling keeps, so their intervals "
+              f"are points; study's best: {best['ordinal_accuracy']} (w = {best['vit_weight']}, epoch "
+              f"{best['epoch']})"]
     per = Table(title="per class", title_justify="left")
     for col in ("class", "name", "precision", "recall", "F1", "support"):
         per.add_column(col, justify="left" if col == "name" else "right")
@@ -132,33 +170,49 @@ def evaluation_views(result: dict, title: str) -> list[RenderableType]:
         matrix.add_column(str(k), justify="right")
     for k, row in enumerate(result["confusion"]):
         matrix.add_row(f"{k} {LABEL_NAMES[k]}", *(f"[bold]{v}[/]" if j == k else str(v) for j, v in enumerate(row)))
-    return [summary, constants, per, matrix]
+    return [*lines, per, matrix]
 
 
 def sweep_views(result: dict, title: str) -> list[RenderableType]:
-    """One row per weight of a sweep, then the study's Table 1 layout (train / valid per epoch)."""
+    """One row per weight of a sweep with its interval and its paired difference from the best run, then the
+    study's Table 1 layout (train / valid per epoch, the valid figure with its interval)."""
     sweep = Table(title=title, title_justify="left")
-    for col in ("run", "vit weight", "ordinal accuracy", "accuracy", "QWK", "macro MAE", "best constant",
-                "study", "n"):
+    for col in ("run", "w", "ordinal accuracy, 95 % interval", "minus the best run, 95 % interval",
+                "best constant"):
         sweep.add_column(col, justify="left" if col == "run" else "right")
     for row in result["sweep"]:
-        sweep.add_row(row["run"], fmt(row["vit_weight"], 2), f"[bold]{fmt(row['ordinal_accuracy'])}[/]",
-                      fmt(row["accuracy"]), fmt(row["qwk"]), fmt(row["macro_mae"]),
-                      fmt(row["best_constant"]), fmt(row["study"]), str(row["n"]))
+        vs = row.get("vs_best")
+        if row.get("is_best"):
+            against = "best"
+        elif vs:
+            mark = "differs" if vs["differs"] else "same"
+            against = f"{vs['difference']:+.4f} {span(vs['ci'], signed=True)} {mark}"
+        else:
+            against = "–"
+        sweep.add_row(escape(row["run"]), fmt(row["vit_weight"], 2),
+                      f"[bold]{fmt(row['ordinal_accuracy'])}[/] {span(row.get('ci'))}", against,
+                      fmt(row["best_constant"]))
     weights = list(dict.fromkeys(r["vit_weight"] for r in result["table1"]))
     epochs = sorted({r["epoch"] for r in result["table1"] if r["epoch"] is not None})
+    note = ("[dim]differs: the 95 % interval of the paired difference excludes 0; same: it does not, so the two "
+            "runs cannot be told apart on these videos[/]")
     if not epochs:
-        return [sweep]
-    table1 = Table(title="Table 1 shape: ordinal accuracy per epoch (train / valid)", title_justify="left")
+        return [sweep, note]
+    table1 = Table(title="Table 1 shape: ordinal accuracy per epoch, train / valid [95 % interval]",
+                   title_justify="left")
     table1.add_column("epoch", justify="right")
     for w in weights:
         table1.add_column(f"w = {fmt(w, 2)}", justify="right")
     cells = {(r["vit_weight"], r["epoch"]): r for r in result["table1"]}
     for e in epochs:
-        table1.add_row(str(e), *(
-            f"{fmt(cells[w, e]['train_ordinal_accuracy'])} / {fmt(cells[w, e]['valid_ordinal_accuracy'])}"
-            if (w, e) in cells else "" for w in weights))
-    return [sweep, table1]
+        table1.add_row(str(e), *(_table1_cell(cells[w, e]) if (w, e) in cells else "" for w in weights))
+    return [sweep, note, table1]
+
+
+def _table1_cell(row: dict) -> str:
+    ci = row.get("valid_ordinal_accuracy_ci")
+    cell = f"{fmt(row['train_ordinal_accuracy'])} / {fmt(row['valid_ordinal_accuracy'])}"
+    return f"{cell} {span(ci, 3)}" if ci else cell
 
 
 # Prediction -----------------------------------------------------------------------------------------------------
@@ -179,13 +233,30 @@ def prediction_lines(result: dict) -> list[str]:
     return lines
 
 
-def ranking_table(ranked: list[dict]) -> Table:
-    """Competing cover and title combinations, best expected class first."""
+def ranking_table(ranked: list[dict]) -> RenderableType:
+    """Competing cover and title combinations, best expected class first: each one's class (the one nearest its
+    expected class, so it never contradicts the order), its five class probabilities, and the probability that it
+    beats the next one. A cover is shown by its file name above the title; long text folds onto more lines rather
+    than being cut, so the table fits 80 columns whether or not it goes to a terminal."""
+    from rich.console import Group
+
     table = Table(title=f"{len(ranked)} combinations, best first", title_justify="left")
-    for col in ("rank", "cover", "title", "class", "expected class"):
-        table.add_column(col, justify="right" if col in ("rank", "expected class") else "left")
-    for rank, c in enumerate(ranked, 1):
+    table.add_column("#", justify="right", no_wrap=True)
+    table.add_column("cover / title", overflow="fold", ratio=1)
+    table.add_column("class", no_wrap=True)
+    table.add_column("exp.", justify="right", no_wrap=True)
+    table.add_column("P(0..4) %", justify="right", no_wrap=True)
+    table.add_column("beats next", justify="right")
+    names = [Path(c["cover"]).name for c in ranked]
+    for c, name in zip(ranked, names, strict=True):
         # titles and paths are the user's text: escaped, so that "[red]" in a title is printed, not applied
-        table.add_row(str(rank), escape(c["cover"]), escape(c["title"]), f"{c['label']} {c['label_name']}",
-                      f"{c['expected_class']:.3f}")
-    return table
+        probs = " ".join(f"{100 * p:2.0f}" for p in c["probabilities"])
+        beats = "–" if c.get("p_beats_next") is None else f"{c['p_beats_next']:.0%}"
+        table.add_row(str(c["rank"]), f"[dim]{escape(name)}[/]\n{escape(c['title'])}",
+                      f"{c['label']} {c['label_name']}", f"{c['expected_class']:.2f}", probs, beats)
+    notes = ["[dim]class: nearest the expected class (exp.); beats next: probability that its class is above the "
+             "next one's, ties counting half, from the two predicted distributions[/]"]
+    paths = dict(zip(names, (c["cover"] for c in ranked), strict=True))
+    if len(paths) < len({c["cover"] for c in ranked}):  # two folders hold covers of the same name
+        notes.append("covers: " + "; ".join(f"#{c['rank']} {escape(c['cover'])}" for c in ranked))
+    return Group(table, *notes)

@@ -21,8 +21,9 @@ from bilipop.models.run import load_run
 from bilipop.prediction.predict import predict_pairs
 
 runner = CliRunner()
-JSON_KEYS = {"ordinal_accuracy", "accuracy", "within1_accuracy", "mae", "macro_mae", "qwk", "spearman",
-             "confusion", "per_class", "baselines", "n"}
+JSON_KEYS = {"run", "split", "n", "setting", "selection", "ordinal_accuracy", "accuracy", "within1_accuracy",
+             "mae", "macro_mae", "qwk", "spearman", "ece", "calibration", "ci", "beats_best_constant", "bootstrap",
+             "confusion", "per_class", "baselines"}
 
 
 @pytest.fixture
@@ -55,10 +56,11 @@ def test_report_matches_the_models_predictions(tiny_run, run_copy):
     assert report.metrics["spearman"] == pytest.approx(rho)
     floors = report.baselines
     assert floors["majority_class"]["ordinal_accuracy"] <= floors["best_constant"]["ordinal_accuracy"]
-    written = json.loads((run_copy / "eval" / "metrics.json").read_text(encoding="utf-8"))
+    written = json.loads((run_copy / "eval" / "test" / "metrics.json").read_text(encoding="utf-8"))
     assert written["ordinal_accuracy"] == report.metrics["ordinal_accuracy"] and written["split"] == "test"
-    _visible_png(run_copy / "eval" / "confusion.png", (400, 400))
-    _visible_png(run_copy / "eval" / "curves.png", (800, 300))
+    _visible_png(run_copy / "eval" / "test" / "confusion.png", (400, 400))
+    _visible_png(run_copy / "eval" / "test" / "curves.png", (800, 300))
+    _visible_png(run_copy / "eval" / "test" / "calibration.png", (600, 600))
 
 
 def test_the_planted_signal_beats_the_floors(tiny_run, run_copy):
@@ -72,7 +74,16 @@ def test_cli_json_is_one_object_with_the_documented_keys(run_copy):
     assert res.exit_code == 0, res.output
     data = json.loads(res.stdout)
     assert set(data) == JSON_KEYS
-    assert list(data)[0] == "ordinal_accuracy"
+    assert (data["run"], data["split"]) == (str(run_copy), "test")
+    assert data["setting"]["select_on"] == "valid" and data["selection"] is None
+    assert set(data["ci"]) == {"ordinal_accuracy", "accuracy", "within1_accuracy", "mae", "macro_mae", "qwk",
+                               "spearman", "ece"}
+    lo, hi = data["ci"]["ordinal_accuracy"]
+    assert lo <= data["ordinal_accuracy"] <= hi
+    assert data["bootstrap"]["resamples"] == 1000
+    assert set(data["baselines"]["best_constant"]["ci"]) == {"ordinal_accuracy", "accuracy", "within1_accuracy",
+                                                             "mae"}
+    assert json.loads((run_copy / "eval" / "test" / "metrics.json").read_text(encoding="utf-8"))["ci"] == data["ci"]
     assert len(data["confusion"]) == 5 and sum(map(sum, data["confusion"])) == data["n"]
     assert [row["class"] for row in data["per_class"]] == [0, 1, 2, 3, 4]
     assert set(data["baselines"]) >= {"majority_class", "best_constant", "uniform_random", "study"}
@@ -87,7 +98,8 @@ def test_cli_table_puts_ordinal_accuracy_first_with_floors(run_copy):
     assert res.exit_code == 0, res.output
     text = res.stdout
     assert text.index("ordinal accuracy") < text.index("exact accuracy") < text.index("macro MAE")
-    for label in ("majority", "constant", "uniform", "study", "0.6242", "per class", "confusion"):
+    for label in ("majority", "constant", "uniform", "study", "0.6242", "per class", "confusion", "95 % interval",
+                  "ECE", "the best constant"):
         assert label in text
 
 
@@ -95,6 +107,12 @@ def test_split_and_input_choices(tiny_run, run_copy, tmp_path):
     split = json.loads((run_copy / "split.json").read_text(encoding="utf-8"))
     train = evaluate(run_copy, split="train")
     assert train.metrics["n"] == len(split["train"])
+    valid = evaluate(run_copy, split="valid")
+    assert valid.metrics["n"] == len(split["valid"]) and valid.selection.startswith("selected on valid")
+    # each split has its own folder: evaluating valid and train left the test results alone
+    evaluate(run_copy, split="test")
+    for name in ("train", "valid", "test"):
+        assert json.loads((run_copy / "eval" / name / "metrics.json").read_text(encoding="utf-8"))["split"] == name
     # -i: the same table as CSV elsewhere, covers resolved against the recorded dataset folder
     csv = tmp_path / "copy.csv"
     pd.read_parquet(tiny_run["table"]).to_csv(csv, index=False)
@@ -125,7 +143,13 @@ def test_sweep_folder_gives_the_table1_comparison(tiny_run, tmp_path):
     assert set(data["runs"]["w0.75"]) == JSON_KEYS
     epochs = len((tiny_run["run"] / "history.jsonl").read_text(encoding="utf-8").splitlines())
     assert len(data["table1"]) == 2 * epochs
-    assert (sweep / "eval" / "metrics.json").is_file() and (sweep / "w1.0" / "eval" / "confusion.png").is_file()
+    assert all(len(row["valid_ordinal_accuracy_ci"]) == 2 for row in data["table1"])
+    first, second = data["sweep"]
+    assert first["ci"][0] <= first["ordinal_accuracy"] <= first["ci"][1]
+    # the same model twice: the paired difference is exactly 0 and the two are not told apart
+    assert first["is_best"] and second["vs_best"] == {"difference": 0.0, "ci": [0.0, 0.0], "differs": False}
+    assert (sweep / "eval" / "test" / "metrics.json").is_file()
+    assert (sweep / "w1.0" / "eval" / "test" / "confusion.png").is_file()
     table = runner.invoke(app, ["evaluate", str(sweep)])
     assert table.exit_code == 0 and "Table 1" in table.stdout and "w0.75" in table.stdout
 
@@ -173,7 +197,7 @@ def test_run_folder_from_another_format_version(run_copy):
 
 
 def test_bad_split_and_tables(tiny_run, run_copy, tmp_path):
-    _fails([str(run_copy), "--split", "valid"], "--split")
+    _fails([str(run_copy), "--split", "holdout"], "--split")
     no_label = tmp_path / "no_label.parquet"
     pd.read_parquet(tiny_run["table"]).drop(columns=["label"]).to_parquet(no_label)
     _fails([str(run_copy), "-i", str(no_label)], "label")

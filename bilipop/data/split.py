@@ -1,5 +1,10 @@
-"""The train/test split: deterministic, stratified by label, test share 1/11 (the study's train:test = 10:1),
-saved as split.json and reused, so that resumed runs, sweeps and ``evaluate`` all see the same test part."""
+"""The train/valid/test split: deterministic, stratified by label, saved as split.json and reused, so that resumed
+runs, sweeps and ``evaluate`` all see the same parts.
+
+The test part is 1/11 of the videos (the study's train:test = 10:1); the valid part, on which training reports its
+per-epoch figures and chooses the epoch it keeps, is 1/10 of the rest. The test part is then touched by nothing
+but ``evaluate`` (unless ``train --select-on test`` reproduces the study's protocol, which chose on it).
+"""
 
 from __future__ import annotations
 
@@ -12,64 +17,96 @@ import numpy as np
 from bilipop.errors import InputError
 
 TEST_SHARE = 1 / 11
+VALID_SHARE = 1 / 10  # of what the test part leaves
+PARTS = ("train", "valid", "test")
 
 
-def make_split(bvids: Sequence[str], labels: Sequence[int], *, seed: int = 0,
-               test_share: float = TEST_SHARE) -> dict:
-    """Return ``{"train": [...], "test": [...], "seed": seed}``, each class split in the same proportion.
+def _take(n: int, share: float) -> int:
+    """Rows of a class of ``n`` that go to a part of ``share``: at least one and never all, when n >= 2."""
+    k = int(round(n * share))
+    return min(max(k, 1), n - 1) if n >= 2 else 0
 
-    Every class with at least two rows puts at least one row in each part; the order of the input does not
-    matter (rows are sorted by bvid first).
+
+def make_split(bvids: Sequence[str], labels: Sequence[int], *, seed: int = 0, test_share: float = TEST_SHARE,
+               valid_share: float = VALID_SHARE) -> dict:
+    """Return ``{"train": [...], "valid": [...], "test": [...], "seed": seed}``, each class split in the same
+    proportions: ``test_share`` of it to test, then ``valid_share`` of the rest to valid.
+
+    A class of two rows or more gives at least one row to test, and one of three or more at least one to valid;
+    the order of the input does not matter (rows are sorted by bvid first).
 
     Raises:
-        InputError: fewer than two rows, duplicate bvids, no class with two rows (no test part), or a test
-            share outside (0, 1).
+        InputError: fewer than three rows, duplicate bvids, shares outside (0, 1), or classes too small to leave
+            any row for the test or the valid part.
     """
-    if not 0 < test_share < 1:
-        raise InputError(f"the test share must be between 0 and 1, got {test_share}")
+    if not 0 < test_share < 1 or not 0 < valid_share < 1:
+        raise InputError(f"the test and valid shares must be between 0 and 1, got {test_share} and {valid_share}")
     if len(bvids) != len(labels):
         raise InputError("bvids and labels differ in length")
     if len(set(bvids)) != len(bvids):
         raise InputError("the table has duplicate bvids; run bilipop filter first, which removes them")
-    if len(bvids) < 2:
-        raise InputError(f"the table has {len(bvids)} row(s); at least 2 are needed to split into train and test")
+    if len(bvids) < 3:
+        raise InputError(f"the table has {len(bvids)} row(s); at least 3 are needed to split into train, valid "
+                         "and test")
     rng = np.random.default_rng(seed)
     by_class: dict[int, list[str]] = {}
     for bvid, label in sorted(zip(bvids, labels, strict=True)):
         by_class.setdefault(int(label), []).append(bvid)
-    train: list[str] = []
-    test: list[str] = []
+    parts: dict[str, list[str]] = {name: [] for name in PARTS}
     for label in sorted(by_class):
-        members = by_class[label]
-        order = rng.permutation(len(members))
-        n_test = int(round(len(members) * test_share))
-        if len(members) >= 2:
-            n_test = min(max(n_test, 1), len(members) - 1)
-        test += [members[i] for i in order[:n_test]]
-        train += [members[i] for i in order[n_test:]]
-    if not test:
-        # Otherwise training reports a valid loss and accuracy of 0 measured on nothing.
+        members = [by_class[label][i] for i in rng.permutation(len(by_class[label]))]
+        n_test = _take(len(members), test_share)
+        n_valid = _take(len(members) - n_test, valid_share)
+        parts["test"] += members[:n_test]
+        parts["valid"] += members[n_test:n_test + n_valid]
+        parts["train"] += members[n_test + n_valid:]
+    # Otherwise training reports figures measured on nothing.
+    if not parts["test"]:
         raise InputError(f"the {len(bvids)} rows are each alone in their class, so no test part can be held out; "
                          "at least one class needs two videos (label more data)")
-    return {"train": sorted(train), "test": sorted(test), "seed": seed}
+    if not parts["valid"]:
+        raise InputError(f"no class of the {len(bvids)} rows has three videos, so no valid part can be held out "
+                         "beside the test part; label more data")
+    return {**{name: sorted(rows) for name, rows in parts.items()}, "seed": seed}
+
+
+def read_split(path: Path) -> dict:
+    """The parts saved in ``path``. A split.json of bilipop before the valid part existed has none: it reads as
+    ``"valid": []``.
+
+    Raises:
+        InputError: the file is unreadable, lacks the train/test lists, or its parts overlap.
+    """
+    try:
+        split = json.loads(Path(path).read_text(encoding="utf-8"))
+        parts = {name: [str(b) for b in split.get(name, [])] for name in PARTS}
+        if not isinstance(split["train"], list) or not isinstance(split["test"], list):
+            raise TypeError("train and test must be lists")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise InputError(f"cannot read {path}: {exc}; delete it to make a new split") from exc
+    seen: set[str] = set()
+    for name in PARTS:
+        if seen & set(parts[name]):
+            raise InputError(f"{path}: the {name} part shares videos with another part; the split is damaged")
+        seen |= set(parts[name])
+    return {**split, **parts}
 
 
 def load_or_make_split(path: Path, bvids: Sequence[str], labels: Sequence[int], *, seed: int = 0) -> dict:
     """Reuse ``path`` when it exists (checking it against the table), else make a split and write it.
 
     Raises:
-        InputError: the saved split names videos that are not in the table, or is unreadable.
+        InputError: the saved split names videos that are not in the table, has no valid part (it was written
+            before bilipop held one out), or is unreadable.
     """
-    from bilipop.data.io import atomic_write
+    from bilipop.files import atomic_write
 
     path = Path(path)
     if path.is_file():
-        try:
-            split = json.loads(path.read_text(encoding="utf-8"))
-            parts = set(split["train"]) | set(split["test"])
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise InputError(f"cannot read {path}: {exc}; delete it to make a new split") from exc
-        missing = parts - set(bvids)
+        split = read_split(path)
+        if not split["valid"]:
+            raise InputError(f"{path} has no valid part (an older bilipop wrote it); train again into a new --out")
+        missing = set().union(*(split[name] for name in PARTS)) - set(bvids)
         if missing:
             raise InputError(f"{path} names {len(missing)} video(s) not in the table (e.g. {sorted(missing)[0]}); "
                              "train with the table the run was made from, or use a new --out")

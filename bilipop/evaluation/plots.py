@@ -1,4 +1,5 @@
-"""PNG figures drawn with Pillow alone (matplotlib is not a dependency): the confusion matrix and training curves.
+"""PNG figures drawn with Pillow alone (matplotlib is not a dependency): the confusion matrix, training curves and
+the reliability diagram.
 
 Both figures are written atomically, so an interrupted evaluation never leaves a half-drawn PNG behind.
 """
@@ -130,14 +131,15 @@ def _panel(draw, box: tuple[int, int, int, int], epochs: list[int], series: dict
 def _legend(draw, centre: float, y: float, font) -> None:
     """One legend for both panels, above them, so it never hides a point."""
     x = centre - 110
-    for name, colour in (("train", _TRAIN), ("valid (test part)", _VALID)):
+    for name, colour in (("train", _TRAIN), ("valid", _VALID)):
         draw.line((x, y, x + 28, y), fill=colour, width=3)
         draw.ellipse((x + 10, y - 4, x + 18, y + 4), fill=colour)
         draw.text((x + 36, y), name, font=font, fill=_INK, anchor="lm")
         x += 110
 
 
-def curves_png(history: Sequence[dict], path: str | Path, title: str = "Training curves") -> Path:
+def curves_png(history: Sequence[dict], path: str | Path, title: str = "Training curves",
+               valid_part: str = "valid") -> Path:
     """Draw loss and ordinal accuracy per epoch, train and valid, side by side, from ``history.jsonl`` rows.
 
     Raises:
@@ -160,7 +162,9 @@ def curves_png(history: Sequence[dict], path: str | Path, title: str = "Training
                                       ((620, 110, 1050, 430), "ordinal_accuracy", "ordinal accuracy", (0.0, 1.0))):
         series = {split: [_number(row.get(f"{split}_{metric}")) for row in history] for split in ("train", "valid")}
         _panel(draw, box, epochs, series, label, fonts, fixed)
-    _centered(draw, (width / 2, height - 14), "valid = the run's test part (split.json), as in the study", fonts[2])
+    caption = ("valid = the run's test part (split.json; --select-on test, as the study)" if valid_part == "test"
+               else "valid = the run's valid part (split.json), on which the kept epoch was chosen")
+    _centered(draw, (width / 2, height - 14), caption, fonts[2])
     return _save(image, Path(path))
 
 
@@ -170,3 +174,63 @@ def _number(value: object) -> float | None:
     except (TypeError, ValueError):
         return None
     return number if number == number else None
+
+
+def calibration_png(bins: Sequence[dict], path: str | Path, title: str = "Reliability diagram",
+                    ece: float | None = None) -> Path:
+    """Draw a reliability diagram: per confidence bin, the accuracy of its rows (bar) against the diagonal of
+    perfect calibration, the gap shaded, and below it how many rows fall in each bin.
+
+    Raises:
+        InputError: no bins.
+    """
+    from PIL import Image, ImageDraw
+
+    if not bins:
+        raise InputError("the reliability diagram needs at least one bin")
+    width, height = 780, 790
+    image = Image.new("RGB", (width, height), _BG)
+    draw = ImageDraw.Draw(image)
+    big, font, small = _font(20), _font(15), _font(12)
+    _centered(draw, (width / 2, 24), title, big)
+    x0, y0, x1, y1 = 120, 70, 720, 530  # accuracy panel
+    h0, h1 = 580, 700  # counts panel
+
+    def x(value: float) -> float:
+        return x0 + value * (x1 - x0)
+
+    def y(value: float) -> float:
+        return y1 - value * (y1 - y0)
+
+    for i in range(6):
+        v = i / 5
+        draw.line((x0, y(v), x1, y(v)), fill=_GRID)
+        draw.text((x0 - 8, y(v)), f"{v:.1f}", font=small, fill=_INK, anchor="rm")
+        draw.text((x(v), h1 + 8), f"{v:.1f}", font=small, fill=_INK, anchor="mt")
+    for b in bins:
+        if not b["n"]:
+            continue
+        left, right = x(b["lo"]) + 2, x(b["hi"]) - 2
+        top, bottom = sorted((y(b["accuracy"]), y(b["confidence"])))
+        draw.rectangle((left, top, right, bottom), fill=(244, 180, 180))  # the gap, seen above a short bar
+        draw.rectangle((left, y(b["accuracy"]), right, y1), fill=(173, 198, 231), outline=_TRAIN)
+        draw.rectangle((left, top, right, bottom), outline=_VALID, width=2)  # the gap, also inside a tall one
+        draw.line((left, y(b["confidence"]), right, y(b["confidence"])), fill=_INK, width=2)
+    draw.line((x(0), y(0), x(1), y(1)), fill=_INK, width=2)
+    draw.rectangle((x0, y0, x1, y1), outline=_INK)
+    draw.text((x0 - 75, (y0 + y1) / 2), "accuracy", font=font, fill=_INK, anchor="mm")
+    peak = max(b["n"] for b in bins) or 1
+    for b in bins:
+        if b["n"]:
+            top = h1 - b["n"] / peak * (h1 - h0)
+            draw.rectangle((x(b["lo"]) + 2, top, x(b["hi"]) - 2, h1), fill=(200, 200, 200), outline=_INK)
+            _centered(draw, ((x(b["lo"]) + x(b["hi"])) / 2, top - 9), str(b["n"]), small)
+    draw.rectangle((x0, h0, x1, h1), outline=_INK)
+    draw.text((x0 - 75, (h0 + h1) / 2), "rows", font=font, fill=_INK, anchor="mm")
+    _centered(draw, ((x0 + x1) / 2, h1 + 30), "confidence (probability of the predicted class)", font)
+    n = sum(b["n"] for b in bins)
+    note = f"n = {n}" + (f"; expected calibration error (ECE) = {ece:.4f}" if ece is not None else "")
+    _centered(draw, (width / 2, height - 30), note, small)
+    _centered(draw, (width / 2, height - 12), "blue bar: accuracy of the bin's rows; black line: their mean "
+              "confidence; red box: the gap between them (0 on the diagonal)", small)
+    return _save(image, Path(path))

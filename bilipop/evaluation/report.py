@@ -1,4 +1,5 @@
-"""``evaluate``: predict a run's split, compute every metric beside the floors, write ``RUN/eval/``.
+"""``evaluate``: predict a run's split, compute every metric with its 95 % bootstrap interval beside the floors,
+measure calibration, and write ``RUN/eval/<split>/`` (one folder per split, so no split overwrites another's).
 
 The labeled table comes from ``input`` (a file), else ``data`` (a dataset folder, its ``labeled.parquet``),
 else the ``input`` recorded in the run's config. Relative cover paths are resolved as in training: against the
@@ -23,7 +24,9 @@ from bilipop.files import atomic_write
 
 log = logging.getLogger(__name__)
 
-SPLITS = ("test", "train", "all")
+SPLITS = ("test", "valid", "train", "all")
+SMALL_CLASS = 10  # videos per class below which the intervals come with a warning
+PARTS = ("train", "valid", "test")
 EVAL_DIR = "eval"
 SWEEP_FILE = "sweep.json"  # bilipop.models.run.SWEEP, repeated so that importing this module needs no torch
 Progress = Callable[[int, int | None], None]
@@ -42,6 +45,9 @@ class EvaluationReport:
     warnings: list[str] = field(default_factory=list)
     runs: dict[str, EvaluationReport] = field(default_factory=dict)
     table1: list[dict[str, Any]] = field(default_factory=list)
+    selection: str | None = None  # "selected on test (as the study)" etc. when the split chose the kept epoch
+    credit: Any = None  # each row's ordinal credit (numpy), for paired comparisons between the runs of a sweep
+    truth: Any = None
 
     @property
     def is_sweep(self) -> bool:
@@ -49,24 +55,39 @@ class EvaluationReport:
         return bool(self.runs)
 
     def to_json(self) -> dict[str, Any]:
-        """A run: the metric keys, ``baselines`` and ``n``. A sweep: ``sweep`` (one row per weight),
-        ``table1`` (per-epoch history) and ``runs`` (each weight's own object)."""
+        """A run: ``run``, ``split``, ``n``, ``setting``, ``selection``, every metric, ``ci`` (metric -> [lo, hi]),
+        ``ece`` and ``calibration`` (the reliability bins), ``baselines`` (each floor with its own ``ci``) and
+        ``beats_best_constant``. A sweep: ``run``, ``split``, ``sweep`` (one row per weight, with intervals and the
+        paired difference from the best run), ``table1`` (per-epoch history) and ``runs`` (each run's object)."""
         if self.is_sweep:
-            return {"sweep": self.sweep_rows(), "table1": self.table1,
+            return {"run": str(self.run), "split": self.split, "sweep": self.sweep_rows(), "table1": self.table1,
                     "runs": {name: r.to_json() for name, r in self.runs.items()}}
-        return {**{k: v for k, v in self.metrics.items() if k != "n"}, "baselines": self.baselines,
-                "n": self.metrics["n"]}
+        return {"run": str(self.run), "split": self.split, "n": self.metrics["n"], "setting": self.setting,
+                "selection": self.selection, **{k: v for k, v in self.metrics.items() if k != "n"},
+                "baselines": self.baselines}
 
     def sweep_rows(self) -> list[dict[str, Any]]:
-        """One summary row per run of a sweep, in the sweep's order."""
+        """One summary row per run of a sweep, in the sweep's order; ``vs_best`` is the paired difference of its
+        ordinal accuracy from the best run's, with its interval and whether the two differ at 95 %."""
+        from bilipop.evaluation.intervals import paired_difference
+
+        best = max(self.runs.values(), key=lambda r: r.metrics["ordinal_accuracy"])
         rows = []
         for name, r in self.runs.items():
             study = r.baselines.get("study")
+            same_rows = r.truth is not None and best.truth is not None and len(r.truth) == len(best.truth) \
+                and bool((r.truth == best.truth).all())
+            vs_best = None
+            if r is not best and same_rows:
+                vs_best = paired_difference(r.credit, best.credit, r.truth)
             rows.append({"run": name, "vit_weight": r.setting.get("vit_weight"),
                          "best_epoch": r.setting.get("best_epoch"),
-                         "ordinal_accuracy": r.metrics["ordinal_accuracy"], "accuracy": r.metrics["accuracy"],
-                         "qwk": r.metrics["qwk"], "macro_mae": r.metrics["macro_mae"],
+                         "ordinal_accuracy": r.metrics["ordinal_accuracy"],
+                         "ci": r.metrics["ci"]["ordinal_accuracy"], "accuracy": r.metrics["accuracy"],
+                         "qwk": r.metrics["qwk"], "macro_mae": r.metrics["macro_mae"], "ece": r.metrics["ece"],
                          "best_constant": r.baselines["best_constant"]["ordinal_accuracy"],
+                         "beats_best_constant": r.metrics["beats_best_constant"]["confident"],
+                         "is_best": r is best, "vs_best": vs_best,
                          "study": study["ordinal_accuracy"] if study else None, "n": r.metrics["n"]})
         return rows
 
@@ -109,10 +130,25 @@ def _table_and_root(config: dict, data: Path | None, input: Path | None) -> tupl
 
 
 def _split_bvids(run: Path, split: str) -> list[str]:
-    parts = _read_json(run / "split.json", "the train/test split")
+    parts = _read_json(run / "split.json", "the train/valid/test split")
     if not isinstance(parts, dict) or not {"train", "test"} <= set(parts):
         raise ModelError(f"{run / 'split.json'} lacks the train/test lists; train the run again")
-    return list(parts["train"]) + list(parts["test"]) if split == "all" else list(parts[split])
+    if split == "valid" and not parts.get("valid"):
+        raise InputError(f"{run / 'split.json'} has no valid part (an older bilipop wrote it); evaluate --split "
+                         "test, or train the run again")
+    if split == "all":
+        return [b for name in PARTS for b in parts.get(name, [])]
+    return list(parts[split])
+
+
+def selection_note(config: dict, split: str) -> str | None:
+    """How the evaluated split relates to the choice of the kept epoch (None when it played no part)."""
+    chosen_on = config.get("select_on", "valid")
+    if split == "test" and chosen_on == "test":
+        return "selected on test (as the study): the kept epoch was chosen on these videos, so the figure is optimistic"
+    if split == "valid" and chosen_on == "valid":
+        return "selected on valid: the kept epoch was chosen on these videos; the test split is the unbiased figure"
+    return None
 
 
 def evaluate(run: str | os.PathLike[str], data: str | os.PathLike[str] | None = None,
@@ -123,7 +159,8 @@ def evaluate(run: str | os.PathLike[str], data: str | os.PathLike[str] | None = 
     Args:
         run: a run folder from ``bilipop train``, or a sweep folder (holding ``sweep.json``).
         data: dataset folder whose ``labeled.parquet`` to use. input: a labeled table (wins over ``data``).
-        split: ``test`` (default, the part the model never trained on), ``train`` or ``all``.
+        split: ``test`` (default: never trained on, nor chosen on unless the run was trained with
+            ``--select-on test``), ``valid`` (where the kept epoch was chosen), ``train`` or ``all``.
         progress: called with ``(done, total)`` rows as predictions are made.
 
     Raises:
@@ -153,16 +190,21 @@ def _evaluate_sweep(run: Path, data, input, split: str, progress, device: str) -
         for row in read_history(run / name):
             report.table1.append({"vit_weight": sub.setting.get("vit_weight"), "epoch": row.get("epoch"),
                                   "train_ordinal_accuracy": row.get("train_ordinal_accuracy"),
-                                  "valid_ordinal_accuracy": row.get("valid_ordinal_accuracy")})
-    target = run / EVAL_DIR / "metrics.json"
-    _write_json(target, {"split": split, **report.to_json()})
+                                  "valid_ordinal_accuracy": row.get("valid_ordinal_accuracy"),
+                                  "valid_ordinal_accuracy_ci": row.get("valid_ordinal_accuracy_ci")})
+    target = run / EVAL_DIR / split / "metrics.json"
+    _write_json(target, {**report.to_json(), "warnings": report.warnings})
     report.files["metrics"] = str(target)
     return report
 
 
 def _evaluate_run(run: Path, data, input, split: str, progress, device: str) -> EvaluationReport:
+    import numpy as np
+
     from bilipop.data.io import read_table
-    from bilipop.evaluation.plots import confusion_png, curves_png
+    from bilipop.evaluation.calibration import expected_calibration_error, reliability
+    from bilipop.evaluation.intervals import metric_intervals
+    from bilipop.evaluation.plots import calibration_png, confusion_png, curves_png
     from bilipop.models.preprocess import resolve_cover
     from bilipop.models.run import load_run
     from bilipop.prediction.predict import predict_pairs
@@ -198,26 +240,50 @@ def _evaluate_run(run: Path, data, input, split: str, progress, device: str) -> 
     scores = None
     if "score" in rows.columns and rows["score"].notna().all():
         scores = rows["score"].astype("float64").tolist()
-    report.metrics = all_metrics(truth, probs.argmax(axis=1), expected=expected.tolist(), scores=scores)
+    pred = probs.argmax(axis=1)
+    report.metrics = all_metrics(truth, pred, expected=expected.tolist(), scores=scores)
     for k, entry in enumerate(report.metrics["per_class"]):
         entry.update({"class": k, "name": LABEL_NAMES[k]})
+    report.metrics["ece"] = expected_calibration_error(probs, truth)
+    report.metrics["calibration"] = reliability(probs, truth)
     report.setting = {key: config.get(key) for key in ("vision", "text", "vit", "bert", "vit_weight", "epochs",
-                                                          "best_epoch", "input")}
+                                                          "best_epoch", "select_on", "seed", "precision",
+                                                          "balance", "input")}
+    report.setting["select_on"] = config.get("select_on", "valid")
+    report.selection = selection_note(config, split)
     report.baselines = baselines(truth, vision=config.get("vision", "vit"), text=config.get("text", "bert"),
                                  vit_weight=config.get("vit_weight"))
-    folder = run / EVAL_DIR
+    spread = metric_intervals(truth, pred, probs, expected=expected, scores=scores,
+                              best_constant=report.baselines["best_constant"]["class"],
+                              majority=report.baselines["majority_class"]["class"])
+    report.metrics["ci"] = spread["ci"]
+    report.metrics["beats_best_constant"] = spread["beats_best_constant"]
+    report.metrics["bootstrap"] = {"resamples": spread["beats_best_constant"]["resamples"], "level": 0.95,
+                                   "stratified_by": "true class", "seed": 0}
+    for name, cis in spread["floors"].items():
+        report.baselines[name]["ci"] = cis
+    report.credit, report.truth = spread["credit"], truth
+    smallest = int(min(np.bincount(truth, minlength=len(LABEL_NAMES))[np.unique(truth)]))
+    if smallest < SMALL_CLASS:
+        report.warnings.append(f"a class has only {smallest} video(s) in the {split} split: with so few the "
+                               "bootstrap intervals understate the uncertainty (a class that is all right, or all "
+                               "wrong, resamples to itself)")
+    folder = run / EVAL_DIR / split
     report.files["confusion"] = str(confusion_png(report.metrics["confusion"], LABEL_NAMES,
                                                   folder / "confusion.png",
                                                   title=f"Confusion matrix: {run.name}, {split} split"))
+    report.files["calibration"] = str(calibration_png(report.metrics["calibration"], folder / "calibration.png",
+                                                      title=f"Reliability diagram: {run.name}, {split} split",
+                                                      ece=report.metrics["ece"]))
     history = read_history(run)
     if history:
-        report.files["curves"] = str(curves_png(history, folder / "curves.png", title=f"Training: {run.name}"))
+        report.files["curves"] = str(curves_png(history, folder / "curves.png", title=f"Training: {run.name}",
+                                                valid_part=report.setting["select_on"]))
     else:
         report.warnings.append(f"{run / 'history.jsonl'} is missing or empty; no curves.png drawn")
     target = folder / "metrics.json"
     report.files["metrics"] = str(target)
-    _write_json(target, {"run": str(run), "split": split, "table": str(table_path), "setting": report.setting,
-                         **report.to_json(), "warnings": report.warnings})
+    _write_json(target, {**report.to_json(), "table": str(table_path), "warnings": report.warnings})
     return report
 
 

@@ -4,8 +4,10 @@ device or cut into GPipe partitions (``bilipop.train.pipeline``).
 Children, in order: an input stage (ViT patch embedding / BERT embeddings + float mask), the cover encoder's
 blocks, the title encoder's blocks, and a head (each encoder's head, ``w * vision + (1 - w) * text``, one linear
 layer to the classes). Between children flows a tuple of tensors, all with the batch first:
-``(image_tokens, text_hidden, mask)``, or ``(image_tokens,)`` when w = 1, or ``(text_hidden, mask)`` when w = 0:
-the unused branch is neither built nor run.
+``(image_tokens, text_hidden, mask, rows)``, or ``(image_tokens, rows)`` when w = 1, or ``(text_hidden, mask, rows)``
+when w = 0: the unused branch is neither built nor run. ``rows`` (B,) holds each row's dataset index as a float
+(so that it may cross GPipe stages, which need tensors that can carry a gradient): the dropout masks are hashed
+from it (``bilipop.models.noise``), so a row gets the same masks however the batch and the layers are cut.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from contextlib import nullcontext
 
 import torch
 from torch import nn
+
+from bilipop.models.noise import KeyedDropout
 
 State = tuple[torch.Tensor, ...]
 
@@ -27,13 +31,26 @@ class Stage(nn.Module):
         self.has_vision, self.has_text = has_vision, has_text
         self.text_slot = 1 if has_vision else 0
         self.autocast: tuple[str, torch.dtype] | None = None
+        self.position = 0  # index among the fusion model's children: names this stage's dropout masks
+        self.noise_seed = 0  # set per epoch by the training loop (FusionModel.set_noise_seed)
 
     def forward(self, state: State | torch.Tensor) -> State:
         if isinstance(state, torch.Tensor):  # torchgpipe passes a 1-tuple as its only tensor
             state = (state,)
+        *inputs, rows = state
         ctx = torch.autocast(self.autocast[0], dtype=self.autocast[1]) if self.autocast else nullcontext()
-        with ctx:
-            return self.run(tuple(state))
+        noise = KeyedDropout(self.noise_seed, self.position, rows) if self.training and self._drops() \
+            else nullcontext()
+        with ctx, noise:
+            out = self.run(tuple(inputs))
+        return out if isinstance(self, HeadStage) else (*out, rows)
+
+    def _drops(self) -> bool:
+        # Whether any dropout of this stage is on (BERT's attention dropout reads its p from an nn.Dropout too);
+        # the TorchFunctionMode costs a little per op, so stages without dropout go without it.
+        if not hasattr(self, "_has_dropout"):
+            self._has_dropout = any(isinstance(m, nn.Dropout) and m.p > 0 for m in self.modules())
+        return self._has_dropout
 
     def run(self, state: State) -> State:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -45,6 +62,11 @@ class InputStage(Stage):
     def __init__(self, vision_in: nn.Module | None, text_in: nn.Module | None) -> None:
         super().__init__(vision_in is not None, text_in is not None)
         self.vision_in, self.text_in = vision_in, text_in
+
+    def forward(self, state: State | torch.Tensor) -> State:
+        *inputs, rows = state
+        # A stage output that does not require grad breaks torchgpipe's checkpoint backward (GPIPE_NOTES).
+        return super().forward((*inputs, rows.detach().float().requires_grad_()))
 
     def run(self, state: State) -> State:
         out: list[torch.Tensor] = []
@@ -115,6 +137,8 @@ class FusionModel(nn.Sequential):
         children.append(HeadStage(vision[2] if vision else None, text[2] if text else None, vit_weight,
                                   out_dim, num_classes))
         super().__init__(*children)
+        for position, child in enumerate(children):
+            child.position = position
         self.has_vision, self.has_text, self.vit_weight = has_vision, has_text, vit_weight
 
     def __getitem__(self, idx):
@@ -124,8 +148,9 @@ class FusionModel(nn.Sequential):
         return super().__getitem__(idx)
 
     def pack(self, images: torch.Tensor | None, input_ids: torch.Tensor | None,
-             attention_mask: torch.Tensor | None) -> State:
-        """The input tuple of the first child: only the tensors of the branches that exist."""
+             attention_mask: torch.Tensor | None, rows: torch.Tensor | None = None) -> State:
+        """The input tuple of the first child: only the tensors of the branches that exist, then ``rows`` (B,), the
+        dataset index of each row (0..B-1 when None), from which the dropout masks are made."""
         state: list[torch.Tensor] = []
         if self.has_vision:
             if images is None:
@@ -135,12 +160,19 @@ class FusionModel(nn.Sequential):
             if input_ids is None or attention_mask is None:
                 raise ValueError("this model reads titles: input_ids and attention_mask are required")
             state += [input_ids, attention_mask]
-        return tuple(state)
+        if rows is None:
+            rows = torch.arange(state[0].shape[0], device=state[0].device)
+        return (*state, rows.to(state[0].device, torch.float32))
 
     def logits(self, images: torch.Tensor | None, input_ids: torch.Tensor | None,
                attention_mask: torch.Tensor | None) -> torch.Tensor:
         """Class scores (B, num_classes) of a batch; a branch that is not built ignores its input."""
         return self(self.pack(images, input_ids, attention_mask))[0]  # (B, num_classes)
+
+    def set_noise_seed(self, seed: int) -> None:
+        """Seed of the dropout masks of every child (the training loop sets one per epoch)."""
+        for child in self:
+            child.noise_seed = int(seed)
 
     def set_autocast(self, autocast: tuple[str, torch.dtype] | None) -> None:
         """Run every child under ``autocast`` (device type, dtype), or in full precision with None."""

@@ -12,6 +12,7 @@ Where weights are looked for (``resolve_weights``), in this order:
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -191,7 +192,34 @@ def _load_state(path: Path) -> dict:
                          + "; pass a PyTorch state dict (.pth)") from exc
 
 
-def _vit_spec_from_state(state: dict, stem: str, dropout: float) -> ViTSpec:
+def _vit_heads(path: Path, heads: int | None, dim: int) -> int:
+    """The attention heads of the ViT checkpoint ``path``: ``heads`` (``--vit-heads``), else ``num_heads`` of a
+    JSON config beside it (same name, ``.json``). Neither the weights' shapes nor their names record it, and a
+    wrong guess loads without error and computes another model.
+
+    Raises:
+        ModelError: neither gives a head count, or it does not divide the hidden size.
+    """
+    config = path.with_suffix(".json")
+    source = "--vit-heads"
+    if heads is None and config.is_file():
+        try:
+            heads = json.loads(config.read_text(encoding="utf-8"))["num_heads"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ModelError(f"cannot read num_heads from {config} ({exc}); fix it or pass --vit-heads N") from None
+        source = str(config)
+    if heads is None:
+        raise ModelError(f"{path.name} is not a known ViT name and its head count cannot be read from the weights: "
+                         f"pass --vit-heads N (ViT-B and ViT-S-style models use hidden size / 64, here "
+                         f"{max(1, dim // 64)}) or write {{\"num_heads\": N}} to {config}")
+    if isinstance(heads, bool) or not isinstance(heads, int) or heads < 1 or dim % heads:
+        raise ModelError(f"{source}: {heads!r} heads do not divide the ViT's hidden size {dim}; give a whole "
+                         "number of heads that does")
+    return heads
+
+
+def _vit_spec_from_state(state: dict, path: Path, dropout: float, heads: int | None = None) -> ViTSpec:
+    stem = path.stem
     names = _vit_names()
     if stem in names:
         cfg = names[stem]["config"]
@@ -206,12 +234,11 @@ def _vit_spec_from_state(state: dict, stem: str, dropout: float) -> ViTSpec:
         out_dim = state["fc.weight"].shape[0]
     except (KeyError, ValueError) as exc:
         raise ModelError(f"{stem}.pth is not a pytorch_pretrained_vit ViT state dict (missing {exc})") from exc
-    # Head count leaves no trace in the shapes; ViT's convention is 64 dimensions per head.
-    return ViTSpec(patches=patches, dim=dim, ff_dim=ff_dim, num_heads=max(1, dim // 64), num_layers=layers,
+    return ViTSpec(patches=patches, dim=dim, ff_dim=ff_dim, num_heads=_vit_heads(path, heads, dim), num_layers=layers,
                    dropout_rate=dropout, image_size=int(round(seq ** 0.5)) * patches, out_dim=out_dim)
 
 
-def _build_vision(vision: str, vit: str, dropout: float) -> tuple[nn.Module, dict]:
+def _build_vision(vision: str, vit: str, dropout: float, heads: int | None = None) -> tuple[nn.Module, dict]:
     if vision == "vit":
         if vit == TINY:
             spec = tiny_vit_spec(dropout)
@@ -220,7 +247,7 @@ def _build_vision(vision: str, vit: str, dropout: float) -> tuple[nn.Module, dic
         # The 21k checkpoints carry a pre-logits layer that the fine-tuning setup does not use (as in
         # pytorch_pretrained_vit's own loader).
         state = {k: v for k, v in _load_state(path).items() if not k.startswith("pre_logits.")}
-        spec = _vit_spec_from_state(state, path.stem, dropout)
+        spec = _vit_spec_from_state(state, path, dropout, heads)
         encoder = build_vit(spec)
     else:
         if vit == TINY:
@@ -300,8 +327,11 @@ def build_from_arch(arch: dict) -> FusionModel:
 
 
 def create_model(*, vision: str = "vit", text: str = "bert", vit: str = DEFAULT_VIT, bert: str = DEFAULT_BERT,
-                 vit_weight: float = 0.75, titles: Sequence[str] = (), dropout: float = 0.1, seed: int = 0) -> Built:
+                 vit_weight: float = 0.75, titles: Sequence[str] = (), dropout: float = 0.1, seed: int = 0,
+                 vit_heads: int | None = None) -> Built:
     """Build the fusion model with pretrained (or tiny) encoders and the title tokenizer.
+
+    ``vit_heads`` is needed for a ``vit`` checkpoint path that is not a known ViT name (see ``_vit_heads``).
 
     A branch whose weight is 0 is not built; the tokenizer is still made when the title branch exists.
 
@@ -317,7 +347,7 @@ def create_model(*, vision: str = "vit", text: str = "bert", vit: str = DEFAULT_
     if vision == "vgg" and vit == DEFAULT_VIT:
         vit = "vgg16"  # the default names a ViT; with --vision vgg it stands for the study's ImageNet VGG-16
     torch.manual_seed(seed)
-    encoder, vision_arch = _build_vision(vision, vit, dropout) if vit_weight > 0 else (None, None)
+    encoder, vision_arch = _build_vision(vision, vit, dropout, vit_heads) if vit_weight > 0 else (None, None)
     tokenizer = text_model = text_arch = None
     if vit_weight < 1:
         text_model, tokenizer, text_arch = _build_text(text, bert, titles, dropout)

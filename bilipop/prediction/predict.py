@@ -52,15 +52,42 @@ class Prediction:
 
 @dataclass
 class Candidate:
-    """One cover x title combination of a ranking and its prediction."""
+    """One cover x title combination of a ranking and its prediction.
+
+    In a ranking ``label`` is the class nearest the expected class, so that it never contradicts the order (the
+    most likely class alone can: a flat distribution over 1..4 outranks a peaked one on 1 while its single most
+    likely class is lower); ``most_likely`` keeps the argmax. ``p_beats_next`` is the probability that this
+    candidate's class is above the next candidate's, ties counting half, from the two predicted distributions
+    taken as independent (None for the last).
+    """
 
     cover: str
     title: str
     prediction: Prediction
+    rank: int = 0
+    p_beats_next: float | None = None
+
+    @property
+    def label(self) -> int:
+        """The class nearest the expected class (monotone in the ranking's order)."""
+        top = len(self.prediction.probabilities) - 1
+        return min(max(int(self.prediction.expected_class + 0.5), 0), top)
 
     def to_json(self) -> dict[str, Any]:
-        """The prediction's JSON object with the cover and title added."""
-        return {"cover": self.cover, "title": self.title, **self.prediction.to_json()}
+        """``rank``, ``cover``, ``title``, ``label``/``label_name`` (nearest the expected class),
+        ``most_likely``/``most_likely_name`` (the argmax), ``probabilities``, ``expected_class``, ``p_beats_next``."""
+        p = self.prediction
+        return {"rank": self.rank, "cover": self.cover, "title": self.title, "label": self.label,
+                "label_name": LABEL_NAMES[self.label], "most_likely": p.label, "most_likely_name": p.label_name,
+                "probabilities": p.probabilities, "expected_class": p.expected_class,
+                "p_beats_next": self.p_beats_next}
+
+
+def beat_probability(p: Sequence[float], q: Sequence[float]) -> float:
+    """P(X > Y) + P(X = Y) / 2 for independent classes X ~ ``p`` and Y ~ ``q`` (0.5 for equal distributions)."""
+    above = sum(p[a] * q[b] for a in range(len(p)) for b in range(len(q)) if a > b)
+    tie = sum(p[a] * q[a] for a in range(min(len(p), len(q))))
+    return float(above + tie / 2)
 
 
 @dataclass
@@ -241,7 +268,8 @@ def predict_one(model: LoadedRun | str | os.PathLike[str] | None, cover: str | P
 
 def rank_candidates(model: LoadedRun | str | os.PathLike[str] | None, covers: Sequence[str | Path],
                     titles: Sequence[str], device: str = "cpu") -> list[Candidate]:
-    """Score every cover x title combination; the best expected class first (ties keep the input order).
+    """Score every cover x title combination; the best expected class first (ties keep the input order), each
+    with its rank and the probability that it beats the next (see :class:`Candidate`).
 
     Raises:
         InputError: no covers or titles, a bad cover or an empty title.
@@ -255,7 +283,13 @@ def rank_candidates(model: LoadedRun | str | os.PathLike[str] | None, covers: Se
     pairs = [(str(c), t) for c in covers for t in titles]
     probs = predict_pairs(run, [c for c, _ in pairs], [t for _, t in pairs])
     candidates = [Candidate(c, t, _prediction(p)) for (c, t), p in zip(pairs, probs, strict=True)]
-    return sorted(candidates, key=lambda c: -c.prediction.expected_class)
+    ranked = sorted(candidates, key=lambda c: -c.prediction.expected_class)
+    for i, candidate in enumerate(ranked):
+        candidate.rank = i + 1
+        if i + 1 < len(ranked):
+            candidate.p_beats_next = beat_probability(candidate.prediction.probabilities,
+                                                      ranked[i + 1].prediction.probabilities)
+    return ranked
 
 
 def _read_batch(path: Path):

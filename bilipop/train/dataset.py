@@ -102,19 +102,24 @@ def _check_covers(bvids: Sequence[str], covers: Sequence[Path], progress: Progre
 class CoverCache:
     """A uint8 (N, S, S, 3) memmap of resized covers plus a filled-flag per row, shared by loader workers.
 
-    The file is keyed by the list of covers and the size: a different table or model size makes a new cache.
+    The file is keyed by the list of covers and the size: a different table or model size makes a new cache. With
+    ``create=False`` the files must already be there (another process on this machine made them).
     """
 
-    def __init__(self, folder: Path, covers: Sequence[Path], size: int) -> None:
+    def __init__(self, folder: Path, covers: Sequence[Path], size: int, *, create: bool = True) -> None:
         self.size, self.n = size, len(covers)
-        folder.mkdir(parents=True, exist_ok=True)
+        self.covers = list(covers)
         self.pixels_path = folder / f"covers_{size}px.npy"
         self.done_path = folder / f"covers_{size}px.done.npy"
         key_path = folder / f"covers_{size}px.json"
         key = [str(p) for p in covers]
         fresh = not (self.pixels_path.exists() and self.done_path.exists() and key_path.exists()
                      and json.loads(key_path.read_text(encoding="utf-8")) == key)
+        if fresh and not create:
+            raise InputError(f"the cover cache {self.pixels_path} is missing or belongs to another table; the "
+                             "process that builds it (LOCAL_RANK 0) did not finish")
         if fresh:
+            folder.mkdir(parents=True, exist_ok=True)
             np.lib.format.open_memmap(self.pixels_path, mode="w+", dtype=np.uint8, shape=(self.n, size, size, 3))
             np.lib.format.open_memmap(self.done_path, mode="w+", dtype=np.uint8, shape=(self.n,))
             key_path.write_text(json.dumps(key), encoding="utf-8")
@@ -136,12 +141,31 @@ class CoverCache:
         self._done[i] = 1  # written after the pixels: a reader never sees a half-filled row as done
         return pixels
 
+    def fill(self, bvids: Sequence[str]) -> int:
+        """Decode every cover not yet stored (in threads); returns how many were decoded."""
+        if self._pixels is None:
+            self._open()
+        todo = [i for i in range(self.n) if not self._done[i]]
+
+        def one(i: int) -> None:
+            self.get(i, lambda: decode_cover(self.covers[i], self.size, what=f"of video {bvids[i]}"))
+
+        with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+            list(pool.map(one, todo))
+        self._pixels.flush()
+        self._done.flush()
+        log.info("cover cache %s: %d covers decoded, %d already there", self.pixels_path, len(todo),
+                 self.n - len(todo))
+        return len(todo)
+
     def __getstate__(self) -> dict:
         return {**self.__dict__, "_pixels": None, "_done": None}
 
 
 class CoverTitleDataset(Dataset):
-    """Item i: (uint8 cover (S, S, 3) or an empty tensor, input_ids (T,), attention_mask (T,), label)."""
+    """Item i: (uint8 cover (S, S, 3) or an empty tensor, input_ids (T,), attention_mask (T,), label, i).
+
+    The row index i names the row's dropout masks (``bilipop.models.noise``)."""
 
     def __init__(self, examples: Examples, *, image_size: int, tokenizer=None, max_tokens: int = 64,
                  cache: CoverCache | None = None) -> None:
@@ -166,7 +190,7 @@ class CoverTitleDataset(Dataset):
 
     def __getitem__(self, i: int):
         image = torch.from_numpy(self.cover(i)) if self.image_size else torch.zeros(0, dtype=torch.uint8)
-        return image, self.input_ids[i], self.attention_mask[i], self.labels[i]
+        return image, self.input_ids[i], self.attention_mask[i], self.labels[i], i
 
 
 def make_loader(dataset: Dataset, indices: Sequence[int], *, batch_size: int, shuffle: bool, seed: int,

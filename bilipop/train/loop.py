@@ -1,8 +1,11 @@
 """The training loop of one run: AdamW, cross-entropy, per-epoch history, the best epoch's weights kept, and a
 checkpoint after every epoch from which ``--resume`` continues exactly (same order, same dropout, same result).
 
-Exact resume rests on three things: the loader's order depends only on (seed, epoch), the torch RNG is reseeded
-from (seed, epoch) at the start of each epoch, and the checkpoint holds the model and optimizer state.
+Exact resume rests on four things: the loader's order depends only on (seed, epoch), the dropout masks depend only
+on (seed, epoch, layer, dataset row) (``bilipop.models.noise``), the pipeline balance is saved in config.json and
+reused, and the checkpoint holds the model, optimizer and GradScaler state. None of it depends on the number of
+pipeline stages, the chunks or the number of processes, so those may change between runs without changing the
+result beyond float rounding.
 """
 
 from __future__ import annotations
@@ -29,6 +32,9 @@ from bilipop.train.pipeline import build_pipeline, output_device, pipeline_balan
 log = logging.getLogger(__name__)
 Progress = Callable[[int, int | None], None]
 HISTORY_KEYS = ("epoch", "train_loss", "train_ordinal_accuracy", "valid_loss", "valid_ordinal_accuracy", "seconds")
+#: Consecutive fp16 steps skipped after which the run stops: halving the loss scale from 65536 takes at most ~17
+#: skips to fit, so more means a forward pass that overflows, which no loss scale can help.
+MAX_SKIPPED_IN_A_ROW = 50
 
 
 @dataclass
@@ -48,6 +54,7 @@ class Setup:
     seed: int
     chunks: int = 1
     balance: list[int] | None = None
+    balance_method: str = "cost"  # used when balance is None: "cost" (deterministic) or "time"
     checkpoint: str = "except_last"
     autocast: tuple[str, torch.dtype] | None = None
     world: distributed.World = field(default_factory=distributed.World)
@@ -75,7 +82,7 @@ def fit(setup: Setup, *, resume: bool = False, progress: Progress | None = None,
     if state is not None:
         optimizer.load_state_dict(state["optimizer"])
     use_scaler = setup.autocast is not None and setup.autocast[1] == torch.float16
-    scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
+    scaler = torch.amp.GradScaler(setup.autocast[0] if use_scaler else "cuda", enabled=use_scaler)
     if state is not None and use_scaler and state.get("scaler"):
         scaler.load_state_dict(state["scaler"])
     if world.main:
@@ -85,26 +92,36 @@ def fit(setup: Setup, *, resume: bool = False, progress: Progress | None = None,
     for epoch in range(len(history) + 1, setup.epochs + 1):
         started = time.perf_counter()
         torch.manual_seed(setup.seed * 1_000_003 + epoch)
+        model.set_noise_seed(setup.seed * 1_000_003 + epoch)
         setup.train_loader.sampler.set_epoch(epoch)
         module.train()
         sums = [0.0, 0.0, 0.0]  # loss * rows, ordinal score, rows
+        skipped = in_a_row = 0
         for step, batch in enumerate(_batches(setup.train_loader), start=1):
             logits, labels = _forward(module, setup, batch)
             loss = torch.nn.functional.cross_entropy(logits, labels)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            if not torch.isfinite(loss):
-                raise ModelError(f"the training loss became {loss.item()} at epoch {epoch}; lower --lr or use "
-                                 "--precision fp32")
-            _accumulate(sums, loss, logits, labels)
+            stepped = _step(loss, optimizer, scaler, world, epoch)
+            if torch.isfinite(loss):
+                _accumulate(sums, loss, logits, labels)
+            if stepped:
+                in_a_row = 0
+            else:
+                skipped, in_a_row = skipped + 1, in_a_row + 1
+                if in_a_row >= MAX_SKIPPED_IN_A_ROW:
+                    raise ModelError(f"{in_a_row} fp16 steps in a row overflowed at epoch {epoch}; use --precision "
+                                     "bf16 or fp32, or lower --lr")
             if progress and world.main:
                 progress((epoch - 1) * steps + step, setup.epochs * steps)
         train_loss, train_acc = _means(distributed.all_sum(sums, world))
-        valid_loss, valid_acc = evaluate(module, setup)
+        valid_loss, valid_acc, valid_ci = evaluate(module, setup)
         row = dict(zip(HISTORY_KEYS, (epoch, train_loss, train_acc, valid_loss, valid_acc,
                                       round(time.perf_counter() - started, 3)), strict=True))
+        row["valid_ordinal_accuracy_ci"] = valid_ci
+        if use_scaler:
+            row["skipped_steps"] = skipped
+            if skipped:
+                log.warning("epoch %d: %d of %d fp16 steps overflowed and were skipped (loss scale now %g)", epoch,
+                            skipped, steps, scaler.get_scale())
         history.append(row)
         if best is None or _better(row, history[best - 1]):
             best = epoch
@@ -122,15 +139,49 @@ def fit(setup: Setup, *, resume: bool = False, progress: Progress | None = None,
     return history, best
 
 
-def evaluate(module: torch.nn.Module, setup: Setup) -> tuple[float, float]:
-    """Mean cross-entropy and ordinal accuracy on the valid (test) part; every process measures all of it."""
+def _step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
+          world: distributed.World, epoch: int) -> bool:
+    """One optimizer step; False when it was skipped.
+
+    The loss is checked before ``backward``, so a non-finite one never reaches the weights or the optimizer state:
+    in fp16 (GradScaler on) the step is skipped and the loss scale lowered, as for an overflow in the gradients,
+    which the GradScaler itself skips; otherwise the run stops with the last checkpoint intact. Every process
+    takes the same decision, or the others would wait for its gradients forever.
+    """
+    optimizer.zero_grad(set_to_none=True)
+    finite = bool(torch.isfinite(loss).all())
+    if world.distributed:
+        finite = distributed.all_sum([0.0 if finite else 1.0], world)[0] == 0
+    if not finite:
+        if scaler.is_enabled():
+            scaler.update(scaler.get_scale() * scaler.get_backoff_factor())
+            return False
+        raise ModelError(f"the training loss became {loss.item()} at epoch {epoch}; lower --lr or use "
+                         "--precision fp32")
+    scale = scaler.get_scale() if scaler.is_enabled() else 1.0
+    scaler.scale(loss).backward()
+    scaler.step(optimizer)
+    scaler.update()
+    return not scaler.is_enabled() or scaler.get_scale() >= scale
+
+
+def evaluate(module: torch.nn.Module, setup: Setup) -> tuple[float, float, list[float]]:
+    """Mean cross-entropy, ordinal accuracy and its 95 % bootstrap interval on the part the run selects on (valid,
+    or test with ``--select-on test``); every process measures all of it."""
+    from bilipop.evaluation.bootstrap import mean_interval
+
     module.eval()
     sums = [0.0, 0.0, 0.0]
+    credits, truths = [], []
     with torch.no_grad():
         for batch in _batches(setup.valid_loader):
             logits, labels = _forward(module, setup, batch)
             _accumulate(sums, torch.nn.functional.cross_entropy(logits, labels), logits, labels)
-    return _means(sums)
+            credits.append(ordinal_credit((logits.argmax(1) - labels).abs()).cpu())
+            truths.append(labels.cpu())
+    loss, acc = _means(sums)
+    ci = mean_interval(torch.cat(credits).double().numpy(), torch.cat(truths).numpy()) if credits else [acc, acc]
+    return loss, acc, ci
 
 
 def _batches(loader: DataLoader):
@@ -156,7 +207,7 @@ def _place(setup: Setup) -> torch.nn.Module:
     sample_batch = default_collate([ds[i] for i in range(min(len(ds), setup.chunks * 2))])
     sample = _inputs(model, setup, sample_batch, torch.device("cpu"))
     balance = setup.balance
-    if balance is None and setup.world.distributed:
+    if balance is None and setup.balance_method == "time":
         # Timings differ from process to process; every process must cut the model the same way.
         balance = distributed.broadcast(time_balance(model, devices, sample), setup.world)
     return build_pipeline(model, devices, chunks=setup.chunks, balance=balance, checkpoint=setup.checkpoint,
@@ -164,12 +215,12 @@ def _place(setup: Setup) -> torch.nn.Module:
 
 
 def _inputs(model: FusionModel, setup: Setup, batch, device: torch.device) -> tuple[torch.Tensor, ...]:
-    images, ids, mask, _ = batch
+    images, ids, mask, _, rows = batch
     pixels = to_tensor(images.to(device, non_blocking=True), setup.image_mean, setup.image_std) \
         if model.has_vision else None
     if model.has_text:
         ids, mask = ids.to(device, non_blocking=True), mask.to(device, non_blocking=True)
-    return model.pack(pixels, ids if model.has_text else None, mask if model.has_text else None)
+    return model.pack(pixels, ids if model.has_text else None, mask if model.has_text else None, rows.to(device))
 
 
 def _forward(module: torch.nn.Module, setup: Setup, batch) -> tuple[torch.Tensor, torch.Tensor]:

@@ -2,7 +2,11 @@
 ``torch.distributed.pipelining``) could replace it in one place.
 
 The fusion model is already one flat ``nn.Sequential`` (``bilipop.models.fusion``); here it is cut into partitions
-over the devices (balanced by timing a sample batch, or by ``--balance``) and run in ``chunks`` micro-batches.
+over the devices and run in ``chunks`` micro-batches. The cut (``--balance``) is by default computed from a cost
+model: the floating-point operations of each layer on one sample row, counted by ``torch.utils.flop_counter``
+(with twice the layer's parameter count as a floor, for layers such as embeddings whose work it does not count).
+That count depends on the shapes only, so the same command always cuts the model the same way; timing the layers
+(``--balance time``) adapts to the hardware but differs from run to run.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT_MODES = ("never", "except_last", "always")
 PRECISIONS = ("bf16", "fp16", "fp32")
+BALANCE_METHODS = ("cost", "time")
 
 
 def parse_devices(gpus: int | None, devices: Sequence[str] | str | None, *, local_rank: int = 0,
@@ -148,8 +153,65 @@ def build_pipeline(model: nn.Sequential, devices: Sequence[torch.device], *, chu
         raise DeviceError(f"--checkpoint must be one of {', '.join(CHECKPOINT_MODES)}, got {checkpoint!r}")
     balance = check_balance(balance, len(model), len(devices))
     if balance is None:
-        balance = time_balance(model, devices, sample)
+        balance = cost_balance(model, len(devices), sample)
     return GPipe(model, balance=list(balance), devices=list(devices), chunks=chunks, checkpoint=checkpoint)
+
+
+def layer_costs(model: nn.Sequential, sample: tuple[torch.Tensor, ...]) -> list[int]:
+    """Cost of each child of ``model``: its floating-point operations on the first row of ``sample`` (forward, no
+    grad, eval mode), at least twice its parameter count. Depends on the shapes alone: deterministic."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    was_training = model.training
+    model.eval()
+    costs = []
+    state = tuple(t[:1] for t in sample)
+    try:
+        with torch.no_grad():
+            for child in model:
+                with FlopCounterMode(display=False) as counter:
+                    state = child(state)
+                params = sum(p.numel() for p in child.parameters())
+                costs.append(max(int(counter.get_total_flops()), 2 * params, 1))
+    finally:
+        model.train(was_training)
+    return costs
+
+
+def partition(costs: Sequence[int], parts: int) -> list[int]:
+    """Cut ``costs`` into ``parts`` contiguous non-empty runs whose largest sum is as small as possible (the
+    pipeline's slowest stage sets its pace); among equal cuts the one with the earliest boundaries wins."""
+    n = len(costs)
+    if not 1 <= parts <= n:
+        raise DeviceError(f"cannot cut {n} pipeline layers into {parts} stages")
+    prefix = [0]
+    for c in costs:
+        prefix.append(prefix[-1] + int(c))
+    inf = float("inf")
+    # best[k][i]: the smallest possible largest stage when the first i layers form k stages
+    best = [[inf] * (n + 1) for _ in range(parts + 1)]
+    cut = [[0] * (n + 1) for _ in range(parts + 1)]
+    best[0][0] = 0
+    for k in range(1, parts + 1):
+        for i in range(k, n - (parts - k) + 1):
+            for j in range(k - 1, i):
+                value = max(best[k - 1][j], prefix[i] - prefix[j])
+                if value < best[k][i]:
+                    best[k][i], cut[k][i] = value, j
+    sizes, i = [], n
+    for k in range(parts, 0, -1):
+        j = cut[k][i]
+        sizes.append(i - j)
+        i = j
+    return sizes[::-1]
+
+
+def cost_balance(model: nn.Sequential, n_devices: int, sample: tuple[torch.Tensor, ...]) -> list[int]:
+    """Layers per device from the cost model (:func:`layer_costs`): the same answer on every run and process."""
+    check_balance(None, len(model), n_devices)
+    balance = partition(layer_costs(model, sample), n_devices)
+    log.info("pipeline balance by layer cost: %s", ",".join(map(str, balance)))
+    return balance
 
 
 def time_balance(model: nn.Sequential, devices: Sequence[torch.device], sample: tuple[torch.Tensor, ...]

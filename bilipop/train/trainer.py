@@ -38,6 +38,9 @@ class TrainResult:
     is_main: bool = True  # False in torchrun processes other than rank 0, which write and report nothing
 
 
+SELECT_ON = ("valid", "test")
+
+
 def _weight_dir(w: float) -> str:
     return f"w{w:g}"
 
@@ -46,16 +49,24 @@ def train(data: str | Path = "data", input: str | Path | None = None, out: str |
           vit: str = "B_16_imagenet1k", bert: str = "bert-base-chinese", vision: str = "vit", text: str = "bert",
           vit_weight: Sequence[float] | float = (0.75,), epochs: int = 5, batch_size: int = DEFAULT_BATCH_SIZE,
           lr: float | None = None, gpus: int | None = None, devices: Sequence[str] | str | None = None,
-          chunks: int | None = None, balance: Sequence[int] | None = None, checkpoint: str = "except_last",
+          chunks: int | None = None, balance: Sequence[int] | str | None = None, checkpoint: str = "except_last",
           precision: str | None = None, cache: bool = False, seed: int = 0, resume: bool = False,
           num_workers: int | None = None, progress: Callable[[int, int | None], None] | None = None,
-          on_epoch: Callable[[dict], None] | None = None, dropout: float = 0.1) -> TrainResult:
+          on_epoch: Callable[[dict], None] | None = None, dropout: float = 0.1, select_on: str = "valid",
+          vit_heads: int | None = None) -> TrainResult:
     """Train the late-fusion model on a labeled dataset and write a run folder (SPEC section 5).
 
     Args:
         lr: None means the study's 5e-5, or 1e-3 when a ``tiny`` model trains from scratch.
         vit_weight: one weight, or several for a sweep (``out/w<weight>/`` each, plus table1.md/csv).
         gpus, devices: see ``bilipop.train.pipeline.parse_devices``; two or more devices train through GPipe.
+        balance: pipeline layers per device; None or "cost" cuts by a cost model of the layers (the same on every
+            run), "time" by timing them (adapts to the hardware, differs between runs). Saved in config.json and
+            reused by ``resume``.
+        select_on: the part whose figures history.jsonl reports and whose best epoch is kept: "valid" (default),
+            or "test" to reproduce the study's protocol (its "valid" set was its test set).
+        vit_heads: attention heads of a ``--vit PATH`` checkpoint that is not a known ViT name (the head count
+            leaves no trace in the weights' shapes).
         precision: bf16, fp16 or fp32; None picks bf16/fp16 on GPUs and fp32 on CPU.
         progress: ``progress(done, total)``: covers checked while the table is read, then training steps.
         on_epoch: called with each epoch's history row (``vit_weight`` added).
@@ -65,10 +76,19 @@ def train(data: str | Path = "data", input: str | Path | None = None, out: str |
         InputError, ModelError, DeviceError: bad options, data, weights or devices; nothing is trained then.
     """
     from bilipop.train import distributed
-    from bilipop.train.pipeline import autocast_for, check_chunks, parse_devices
+    from bilipop.train.pipeline import BALANCE_METHODS, autocast_for, check_chunks, parse_devices
 
     weights = [float(vit_weight)] if isinstance(vit_weight, int | float) else [float(w) for w in vit_weight]
     _check_options(weights, epochs, batch_size, lr, num_workers, checkpoint)
+    if select_on not in SELECT_ON:
+        raise InputError(f"--select-on must be one of {', '.join(SELECT_ON)}, got {select_on!r}")
+    if isinstance(balance, str):
+        if balance not in BALANCE_METHODS:
+            raise InputError(f"--balance takes layer counts such as 3,3, or one of {', '.join(BALANCE_METHODS)}; "
+                             f"got {balance!r}")
+        balance_method, balance = balance, None
+    else:
+        balance_method = "given" if balance else "cost"
     data, out = Path(data).resolve(), Path(out)
     table_path = (Path(input) if input is not None else data / STAGE_INPUTS["train"]).resolve()
     if not table_path.is_file():
@@ -87,7 +107,8 @@ def train(data: str | Path = "data", input: str | Path | None = None, out: str |
         # A w = 0 or w = 1 run leaves an encoder out, so it has fewer pipeline layers than a fused run: no one
         # --balance fits both, and the second run would fail only after the first had trained.
         raise InputError("--balance cannot fit every run of this sweep: w = 0 and w = 1 leave an encoder out "
-                         "and have fewer pipeline layers; drop --balance (each run is then balanced by timing) "
+                         "and have fewer pipeline layers; drop --balance (each run is then balanced by its layers' "
+                         "cost) "
                          "or sweep those weights separately")
     autocast = autocast_for(precision, devs)
     tiny = "tiny" in (vit, bert)
@@ -115,8 +136,9 @@ def train(data: str | Path = "data", input: str | Path | None = None, out: str |
         for w, run_dir in zip(weights, run_dirs, strict=True):
             options = dict(vit=vit, bert=bert, vision=vision, text=text, vit_weight=w, epochs=epochs,
                            batch_size=batch_size, lr=lr, devices=[str(d) for d in devs], chunks=n_chunks,
-                           balance=list(balance) if balance else None, checkpoint=checkpoint,
-                           precision=precision or _precision_name(autocast), seed=seed, cache=cache)
+                           balance=list(balance) if balance else None, balance_method=balance_method,
+                           checkpoint=checkpoint, precision=precision or _precision_name(autocast), seed=seed,
+                           cache=cache, select_on=select_on, vit_heads=vit_heads)
             history, best = _train_one(run_dir, out, data, table_path, examples, split, options, world, devs,
                                        autocast, local_batch, num_workers, resume, dropout, progress, on_epoch)
             histories.append(history)
@@ -178,6 +200,22 @@ def _epochs_done(run_dir: Path) -> int:
     return int(read_config(run_dir).get("epochs_done") or 0)
 
 
+def _cover_cache(out: Path, examples, size: int, world):
+    """The run's cover cache, made and filled by one process per machine (LOCAL_RANK 0) while the others wait at
+    a barrier, then opened by all: processes racing to create the same memmap would truncate each other's."""
+    from bilipop.train import distributed
+    from bilipop.train.dataset import CoverCache
+
+    folder = out / "cover_cache"
+    leader = distributed.local_from_env()[0] == 0
+    built = None
+    if leader:
+        built = CoverCache(folder, examples.covers, size)
+        built.fill(examples.bvids)
+    distributed.barrier(world)
+    return built if built is not None else CoverCache(folder, examples.covers, size, create=False)
+
+
 def _train_one(run_dir, out, data, table_path, examples, split, options, world, devs, autocast, local_batch,
                num_workers, resume, dropout, progress, on_epoch):
     from bilipop.models.registry import MAX_TOKENS, create_model
@@ -189,17 +227,31 @@ def _train_one(run_dir, out, data, table_path, examples, split, options, world, 
         read_config,
         save_tokenizer,
         write_config,
-        write_json,
     )
-    from bilipop.train.dataset import CoverCache, CoverTitleDataset, default_workers, make_loader
+    from bilipop.train.dataset import CoverTitleDataset, default_workers, make_loader
     from bilipop.train.loop import Setup, fit
 
     w = options["vit_weight"]
     resuming = resume and (run_dir / CONFIG).is_file()
+    previous = read_config(run_dir) if resuming else {}
     if resuming:
-        _check_same(read_config(run_dir), options, run_dir)
+        _check_same(previous, options, run_dir)
+        if (run_dir / SPLIT).is_file():
+            from bilipop.data.split import load_or_make_split
+
+            split = load_or_make_split(run_dir / SPLIT, examples.bvids, examples.labels, seed=options["seed"])
+        if options["balance_method"] != "given" and previous.get("balance") and len(devs) > 1 \
+                and len(previous["balance"]) == len(devs):
+            # The cut the run started with, whatever chose it: a resumed run continues the same computation.
+            options = {**options, "balance": list(previous["balance"]),
+                       "balance_method": previous.get("balance_method", options["balance_method"])}
+    index = {b: i for i, b in enumerate(examples.bvids)}
+    train_idx = [index[b] for b in split["train"] if b in index]
+    select_idx = [index[b] for b in split[options["select_on"]] if b in index]
+    # The tiny tokenizer learns its vocabulary from the training part only: valid and test titles stay unseen.
     built = create_model(vision=options["vision"], text=options["text"], vit=options["vit"], bert=options["bert"],
-                         vit_weight=w, titles=examples.titles, dropout=dropout, seed=options["seed"])
+                         vit_weight=w, titles=[examples.titles[i] for i in train_idx], dropout=dropout,
+                         seed=options["seed"], vit_heads=options["vit_heads"])
     if len(devs) > 1:
         from bilipop.train.pipeline import check_balance
 
@@ -207,10 +259,6 @@ def _train_one(run_dir, out, data, table_path, examples, split, options, world, 
     if resuming and built.tokenizer is not None and (run_dir / TOKENIZER).is_dir():
         built.tokenizer = load_tokenizer(run_dir / TOKENIZER, MAX_TOKENS,
                                          hint="the run folder is damaged: train again into a new --out")
-    if resuming and (run_dir / SPLIT).is_file():
-        from bilipop.data.split import load_or_make_split
-
-        split = load_or_make_split(run_dir / SPLIT, examples.bvids, examples.labels, seed=options["seed"])
     config = {
         "data": str(data), "input": str(table_path), **options,
         "image_size": built.image_size, "image_mean": list(built.image_mean), "image_std": list(built.image_std),
@@ -218,30 +266,28 @@ def _train_one(run_dir, out, data, table_path, examples, split, options, world, 
         "best_epoch": None, "epochs_done": 0, "model": built.arch,
     }
     if world.main:
+        from bilipop.models.run import write_json
+
         run_dir.mkdir(parents=True, exist_ok=True)
         write_json(run_dir / SPLIT, split)
         save_tokenizer(built.tokenizer, run_dir / TOKENIZER)
-        previous = read_config(run_dir) if resuming else {}
         write_config(run_dir, {**config, "best_epoch": previous.get("best_epoch"),
                                "epochs_done": previous.get("epochs_done", 0)})
-    index = {b: i for i, b in enumerate(examples.bvids)}
-    train_idx = [index[b] for b in split["train"] if b in index]
-    test_idx = [index[b] for b in split["test"] if b in index]
-    cover_cache = None
-    if options["cache"] and built.image_size:
-        cover_cache = CoverCache(out / "cover_cache", examples.covers, built.image_size)
+    cover_cache = _cover_cache(out, examples, built.image_size, world) if options["cache"] and built.image_size \
+        else None
     dataset = CoverTitleDataset(examples, image_size=built.image_size, tokenizer=built.tokenizer,
                                 max_tokens=MAX_TOKENS, cache=cover_cache)
     workers = default_workers(len(dataset)) if num_workers is None else num_workers
     seed = options["seed"]
     train_loader = make_loader(dataset, train_idx, batch_size=local_batch, shuffle=True, seed=seed,
                                num_workers=workers, rank=world.rank, world_size=world.size)
-    valid_loader = make_loader(dataset, test_idx, batch_size=local_batch, shuffle=False, seed=seed,
+    valid_loader = make_loader(dataset, select_idx, batch_size=local_batch, shuffle=False, seed=seed,
                                num_workers=workers)
     setup = Setup(model=built.model, run_dir=run_dir, config=config, train_loader=train_loader,
                   valid_loader=valid_loader, devices=devs, image_mean=built.image_mean, image_std=built.image_std,
                   lr=options["lr"], epochs=options["epochs"], seed=seed, chunks=options["chunks"],
-                  balance=options["balance"], checkpoint=options["checkpoint"], autocast=autocast, world=world)
+                  balance=options["balance"], balance_method=options["balance_method"],
+                  checkpoint=options["checkpoint"], autocast=autocast, world=world)
 
     def row_callback(row: dict) -> None:
         if on_epoch:
@@ -250,12 +296,13 @@ def _train_one(run_dir, out, data, table_path, examples, split, options, world, 
     return fit(setup, resume=resuming, progress=progress, on_epoch=row_callback)
 
 
-_MUST_MATCH = ("vit", "bert", "vision", "text", "vit_weight", "batch_size", "lr", "seed")
+_MUST_MATCH = ("vit", "bert", "vision", "text", "vit_weight", "batch_size", "lr", "seed", "select_on")
+_SAVED_DEFAULTS = {"select_on": "valid"}  # keys that runs of an earlier bilipop lack
 
 
 def _check_same(saved: dict, options: dict, run_dir: Path) -> None:
     for key in _MUST_MATCH:
-        if saved.get(key) != options[key]:
+        if saved.get(key, _SAVED_DEFAULTS.get(key)) != options[key]:
             flag = "--" + key.replace("_", "-")
             raise InputError(f"{run_dir} was trained with {flag} {saved.get(key)}, not {options[key]}; resume with "
                              "the same settings or train into a new --out")
