@@ -28,7 +28,7 @@ def test_demo_runs_every_stage_and_leaves_its_folders(tmp_path):
     assert all((data / p).is_file() for p in labeled["cover_path"])
     history = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
     assert [h["epoch"] for h in history] == [1]
-    assert (run / "eval" / "metrics.json").is_file()
+    assert (run / "eval" / "test" / "metrics.json").is_file() and (run / "eval" / "test" / "calibration.png").is_file()
     # the prediction is printed: a class name and five probabilities
     assert "expected class" in r.output and r.output.count("%") >= 5
 

@@ -52,7 +52,18 @@ def test_pretrained_vit_from_local_pth(tmp_path):
     vit = build_vit(spec)
     path = tmp_path / "my_vit.pth"
     torch.save(vit.state_dict(), path)
-    built = create_model(vit=str(path), bert="tiny", vit_weight=0.5, titles=TITLES)
+    # The head count is in neither the shapes nor the names: it must be given, never guessed as dim / 64.
+    with pytest.raises(ModelError, match="--vit-heads"):
+        create_model(vit=str(path), bert="tiny", vit_weight=0.5, titles=TITLES)
+    with pytest.raises(ModelError, match="do not divide"):
+        create_model(vit=str(path), bert="tiny", vit_weight=0.5, titles=TITLES, vit_heads=3)
+    built = create_model(vit=str(path), bert="tiny", vit_weight=0.5, titles=TITLES, vit_heads=1)
+    assert built.arch["vision"]["spec"]["num_heads"] == 1
+    # ... or read from a JSON config beside the weights
+    (tmp_path / "my_vit.json").write_text('{"num_heads": 4}')
+    assert create_model(vit=str(path), bert="tiny", vit_weight=0.5,
+                        titles=TITLES).arch["vision"]["spec"]["num_heads"] == 4
+    (tmp_path / "my_vit.json").unlink()
     assert built.image_size == 32 and built.arch["out_dim"] == 16
     assert torch.equal(built.model[0].vision_in.patch_embedding.weight, vit.patch_embedding.weight)
     assert torch.equal(built.model[-1].vision_head.fc.weight, vit.fc.weight)

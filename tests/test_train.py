@@ -33,14 +33,14 @@ def _best_valid(result, i=0):
     return max(row["valid_ordinal_accuracy"] for row in result.histories[i])
 
 
-def _baseline(run_dir):
-    """Ordinal accuracy of the best constant prediction on the run's test part."""
+def _baseline(run_dir, part="valid"):
+    """Ordinal accuracy of the best constant prediction on a part of the run (valid: where history measures)."""
     import pandas as pd
 
     config = json.loads((run_dir / "config.json").read_text())
     split = json.loads((run_dir / "split.json").read_text())
     table = pd.read_parquet(config["input"]).set_index("bvid")
-    labels = table.loc[split["test"], "label"].to_numpy()
+    labels = table.loc[split[part], "label"].to_numpy()
     return max(float(np.mean((labels == k) + 0.5 * (np.abs(labels - k) == 1))) for k in range(5))
 
 
@@ -54,20 +54,24 @@ def test_learns_planted_signal_and_run_folder_is_usable(datasets, tmp_path):
     history = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
     assert [h["epoch"] for h in history] == [1, 2, 3, 4]
     assert set(history[0]) == {"epoch", "train_loss", "train_ordinal_accuracy", "valid_loss",
-                               "valid_ordinal_accuracy", "seconds"}
+                               "valid_ordinal_accuracy", "valid_ordinal_accuracy_ci", "seconds"}
+    lo, hi = history[0]["valid_ordinal_accuracy_ci"]
+    assert lo <= history[0]["valid_ordinal_accuracy"] <= hi
     config = json.loads((run / "config.json").read_text())
     for key in ("format_version", "bilipop_version", "data", "input", "vision", "text", "vit", "bert",
                 "vit_weight", "image_size", "max_tokens", "num_classes", "label_names", "epochs", "best_epoch",
-                "seed", "batch_size", "lr", "devices", "chunks", "checkpoint", "precision", "model"):
+                "seed", "batch_size", "lr", "devices", "chunks", "checkpoint", "precision", "model", "select_on",
+                "balance_method"):
         assert key in config
     split = json.loads((run / "split.json").read_text())
-    assert len(split["test"]) == 10 and len(split["train"]) == 100 and split["seed"] == 0
+    assert (len(split["test"]), len(split["valid"]), len(split["train"]), split["seed"]) == (10, 10, 90, 0)
+    assert config["select_on"] == "valid"
 
     # The kept weights are the best epoch's: reloading them reproduces that epoch's valid figure exactly.
     import pandas as pd
 
     loaded = load_run(run)
-    table = pd.read_parquet(config["input"]).set_index("bvid").loc[split["test"]]
+    table = pd.read_parquet(config["input"]).set_index("bvid").loc[split["valid"]]
     images = torch.stack([loaded.preprocess_cover(datasets["both"] / p) for p in table["cover_path"]])
     enc = loaded.tokenize(list(table["title"]))
     pred = loaded.logits(images, enc["input_ids"], enc["attention_mask"]).argmax(1).numpy()

@@ -196,7 +196,8 @@ def test_cli_core_and_registry_share_every_default():
     flags = {name: p.default for name, p in inspect.signature(train_cmd).parameters.items()}
     core = {name: p.default for name, p in inspect.signature(trainer.train).parameters.items()}
     for name in ("vit", "bert", "vision", "text", "epochs", "batch_size", "lr", "gpus", "devices", "chunks",
-                 "balance", "checkpoint", "precision", "cache", "seed", "resume", "num_workers"):
+                 "balance", "checkpoint", "precision", "cache", "seed", "resume", "num_workers", "select_on",
+                 "vit_heads"):
         assert flags[name] == core[name], name
     assert [float(w) for w in flags["vit_weight"].split(",")] == list(core["vit_weight"]) == [0.75]
     assert (core["vit"], core["bert"]) == (registry.DEFAULT_VIT, registry.DEFAULT_BERT)

@@ -1,13 +1,16 @@
-"""torchrun: two processes (gloo), each driving a GPipe over two CPU devices on half of every batch, end one step
-with the same parameters as one process on the full batch."""
+"""torchrun: two processes (gloo), each driving a GPipe over two CPU devices on half of every batch, end two epochs
+(6 steps, the second epoch resumed) with the parameters of one process on the full batch; the cover cache is
+built by one process per machine."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -16,36 +19,69 @@ from bilipop.data.synthetic import make_labeled_dataset
 from bilipop.train.trainer import train
 
 SCRIPT = textwrap.dedent("""
-    import sys
+    import os, sys
+    from pathlib import Path
+    from bilipop.train import dataset
     from bilipop.train.trainer import train
-    train(data=sys.argv[1], out=sys.argv[2], vit="tiny", bert="tiny", epochs=1, batch_size=44, dropout=0.0,
-          devices="cpu,cpu", chunks=2, num_workers=0)
+
+    fill = dataset.CoverCache.fill
+
+    def counted_fill(self, bvids):  # leaves a mark per process that builds the cache
+        Path(sys.argv[2]).parent.joinpath(f"filled_by_{os.environ['LOCAL_RANK']}").touch()
+        return fill(self, bvids)
+
+    dataset.CoverCache.fill = counted_fill
+    train(data=sys.argv[1], out=sys.argv[2], vit="tiny", bert="tiny", epochs=int(sys.argv[3]), batch_size=16,
+          devices="cpu,cpu", chunks=2, num_workers=0, cache=True, resume=sys.argv[4] == "resume")
 """)
 
 
-def test_torchrun_two_processes_match_one_process(tmp_path):
-    data = tmp_path / "data"
-    make_labeled_dataset(data, n=49, seed=4)  # 44 train rows: one step of 22 rows per process
-    script = tmp_path / "train_script.py"
-    script.write_text(SCRIPT)
+def _torchrun(script, data, out, epochs, resume):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     env.pop("WORLD_SIZE", None)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script),
-           str(data), str(tmp_path / "ddp")]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+           str(data), str(out), str(epochs), "resume" if resume else "fresh"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
 
-    single = train(data=data, out=tmp_path / "single", vit="tiny", bert="tiny", epochs=1, batch_size=44,
-                   dropout=0.0, devices="cpu,cpu", chunks=2, num_workers=0)
-    assert len(single.histories[0]) == 1
-    a = load_file(str(tmp_path / "ddp" / "model.safetensors"))
+
+def test_torchrun_two_processes_match_one_process_and_resume(tmp_path):
+    data = tmp_path / "data"
+    make_labeled_dataset(data, n=58, seed=4)  # 48 train rows: 3 steps of 16 (8 per process) per epoch
+    script = tmp_path / "train_script.py"
+    script.write_text(SCRIPT)
+    runs = tmp_path / "runs"
+    _torchrun(script, data, runs / "ddp", 1, resume=False)
+    _torchrun(script, data, runs / "ddp", 2, resume=True)  # the second epoch, resumed by both processes
+    # the cover cache was built once per machine, by LOCAL_RANK 0, while the other process waited
+    assert sorted(p.name for p in runs.glob("filled_by_*")) == ["filled_by_0"]
+    assert np.load(runs / "ddp" / "cover_cache" / "covers_32px.done.npy").all()
+
+    # dropout stays on: its masks follow the dataset row, not the process that reads it
+    single = train(data=data, out=tmp_path / "single", vit="tiny", bert="tiny", epochs=2, batch_size=16,
+                   devices="cpu,cpu", chunks=2, num_workers=0)
+    ddp_history = [json.loads(line) for line in (runs / "ddp" / "history.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in ddp_history] == [1, 2]
+    for a, b in zip(ddp_history, single.histories[0], strict=True):
+        assert a["train_loss"] == pytest.approx(b["train_loss"], abs=1e-4)
+    a = load_file(str(runs / "ddp" / "model.safetensors"))
     b = load_file(str(tmp_path / "single" / "model.safetensors"))
     assert a.keys() == b.keys()
     worst = max((a[k] - b[k]).abs().max().item() for k in a)
-    assert worst < 1e-5
-    # The step really moved the weights (a comparison of two untouched models would prove nothing).
-    moved = torch.load(tmp_path / "single" / "checkpoint.pt", weights_only=True)["optimizer"]["state"]
-    assert moved and all(int(s["step"]) == 1 for s in moved.values())
+    assert worst < 1e-4  # the same training up to float rounding (the two halves' gradients are summed by DDP)
+    # The steps really moved the weights: 3 per epoch, 6 in all.
+    moved = torch.load(runs / "ddp" / "checkpoint.pt", weights_only=True)["optimizer"]["state"]
+    assert moved and all(int(s["step"]) == 6 for s in moved.values())
+
+
+def test_a_last_batch_that_does_not_split_into_the_chunks_is_dropped_under_torchrun():
+    from bilipop.train.trainer import ragged_last_batch
+
+    # 50 rows over 2 processes: 25 each, batches of 8, a last batch of 1 that 2 micro-batches cannot share
+    assert ragged_last_batch(50, 2, 8, 2) == 1
+    assert ragged_last_batch(48, 2, 8, 2) == 0  # full batches only
+    assert ragged_last_batch(52, 2, 8, 2) == 0  # a last batch of 2: two micro-batches of 1
+    assert ragged_last_batch(53, 2, 8, 2) == 3  # 27 each (padded): a last batch of 3
 
 
 @pytest.mark.gpu

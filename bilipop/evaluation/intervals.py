@@ -50,6 +50,9 @@ def _spearman(x: np.ndarray, y: np.ndarray) -> float:
     return float((rx * ry).sum() / den) if den > 0 else np.nan
 
 
+BLOCK = 100  # resamples computed at a time: bounds the memory at BLOCK x n per array (27,000 videos: ~22 MB)
+
+
 def metric_intervals(truth: Sequence[int], pred: Sequence[int], probabilities: np.ndarray, *,
                      expected: Sequence[float] | None = None, scores: Sequence[float] | None = None,
                      best_constant: int = 0, majority: int = 0, resamples: int = RESAMPLES, seed: int = SEED,
@@ -58,26 +61,41 @@ def metric_intervals(truth: Sequence[int], pred: Sequence[int], probabilities: n
     ``beats_best_constant``: the paired difference of ordinal accuracy with the best constant, its interval and
     whether the interval lies above 0 (the model beats that floor with 95 % confidence)."""
     t0, p0 = np.asarray(truth, dtype=np.int64), np.asarray(pred, dtype=np.int64)
-    idx = resample_indices(t0, resamples=resamples, seed=seed)
-    t, p = t0[idx], p0[idx]  # (R, n)
-    values = _gap_stats(np.abs(t - p))
-    values["macro_mae"] = np.mean([np.abs(t0[c] - p[:, c]).mean(axis=1)
-                                   for c in (np.flatnonzero(t0 == k) for k in range(num_classes)) if c.size],
-                                  axis=0)
-    values["qwk"] = _qwk(t, p, num_classes)
+    probs = np.asarray(probabilities, dtype=np.float64)
+    all_idx = resample_indices(t0, resamples=resamples, seed=seed)
+    classes = [c for c in (np.flatnonzero(t0 == k) for k in range(num_classes)) if c.size]
+    e = s = None
     if scores is not None and expected is not None:
         e, s = np.asarray(expected, dtype=np.float64), np.asarray(scores, dtype=np.float64)
-        values["spearman"] = np.array([_spearman(e[rows], s[rows]) for rows in idx])
-    values["ece"] = ece_resampled(np.asarray(probabilities, dtype=np.float64), t0, idx)
+    # Every guess equally likely: each row's expected credit, hit, within-one and gap, averaged over the guesses.
+    gaps = np.abs(t0[:, None] - np.arange(num_classes)[None, :])  # (n, K)
+    uniform = {"ordinal_accuracy": ordinal_credit(gaps).mean(axis=1), "accuracy": np.full(t0.size, 1 / num_classes),
+               "within1_accuracy": (gaps <= 1).mean(axis=1), "mae": gaps.mean(axis=1)}
+    parts: dict[str, list[np.ndarray]] = {}
+
+    def add(name: str, values: np.ndarray) -> None:
+        parts.setdefault(name, []).append(values)
+
+    for start in range(0, resamples, BLOCK):
+        idx = all_idx[start:start + BLOCK]
+        t, p = t0[idx], p0[idx]  # (R, n)
+        for key, v in _gap_stats(np.abs(t - p)).items():
+            add(key, v)
+        add("macro_mae", np.mean([np.abs(t0[c] - p[:, c]).mean(axis=1) for c in classes], axis=0))
+        add("qwk", _qwk(t, p, num_classes))
+        if e is not None:
+            add("spearman", np.array([_spearman(e[rows], s[rows]) for rows in idx]))
+        add("ece", ece_resampled(probs, t0, idx))
+        for name, constant in (("majority_class", majority), ("best_constant", best_constant)):
+            for key, v in _gap_stats(np.abs(t - constant)).items():
+                add(f"{name}.{key}", v)
+        for key, v in uniform.items():
+            add(f"uniform_random.{key}", v[idx].mean(axis=1))
+    values = {name: np.concatenate(chunks) for name, chunks in parts.items()}
     ci = {key: interval(values[key]) if key in values else None for key in SCALAR_METRICS}
-    floors_values = {"majority_class": _gap_stats(np.abs(t - majority)),
-                     "best_constant": _gap_stats(np.abs(t - best_constant))}
-    gaps = np.abs(t[:, :, None] - np.arange(num_classes)[None, None, :])  # (R, n, K): every guess equally likely
-    floors_values["uniform_random"] = {
-        "ordinal_accuracy": ordinal_credit(gaps).mean(axis=(1, 2)), "accuracy": np.full(resamples, 1 / num_classes),
-        "within1_accuracy": (gaps <= 1).mean(axis=(1, 2)), "mae": gaps.mean(axis=(1, 2))}
-    floors = {name: {key: interval(v[key]) for key in FLOOR_METRICS} for name, v in floors_values.items()}
-    diff = values["ordinal_accuracy"] - floors_values["best_constant"]["ordinal_accuracy"]
+    floors = {name: {key: interval(values[f"{name}.{key}"]) for key in FLOOR_METRICS}
+              for name in ("majority_class", "best_constant", "uniform_random")}
+    diff = values["ordinal_accuracy"] - values["best_constant.ordinal_accuracy"]
     point = float(ordinal_credit(np.abs(t0 - p0)).mean() - ordinal_credit(np.abs(t0 - best_constant)).mean())
     diff_ci = interval(diff)
     beats = {"difference": point, "ci": diff_ci, "confident": bool(diff_ci[0] > 0),

@@ -282,7 +282,13 @@ def rank_candidates(model: LoadedRun | str | os.PathLike[str] | None, covers: Se
     _check_unused_inputs(run, covers, titles)
     pairs = [(str(c), t) for c in covers for t in titles]
     probs = predict_pairs(run, [c for c, _ in pairs], [t for _, t in pairs])
-    candidates = [Candidate(c, t, _prediction(p)) for (c, t), p in zip(pairs, probs, strict=True)]
+    return rank(pairs, probs)
+
+
+def rank(pairs: Sequence[tuple[str, str]], probabilities: np.ndarray) -> list[Candidate]:
+    """Order (cover, title) pairs with their (N, 5) class probabilities: highest expected class first (ties keep
+    the input order), each with its rank and the probability that it beats the next."""
+    candidates = [Candidate(c, t, _prediction(p)) for (c, t), p in zip(pairs, probabilities, strict=True)]
     ranked = sorted(candidates, key=lambda c: -c.prediction.expected_class)
     for i, candidate in enumerate(ranked):
         candidate.rank = i + 1

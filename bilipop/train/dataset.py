@@ -194,7 +194,7 @@ class CoverTitleDataset(Dataset):
 
 
 def make_loader(dataset: Dataset, indices: Sequence[int], *, batch_size: int, shuffle: bool, seed: int,
-                num_workers: int, rank: int = 0, world_size: int = 1) -> DataLoader:
+                num_workers: int, rank: int = 0, world_size: int = 1, drop_last: bool = False) -> DataLoader:
     """A loader over ``indices``; the order of epoch e depends only on (seed, e) via ``loader.sampler.set_epoch``,
     which makes ``--resume`` exact. With several processes each one reads its own share (DistributedSampler)."""
     if num_workers > 0:
@@ -205,7 +205,7 @@ def make_loader(dataset: Dataset, indices: Sequence[int], *, batch_size: int, sh
                                  drop_last=False)
     # The loader draws worker seeds from its generator; with the global one, that draw would shift the dropout
     # masks depending on num_workers and on when the workers started (a resumed run starts them later).
-    return DataLoader(subset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
+    return DataLoader(subset, batch_size=batch_size, sampler=sampler, num_workers=num_workers, drop_last=drop_last,
                       persistent_workers=num_workers > 0, pin_memory=torch.cuda.is_available(),
                       generator=torch.Generator().manual_seed(seed))
 

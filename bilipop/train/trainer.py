@@ -279,8 +279,16 @@ def _train_one(run_dir, out, data, table_path, examples, split, options, world, 
                                 max_tokens=MAX_TOKENS, cache=cover_cache)
     workers = default_workers(len(dataset)) if num_workers is None else num_workers
     seed = options["seed"]
+    drop_last = ragged_last_batch(len(train_idx), world.size, local_batch, options["chunks"]) \
+        if world.distributed and len(devs) > 1 else False
+    if drop_last and world.main:
+        log.warning("torchrun with GPipe: each epoch's last %d row(s) per process are left out; they do not split "
+                    "into %d equal micro-batches, which DistributedDataParallel's static graph needs (choose a "
+                    "--batch-size that divides the %d training rows to keep them)", drop_last,
+                    options["chunks"], len(train_idx))
     train_loader = make_loader(dataset, train_idx, batch_size=local_batch, shuffle=True, seed=seed,
-                               num_workers=workers, rank=world.rank, world_size=world.size)
+                               num_workers=workers, rank=world.rank, world_size=world.size,
+                               drop_last=bool(drop_last))
     valid_loader = make_loader(dataset, select_idx, batch_size=local_batch, shuffle=False, seed=seed,
                                num_workers=workers)
     setup = Setup(model=built.model, run_dir=run_dir, config=config, train_loader=train_loader,
@@ -294,6 +302,18 @@ def _train_one(run_dir, out, data, table_path, examples, split, options, world, 
             on_epoch({"vit_weight": w, **row})
 
     return fit(setup, resume=resuming, progress=progress, on_epoch=row_callback)
+
+
+def ragged_last_batch(rows: int, world_size: int, local_batch: int, chunks: int) -> int:
+    """Rows of each process's last batch when they do not split into ``chunks`` equal micro-batches, else 0.
+
+    GPipe cuts such a batch into fewer micro-batches, so each parameter's gradient hook fires fewer times than in
+    the other steps and DistributedDataParallel's static graph (needed with GPipe) reduces the gradients wrongly;
+    under torchrun that batch is dropped.
+    """
+    per_process = -(-rows // world_size)  # DistributedSampler pads every share to the same length
+    last = per_process % local_batch
+    return last if last % chunks else 0
 
 
 _MUST_MATCH = ("vit", "bert", "vision", "text", "vit_weight", "batch_size", "lr", "seed", "select_on")

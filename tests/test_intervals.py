@@ -1,0 +1,109 @@
+"""Figures with their uncertainty: stratified seeded bootstrap intervals, the comparison with the best constant,
+the expected calibration error and the reliability diagram."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from bilipop.evaluation.bootstrap import interval, resample_indices
+from bilipop.evaluation.calibration import expected_calibration_error, reliability
+from bilipop.evaluation.intervals import metric_intervals, paired_difference
+from bilipop.evaluation.metrics import all_metrics
+from bilipop.evaluation.plots import calibration_png
+
+
+def _predictions(n: int, seed: int = 0, right: float = 0.6):
+    """Labels in five classes and predictions right with probability ``right``, else one class off."""
+    rng = np.random.default_rng(seed)
+    truth = rng.integers(0, 5, n)
+    off = np.clip(truth + rng.choice([-1, 1], n), 0, 4)
+    pred = np.where(rng.random(n) < right, truth, off)
+    probs = np.full((n, 5), 0.05)
+    probs[np.arange(n), pred] = 0.8
+    return truth, pred, probs
+
+
+def test_resamples_are_stratified_and_seeded():
+    labels = np.array([0] * 7 + [1] * 3 + [4] * 10)
+    idx = resample_indices(labels, resamples=200, seed=5)
+    assert idx.shape == (200, 20)
+    assert (labels[idx] == labels[None, :]).all()  # every resample keeps each row's class: counts are fixed
+    assert np.array_equal(idx, resample_indices(labels, resamples=200, seed=5))
+    assert not np.array_equal(idx, resample_indices(labels, resamples=200, seed=6))
+
+
+def test_intervals_contain_the_estimate_and_shrink_with_n():
+    widths = []
+    for n in (100, 400, 1600):
+        truth, pred, probs = _predictions(n, seed=n)
+        point = all_metrics(truth, pred)
+        spread = metric_intervals(truth, pred, probs)
+        for key in ("ordinal_accuracy", "accuracy", "within1_accuracy", "mae", "macro_mae", "qwk"):
+            lo, hi = spread["ci"][key]
+            assert lo <= point[key] <= hi, key
+            assert lo < hi or key == "within1_accuracy", key  # never more than one class off: always 1
+        widths.append(np.diff(spread["ci"]["ordinal_accuracy"])[0])
+    assert widths[0] > widths[1] > widths[2]
+    assert widths[0] / widths[2] == pytest.approx(4, rel=0.35)  # about 1/sqrt(n)
+
+
+def test_the_model_beats_the_best_constant_only_when_the_interval_says_so():
+    truth, pred, probs = _predictions(500, right=0.9)
+    beats = metric_intervals(truth, pred, probs, best_constant=2)["beats_best_constant"]
+    assert beats["confident"] and beats["ci"][0] > 0 and beats["ci"][0] <= beats["difference"] <= beats["ci"][1]
+    # a model that is the best constant itself, up to a few rows, is not above it with confidence
+    near = np.full_like(truth, 2)
+    near[:3] = truth[:3]
+    beats = metric_intervals(truth, near, probs, best_constant=2)["beats_best_constant"]
+    assert not beats["confident"] and beats["ci"][0] <= 0
+    floors = metric_intervals(truth, pred, probs, best_constant=2)["floors"]
+    lo, hi = floors["best_constant"]["ordinal_accuracy"]
+    assert lo == hi  # the class counts fix a constant's score under stratified resampling
+
+
+def test_paired_difference_of_two_runs():
+    truth, pred, _ = _predictions(800)
+    credit = (pred == truth) * 1.0 + (np.abs(pred - truth) == 1) * 0.5
+    same = paired_difference(credit, credit, truth)
+    assert same == {"difference": 0.0, "ci": [0.0, 0.0], "differs": False}
+    better = np.minimum(credit + (np.arange(800) % 2) * 0.5, 1.0)
+    diff = paired_difference(better, credit, truth)
+    assert diff["differs"] and diff["ci"][0] > 0
+
+
+def test_interval_is_none_when_a_resample_is_undefined():
+    assert interval(np.array([0.1, np.nan, 0.3])) is None
+
+
+def test_ece_of_a_calibrated_predictor_is_near_zero_and_of_an_overconfident_one_is_not():
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet(np.ones(5) * 0.7, size=20000)
+    truth = np.array([rng.choice(5, p=p) for p in probs])  # labels drawn from the predicted distributions
+    assert expected_calibration_error(probs, truth) < 0.02
+    sharp = probs ** 4
+    sharp /= sharp.sum(axis=1, keepdims=True)  # the same ranking, overconfident
+    assert expected_calibration_error(sharp, truth) > 0.1
+    bins = reliability(probs, truth)
+    assert len(bins) == 10 and sum(b["n"] for b in bins) == 20000
+    for b in bins:
+        if b["n"] > 500:
+            assert abs(b["accuracy"] - b["confidence"]) < 0.05
+    spread = metric_intervals(truth[:2000], probs[:2000].argmax(1), probs[:2000])
+    lo, hi = spread["ci"]["ece"]
+    assert lo <= expected_calibration_error(probs[:2000], truth[:2000]) <= hi
+
+
+def test_reliability_diagram_is_drawn(tmp_path):
+    rng = np.random.default_rng(1)
+    probs = rng.dirichlet(np.ones(5), size=300)
+    truth = rng.integers(0, 5, 300)
+    path = calibration_png(reliability(probs, truth), tmp_path / "calibration.png", title="t",
+                           ece=expected_calibration_error(probs, truth))
+    with Image.open(path) as img:
+        assert img.format == "PNG" and img.size[0] >= 600
+        colours = img.convert("RGB").getcolors(maxcolors=1 << 16)
+        assert colours is None or len(colours) > 10
+        # the bars are drawn: the light blue of the accuracy bars is there
+        assert any(rgb == (173, 198, 231) for _, rgb in (colours or []))
