@@ -177,25 +177,25 @@ def sweep_views(result: dict, title: str) -> list[RenderableType]:
     """One row per weight of a sweep with its interval and its paired difference from the best run, then the
     study's Table 1 layout (train / valid per epoch, the valid figure with its interval)."""
     sweep = Table(title=title, title_justify="left")
-    for col in ("run", "w", "ordinal accuracy, 95 % interval", "minus the best run, 95 % interval",
-                "best constant"):
-        sweep.add_column(col, justify="left" if col == "run" else "right")
+    for col in ("run", "ord. acc.", "95 % interval", "− best", "95 % interval", "differs"):
+        sweep.add_column(col, justify="left" if col in ("run", "differs") else "right",
+                         no_wrap=col != "run", overflow="fold")
     for row in result["sweep"]:
         vs = row.get("vs_best")
         if row.get("is_best"):
-            against = "best"
+            against = ("best", "", "")
         elif vs:
-            mark = "differs" if vs["differs"] else "same"
-            against = f"{vs['difference']:+.4f} {span(vs['ci'], signed=True)} {mark}"
+            against = (f"{vs['difference']:+.4f}", span(vs["ci"], 3, signed=True), "yes" if vs["differs"] else "no")
         else:
-            against = "–"
-        sweep.add_row(escape(row["run"]), fmt(row["vit_weight"], 2),
-                      f"[bold]{fmt(row['ordinal_accuracy'])}[/] {span(row.get('ci'))}", against,
-                      fmt(row["best_constant"]))
+            against = ("–", "", "")
+        sweep.add_row(escape(row["run"]), f"[bold]{fmt(row['ordinal_accuracy'])}[/]",
+                      span(row.get("ci"), 3), *against)
+    constants = sorted({fmt(row["best_constant"]) for row in result["sweep"]})
+    note = ("[dim]− best: paired difference from the best run on the same videos; differs: whether its 95 % "
+            "interval excludes 0 (no: the two runs cannot be told apart here). Best constant: "
+            f"{', '.join(constants)}[/]")
     weights = list(dict.fromkeys(r["vit_weight"] for r in result["table1"]))
     epochs = sorted({r["epoch"] for r in result["table1"] if r["epoch"] is not None})
-    note = ("[dim]differs: the 95 % interval of the paired difference excludes 0; same: it does not, so the two "
-            "runs cannot be told apart on these videos[/]")
     if not epochs:
         return [sweep, note]
     table1 = Table(title="Table 1 shape: ordinal accuracy per epoch, train / valid [95 % interval]",

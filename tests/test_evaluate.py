@@ -274,3 +274,29 @@ def test_a_real_sweep_with_single_branch_runs(tmp_path):
     assert json.loads(ok.stdout)["explanation"]["heatmap"] is None  # the cover plays no part at w = 0
     bad = runner.invoke(app, ["predict", str(tmp_path / "gone.jpg"), "历史", "--model", str(title_only)])
     assert bad.exit_code == 1 and "does not exist" in bad.output
+
+
+def test_tables_keep_every_number_whole_at_80_columns(tiny_run, run_copy, tmp_path):
+    # CliRunner is not a terminal: rich lays the tables out at 80 columns, as when piped
+    from bilipop.views import span
+
+    data = json.loads(runner.invoke(app, ["evaluate", str(run_copy), "--json"]).stdout)
+    res = runner.invoke(app, ["evaluate", str(run_copy)])
+    assert res.exit_code == 0, res.output
+    tables = [line for line in res.stdout.splitlines() if line[:1] in "┏┃┡│└"]
+    assert tables and max(len(line) for line in tables) <= 80
+    assert "…" not in res.stdout
+    for key in ("ordinal_accuracy", "accuracy", "mae", "qwk", "ece"):
+        assert span(data["ci"][key]) in res.stdout, key
+    assert span(data["beats_best_constant"]["ci"], signed=True) in res.stdout
+    # the sweep comparison with intervals and paired differences, also at 80 columns
+    sweep = tmp_path / "sweep"
+    for name in ("w0.75", "w1.0"):
+        shutil.copytree(tiny_run["run"], sweep / name)
+    (sweep / "sweep.json").write_text(json.dumps({"weights": [0.75, 1.0], "runs": ["w0.75", "w1.0"]}))
+    res = runner.invoke(app, ["evaluate", str(sweep)])
+    assert res.exit_code == 0, res.output
+    tables = [line for line in res.stdout.splitlines() if line[:1] in "┏┃┡│└"]
+    assert max(len(line) for line in tables) <= 80 and "…" not in res.stdout
+    assert "[+0.000, +0.000] │ no" in res.stdout
+    assert span(data["ci"]["ordinal_accuracy"], 3) in res.stdout
