@@ -210,7 +210,13 @@ def score_cmd(
     weights: Annotated[
         str, typer.Option(help="Weights of views, likes, coins, favorites, shares (non-negative, not all zero).")
     ] = _comma_list(DEFAULT_WEIGHTS),
-    norm: Annotated[str, typer.Option(help="paper: (x - mean) / (max - min); log: the same on log1p(x).")] = "paper",
+    norm: Annotated[str, typer.Option(
+        help="paper: (x - mean) / (max - min), the study; log: the same on log1p(x); rank: percentile ranks in "
+             "[0, 1], unmoved by outliers (cut them with label --quantiles).")] = "paper",
+    age: Annotated[str, typer.Option(
+        help="none: raw counters, the study; per-day: each counter divided by the video's age in days; residual: "
+             "log1p(counter) minus a curve of log-age fitted on the table. Age = fetched_at - pubdate, at least "
+             "1 hour.")] = "none",
 ) -> None:
     """Compute the study's popularity score from the five counters."""
     from bilipop.data.scoring import score_videos
@@ -218,7 +224,7 @@ def score_cmd(
     with user_errors():
         ws = parse_floats(weights, "--weights")
     table, _, src, dst = run_stage("score", data, input, output,
-                                   lambda df: (score_videos(df, weights=ws, norm=norm), None))
+                                   lambda df: (score_videos(df, weights=ws, norm=norm, age=age), None))
     out.print(views.score_table(table, ws, src, dst))
 
 
@@ -233,6 +239,9 @@ def label_cmd(
     quantiles: Annotated[
         bool, typer.Option("--quantiles", help="Cut at the 20/40/60/80th percentiles instead (equal classes).")
     ] = False,
+    by_age: Annotated[int | None, typer.Option(
+        "--by-age", metavar="N",
+        help="With --quantiles: five equal classes within each of N equal-count buckets of the video's age.")] = None,
 ) -> None:
     """Cut the score into the study's five ordered popularity classes and print their sizes."""
     from bilipop.data.labeling import label_videos
@@ -242,7 +251,8 @@ def label_cmd(
             raise InputError("give --thresholds or --quantiles, not both")
         cuts = [] if quantiles else parse_floats(thresholds, "--thresholds")
     table, report, src, dst = run_stage("label", data, input, output,
-                                        lambda df: label_videos(df, thresholds=cuts, quantiles=quantiles))
+                                        lambda df: label_videos(df, thresholds=cuts, quantiles=quantiles,
+                                                                by_age=by_age))
     out.print(views.label_table(table, report, src, dst))
     for message in report.warnings:
         warn(message)
