@@ -379,6 +379,10 @@ def train_cmd(
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run in --out exactly.")] = False,
     num_workers: Annotated[int | None, typer.Option(help="DataLoader worker processes \\[default: 0 for small "
                                                          "datasets, else up to 4].")] = None,
+    loss: Annotated[str, typer.Option(help="ce: 5-way cross-entropy (the study); corn: rank-consistent ordinal "
+                                           "(CORN), same five probabilities out.")] = "ce",
+    class_weights: Annotated[str, typer.Option(help="none, or balanced: weight each class by n / (5 n_k) of the "
+                                                    "train part (helps the rare top classes).")] = "none",
 ) -> None:
     """Train the ViT + BERT late-fusion classifier and write a self-contained run folder."""
     from bilipop.train.trainer import train
@@ -392,6 +396,7 @@ def train_cmd(
             balance=_parse_counts(balance, "--balance") if balance else None,
             checkpoint=checkpoint, precision=precision, cache=cache, seed=seed, resume=resume,
             num_workers=num_workers, progress=update, on_epoch=lambda row: _print_epoch_row(row, header),
+            loss=loss, class_weights=class_weights,
         )
     if not result.is_main:  # torchrun: rank 0 reports for everyone
         return

@@ -1,5 +1,6 @@
-"""The training loop of one run: AdamW, cross-entropy, per-epoch history, the best epoch's weights kept, and a
-checkpoint after every epoch from which ``--resume`` continues exactly (same order, same dropout, same result).
+"""The training loop of one run: AdamW, the run's loss (cross-entropy or CORN), per-epoch history, the best
+epoch's weights kept, and a checkpoint after every epoch from which ``--resume`` continues exactly (same order,
+same dropout, same result).
 
 Exact resume rests on three things: the loader's order depends only on (seed, epoch), the torch RNG is reseeded
 from (seed, epoch) at the start of each epoch, and the checkpoint holds the model and optimizer state.
@@ -21,6 +22,7 @@ from bilipop.errors import InputError, ModelError
 from bilipop.evaluation.metrics import ordinal_credit
 from bilipop.files import atomic_write
 from bilipop.models.fusion import FusionModel
+from bilipop.models.ordinal import loss_function, predicted
 from bilipop.models.preprocess import to_tensor
 from bilipop.models.run import CHECKPOINT, CONFIG, HISTORY, WEIGHTS, save_weights, write_json
 from bilipop.train import distributed
@@ -51,6 +53,12 @@ class Setup:
     checkpoint: str = "except_last"
     autocast: tuple[str, torch.dtype] | None = None
     world: distributed.World = field(default_factory=distributed.World)
+    loss: str = "ce"  # bilipop.models.ordinal.LOSSES
+    class_weights: list[float] | None = None  # per class, for the training loss only
+
+    def __post_init__(self) -> None:
+        self.train_loss = loss_function(self.loss, self.class_weights)
+        self.valid_loss = loss_function(self.loss)  # the plain loss, comparable across weightings
 
 
 def fit(setup: Setup, *, resume: bool = False, progress: Progress | None = None,
@@ -90,7 +98,7 @@ def fit(setup: Setup, *, resume: bool = False, progress: Progress | None = None,
         sums = [0.0, 0.0, 0.0]  # loss * rows, ordinal score, rows
         for step, batch in enumerate(_batches(setup.train_loader), start=1):
             logits, labels = _forward(module, setup, batch)
-            loss = torch.nn.functional.cross_entropy(logits, labels)
+            loss = setup.train_loss(logits, labels)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(optimizer)
@@ -98,7 +106,7 @@ def fit(setup: Setup, *, resume: bool = False, progress: Progress | None = None,
             if not torch.isfinite(loss):
                 raise ModelError(f"the training loss became {loss.item()} at epoch {epoch}; lower --lr or use "
                                  "--precision fp32")
-            _accumulate(sums, loss, logits, labels)
+            _accumulate(sums, loss, predicted(logits, setup.loss), labels)
             if progress and world.main:
                 progress((epoch - 1) * steps + step, setup.epochs * steps)
         train_loss, train_acc = _means(distributed.all_sum(sums, world))
@@ -123,13 +131,13 @@ def fit(setup: Setup, *, resume: bool = False, progress: Progress | None = None,
 
 
 def evaluate(module: torch.nn.Module, setup: Setup) -> tuple[float, float]:
-    """Mean cross-entropy and ordinal accuracy on the valid (test) part; every process measures all of it."""
+    """Mean (unweighted) loss and ordinal accuracy on the valid (test) part; every process measures all of it."""
     module.eval()
     sums = [0.0, 0.0, 0.0]
     with torch.no_grad():
         for batch in _batches(setup.valid_loader):
             logits, labels = _forward(module, setup, batch)
-            _accumulate(sums, torch.nn.functional.cross_entropy(logits, labels), logits, labels)
+            _accumulate(sums, setup.valid_loss(logits, labels), predicted(logits, setup.loss), labels)
     return _means(sums)
 
 
@@ -178,10 +186,10 @@ def _forward(module: torch.nn.Module, setup: Setup, batch) -> tuple[torch.Tensor
     return logits, batch[3].to(output_device(module, setup.devices[0]))
 
 
-def _accumulate(sums: list[float], loss: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor) -> None:
+def _accumulate(sums: list[float], loss: torch.Tensor, preds: torch.Tensor, labels: torch.Tensor) -> None:
     n = labels.shape[0]
     sums[0] += loss.item() * n
-    sums[1] += ordinal_credit((logits.argmax(1) - labels).abs()).sum().item()
+    sums[1] += ordinal_credit((preds - labels).abs()).sum().item()
     sums[2] += n
 
 

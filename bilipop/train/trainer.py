@@ -49,7 +49,8 @@ def train(data: str | Path = "data", input: str | Path | None = None, out: str |
           chunks: int | None = None, balance: Sequence[int] | None = None, checkpoint: str = "except_last",
           precision: str | None = None, cache: bool = False, seed: int = 0, resume: bool = False,
           num_workers: int | None = None, progress: Callable[[int, int | None], None] | None = None,
-          on_epoch: Callable[[dict], None] | None = None, dropout: float = 0.1) -> TrainResult:
+          on_epoch: Callable[[dict], None] | None = None, dropout: float = 0.1, loss: str = "ce",
+          class_weights: str = "none") -> TrainResult:
     """Train the late-fusion model on a labeled dataset and write a run folder (SPEC section 5).
 
     Args:
@@ -60,6 +61,8 @@ def train(data: str | Path = "data", input: str | Path | None = None, out: str |
         progress: ``progress(done, total)``: covers checked while the table is read, then training steps.
         on_epoch: called with each epoch's history row (``vit_weight`` added).
         dropout: dropout of the encoders (0 makes runs comparable step by step, e.g. in tests).
+        loss: ``ce`` (the study) or ``corn`` (rank-consistent ordinal; ``bilipop.models.ordinal``).
+        class_weights: ``none`` or ``balanced`` (``n / (5 n_k)`` from the train part's labels).
 
     Raises:
         InputError, ModelError, DeviceError: bad options, data, weights or devices; nothing is trained then.
@@ -69,6 +72,9 @@ def train(data: str | Path = "data", input: str | Path | None = None, out: str |
 
     weights = [float(vit_weight)] if isinstance(vit_weight, int | float) else [float(w) for w in vit_weight]
     _check_options(weights, epochs, batch_size, lr, num_workers, checkpoint)
+    from bilipop.models.ordinal import check_loss
+
+    check_loss(loss, class_weights)
     data, out = Path(data).resolve(), Path(out)
     table_path = (Path(input) if input is not None else data / STAGE_INPUTS["train"]).resolve()
     if not table_path.is_file():
@@ -116,7 +122,8 @@ def train(data: str | Path = "data", input: str | Path | None = None, out: str |
             options = dict(vit=vit, bert=bert, vision=vision, text=text, vit_weight=w, epochs=epochs,
                            batch_size=batch_size, lr=lr, devices=[str(d) for d in devs], chunks=n_chunks,
                            balance=list(balance) if balance else None, checkpoint=checkpoint,
-                           precision=precision or _precision_name(autocast), seed=seed, cache=cache)
+                           precision=precision or _precision_name(autocast), seed=seed, cache=cache,
+                           loss=loss, class_weights=class_weights)
             history, best = _train_one(run_dir, out, data, table_path, examples, split, options, world, devs,
                                        autocast, local_batch, num_workers, resume, dropout, progress, on_epoch)
             histories.append(history)
@@ -199,7 +206,8 @@ def _train_one(run_dir, out, data, table_path, examples, split, options, world, 
     if resuming:
         _check_same(read_config(run_dir), options, run_dir)
     built = create_model(vision=options["vision"], text=options["text"], vit=options["vit"], bert=options["bert"],
-                         vit_weight=w, titles=examples.titles, dropout=dropout, seed=options["seed"])
+                         vit_weight=w, titles=examples.titles, dropout=dropout, seed=options["seed"],
+                         loss=options["loss"])
     if len(devs) > 1:
         from bilipop.train.pipeline import check_balance
 
@@ -226,6 +234,12 @@ def _train_one(run_dir, out, data, table_path, examples, split, options, world, 
                                "epochs_done": previous.get("epochs_done", 0)})
     index = {b: i for i, b in enumerate(examples.bvids)}
     train_idx = [index[b] for b in split["train"] if b in index]
+    weights = None
+    if options["class_weights"] == "balanced":
+        from bilipop.models.ordinal import balanced_weights
+
+        weights = balanced_weights([examples.labels[i] for i in train_idx], NUM_CLASSES)
+        log.info("balanced class weights %s", ", ".join(f"{x:.3g}" for x in weights))
     test_idx = [index[b] for b in split["test"] if b in index]
     cover_cache = None
     if options["cache"] and built.image_size:
@@ -241,7 +255,8 @@ def _train_one(run_dir, out, data, table_path, examples, split, options, world, 
     setup = Setup(model=built.model, run_dir=run_dir, config=config, train_loader=train_loader,
                   valid_loader=valid_loader, devices=devs, image_mean=built.image_mean, image_std=built.image_std,
                   lr=options["lr"], epochs=options["epochs"], seed=seed, chunks=options["chunks"],
-                  balance=options["balance"], checkpoint=options["checkpoint"], autocast=autocast, world=world)
+                  balance=options["balance"], checkpoint=options["checkpoint"], autocast=autocast, world=world,
+                  loss=options["loss"], class_weights=weights)
 
     def row_callback(row: dict) -> None:
         if on_epoch:
@@ -250,14 +265,19 @@ def _train_one(run_dir, out, data, table_path, examples, split, options, world, 
     return fit(setup, resume=resuming, progress=progress, on_epoch=row_callback)
 
 
-_MUST_MATCH = ("vit", "bert", "vision", "text", "vit_weight", "batch_size", "lr", "seed")
+_MUST_MATCH = ("vit", "bert", "vision", "text", "vit_weight", "batch_size", "lr", "seed", "loss", "class_weights")
+
+
+#: What a run folder written before an option existed was trained with.
+_OLD_DEFAULTS = {"loss": "ce", "class_weights": "none"}
 
 
 def _check_same(saved: dict, options: dict, run_dir: Path) -> None:
     for key in _MUST_MATCH:
-        if saved.get(key) != options[key]:
+        value = saved.get(key, _OLD_DEFAULTS.get(key))
+        if value != options[key]:
             flag = "--" + key.replace("_", "-")
-            raise InputError(f"{run_dir} was trained with {flag} {saved.get(key)}, not {options[key]}; resume with "
+            raise InputError(f"{run_dir} was trained with {flag} {value}, not {options[key]}; resume with "
                              "the same settings or train into a new --out")
 
 
