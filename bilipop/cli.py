@@ -210,7 +210,13 @@ def score_cmd(
     weights: Annotated[
         str, typer.Option(help="Weights of views, likes, coins, favorites, shares (non-negative, not all zero).")
     ] = _comma_list(DEFAULT_WEIGHTS),
-    norm: Annotated[str, typer.Option(help="paper: (x - mean) / (max - min); log: the same on log1p(x).")] = "paper",
+    norm: Annotated[str, typer.Option(
+        help="paper: (x - mean) / (max - min), the study; log: the same on log1p(x); rank: percentile ranks in "
+             "[0, 1], unmoved by outliers (cut them with label --quantiles).")] = "paper",
+    age: Annotated[str, typer.Option(
+        help="none: raw counters, the study; per-day: each counter divided by the video's age in days; residual: "
+             "log1p(counter) minus a curve of log-age fitted on the table. Age = fetched_at - pubdate, at least "
+             "1 hour.")] = "none",
 ) -> None:
     """Compute the study's popularity score from the five counters."""
     from bilipop.data.scoring import score_videos
@@ -218,7 +224,7 @@ def score_cmd(
     with user_errors():
         ws = parse_floats(weights, "--weights")
     table, _, src, dst = run_stage("score", data, input, output,
-                                   lambda df: (score_videos(df, weights=ws, norm=norm), None))
+                                   lambda df: (score_videos(df, weights=ws, norm=norm, age=age), None))
     out.print(views.score_table(table, ws, src, dst))
 
 
@@ -233,6 +239,9 @@ def label_cmd(
     quantiles: Annotated[
         bool, typer.Option("--quantiles", help="Cut at the 20/40/60/80th percentiles instead (equal classes).")
     ] = False,
+    by_age: Annotated[int | None, typer.Option(
+        "--by-age", metavar="N",
+        help="With --quantiles: five equal classes within each of N equal-count buckets of the video's age.")] = None,
 ) -> None:
     """Cut the score into the study's five ordered popularity classes and print their sizes."""
     from bilipop.data.labeling import label_videos
@@ -242,7 +251,8 @@ def label_cmd(
             raise InputError("give --thresholds or --quantiles, not both")
         cuts = [] if quantiles else parse_floats(thresholds, "--thresholds")
     table, report, src, dst = run_stage("label", data, input, output,
-                                        lambda df: label_videos(df, thresholds=cuts, quantiles=quantiles))
+                                        lambda df: label_videos(df, thresholds=cuts, quantiles=quantiles,
+                                                                by_age=by_age))
     out.print(views.label_table(table, report, src, dst))
     for message in report.warnings:
         warn(message)
@@ -380,6 +390,10 @@ def train_cmd(
                                                 "valid, or test to reproduce the study's protocol.")] = "valid",
     vit_heads: Annotated[int | None, typer.Option(help="Attention heads of a --vit PATH checkpoint that is not a "
                                                        "known ViT (its weights do not record it).")] = None,
+    loss: Annotated[str, typer.Option(help="ce: 5-way cross-entropy (the study); corn: rank-consistent ordinal "
+                                           "(CORN), same five probabilities out.")] = "ce",
+    class_weights: Annotated[str, typer.Option(help="none, or balanced: weight each class by n / (5 n_k) of the "
+                                                    "train part (helps the rare top classes).")] = "none",
 ) -> None:
     """Train the ViT + BERT late-fusion classifier and write a self-contained run folder."""
     from bilipop.train.trainer import train
@@ -394,6 +408,7 @@ def train_cmd(
             checkpoint=checkpoint, precision=precision, cache=cache, seed=seed, resume=resume,
             num_workers=num_workers, progress=update, on_epoch=lambda row: _print_epoch_row(row, header),
             select_on=select_on, vit_heads=vit_heads,
+            loss=loss, class_weights=class_weights,
         )
     if not result.is_main:  # torchrun: rank 0 reports for everyone
         return

@@ -54,10 +54,12 @@ def score_table(scored: Any, weights: Sequence[float], src: Path, dst: Path) -> 
 def label_table(labeled: Any, report: Any, src: Path, dst: Path) -> Table:
     """Each class with the score it starts at, its size and its share."""
     how = "quantiles" if report.quantiles else "thresholds"
+    if getattr(report, "by_age", None):
+        how = f"quantiles within {report.by_age} age buckets"
     table = Table(title=f"label ({how}): {len(labeled):,} videos, {src} → {dst}", title_justify="left")
     for col in ("class", "name", "score from", "videos", "share"):
         table.add_column(col, justify="left" if col == "name" else "right")
-    lows = ["-inf", *(f"{t:g}" for t in report.thresholds)]
+    lows = ["-inf", *("per bucket" if t != t else f"{t:g}" for t in report.thresholds)]
     for k, name in enumerate(LABEL_NAMES):
         table.add_row(str(k), name, lows[k], f"{report.counts[k]:,}", f"{report.shares[k]:.1%}")
     return table

@@ -1,28 +1,45 @@
-"""Cutting the score into the study's five ordered popularity classes (SPEC section 4)."""
+"""Cutting the score into the study's five ordered popularity classes (SPEC section 4).
+
+Beyond the study (issue 13): ``by_age`` cuts five equal classes within each of N equal-count age buckets, and
+every labelling checks how much a single video moves the others' labels (leave-one-out on the largest values).
+"""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from bilipop.data.schema import DEFAULT_THRESHOLDS, LABEL_NAMES, NUM_CLASSES, require_columns
+from bilipop.data.schema import COUNTERS, DEFAULT_THRESHOLDS, LABEL_NAMES, NUM_CLASSES, require_columns
+from bilipop.data.scoring import video_ages
 from bilipop.errors import InputError
 
+log = logging.getLogger(__name__)
+
 SMALL_CLASS_SHARE = 0.05
+#: ``label`` warns when leaving out one video changes the class of more than this share of the other videos.
+INFLUENCE_SHARE = 0.05
 
 
 @dataclass
 class LabelReport:
-    """Class sizes and the cuts that produced them; ``warnings`` lists empty or small (< 5%) classes."""
+    """Class sizes and the cuts that produced them; ``warnings`` lists empty or small (< 5%) classes and a video
+    whose presence alone moves more than ``INFLUENCE_SHARE`` of the labels.
+
+    With ``by_age`` every age bucket has its own cuts, and ``thresholds`` holds NaN.
+    """
 
     thresholds: tuple[float, ...]
     counts: list[int]
     shares: list[float]
     quantiles: bool = False
+    by_age: int | None = None
     warnings: list[str] = field(default_factory=list)
+    #: (bvid or row, share of the other rows' labels it moves), for the most influential video checked.
+    influence: tuple[str, float] | None = None
 
 
 def check_thresholds(thresholds: Sequence[float]) -> tuple[float, ...]:
@@ -39,45 +56,177 @@ def check_thresholds(thresholds: Sequence[float]) -> tuple[float, ...]:
     return thresholds
 
 
+def quantile_labels(values: np.ndarray) -> np.ndarray:
+    """Five classes of sizes that differ by at most one, by rank of ``values`` (ties in row order)."""
+    n = len(values)
+    order = np.argsort(values, kind="stable")
+    labels = np.empty(n, dtype=np.int64)
+    labels[order] = (np.arange(n) * NUM_CLASSES) // max(n, 1)
+    return labels
+
+
+def age_buckets(ages: np.ndarray, buckets: int) -> np.ndarray:
+    """Bucket index 0..buckets-1 of every row: equal-count buckets of age (youngest first, ties in row order)."""
+    order = np.argsort(ages, kind="stable")
+    out = np.empty(len(ages), dtype=np.int64)
+    for b, rows in enumerate(np.array_split(order, buckets)):
+        out[rows] = b
+    return out
+
+
+def _cut(values: np.ndarray, cuts: tuple[float, ...], quantiles: bool, buckets: np.ndarray | None) -> np.ndarray:
+    if not quantiles:
+        return np.searchsorted(np.asarray(cuts), values, side="right").astype(np.int64)
+    if buckets is None:
+        return quantile_labels(values)
+    labels = np.empty(len(values), dtype=np.int64)
+    for b in np.unique(buckets):
+        rows = np.flatnonzero(buckets == b)
+        labels[rows] = quantile_labels(values[rows])
+    return labels
+
+
 def label_videos(
-    df: pd.DataFrame, *, thresholds: Sequence[float] = DEFAULT_THRESHOLDS, quantiles: bool = False
+    df: pd.DataFrame, *, thresholds: Sequence[float] = DEFAULT_THRESHOLDS, quantiles: bool = False,
+    by_age: int | None = None,
 ) -> tuple[pd.DataFrame, LabelReport]:
     """Add ``label`` (0..4) to a copy of ``df`` and report the class sizes.
 
     ``label`` is the number of thresholds ``t`` with ``score >= t``. With ``quantiles`` the rows are ranked by
     score (ties in row order) and cut into five classes whose sizes differ by at most one; the reported
-    thresholds are then the lowest score of classes 1..4.
+    thresholds are then the lowest score of classes 1..4. ``by_age=N`` (with ``quantiles``) does that within each
+    of N equal-count buckets of the video's age (``age_days`` when the table has it, else ``fetched_at -
+    pubdate``), so that every age gets all five classes.
 
     Raises:
-        InputError: no ``score`` column, a missing score, an empty table or invalid thresholds.
+        InputError: no ``score`` column, a missing score, an empty table, invalid thresholds, ``by_age`` without
+            ``quantiles``, fewer than five rows per age bucket, or rows without a usable age.
     """
     require_columns(df.columns, ["score"], what="the input table", hint="run bilipop score first")
     if len(df) == 0:
         raise InputError("the input table has no rows; nothing to label")
     score = pd.to_numeric(df["score"], errors="coerce")
-    if score.isna().any():
-        raise InputError("column score has missing or non-numeric values; run bilipop score again")
+    if score.isna().any() or not np.isfinite(score.to_numpy(dtype=np.float64)).all():
+        raise InputError("column score has missing, infinite or non-numeric values; run bilipop score again")
     values = score.to_numpy(dtype=np.float64)
-    out = df.copy(deep=False)  # only new columns are added, so the caller's frame is never changed
+    buckets = None
+    if by_age is not None:
+        buckets = _check_by_age(df, by_age, quantiles)
+    cuts = () if quantiles else check_thresholds(thresholds)
+    labels = _cut(values, cuts, quantiles, buckets)
     if quantiles:
-        n = len(values)
-        order = np.argsort(values, kind="stable")
-        labels = np.empty(n, dtype=np.int64)
-        labels[order] = (np.arange(n) * NUM_CLASSES) // n
         cuts = tuple(
-            float(values[order][np.searchsorted(labels[order], k)]) if (labels == k).any() else float("nan")
+            float(values[labels == k].min()) if buckets is None and (labels == k).any() else float("nan")
             for k in range(1, NUM_CLASSES)
         )
-    else:
-        cuts = check_thresholds(thresholds)
-        labels = np.searchsorted(np.asarray(cuts), values, side="right").astype(np.int64)
+    out = df.copy(deep=False)  # only new columns are added, so the caller's frame is never changed
     out["label"] = labels
     counts = np.bincount(labels, minlength=NUM_CLASSES).tolist()
     shares = [c / len(labels) for c in counts]
-    report = LabelReport(thresholds=cuts, counts=counts, shares=shares, quantiles=quantiles)
+    report = LabelReport(thresholds=cuts, counts=counts, shares=shares, quantiles=quantiles, by_age=by_age)
     for k, (count, share) in enumerate(zip(counts, shares, strict=True)):
         if count == 0:
             report.warnings.append(f"class {k} ({LABEL_NAMES[k]}) is empty")
         elif share < SMALL_CLASS_SHARE:
             report.warnings.append(f"class {k} ({LABEL_NAMES[k]}) holds only {share:.1%} of the rows")
+    report.influence = influence(df, values, labels, cuts if not quantiles else (), quantiles, buckets)
+    if report.influence is not None and report.influence[1] > INFLUENCE_SHARE:
+        who, share = report.influence
+        report.warnings.append(
+            f"one video decides {share:.1%} of the labels: leaving out {who} changes the class of that share of "
+            f"the other videos (the warning threshold is {INFLUENCE_SHARE:.0%}); bilipop score --norm rank (or "
+            "--norm log) is not moved by a single outlier")
     return out, report
+
+
+def _check_by_age(df: pd.DataFrame, by_age: int, quantiles: bool) -> np.ndarray:
+    if not quantiles:
+        raise InputError("--by-age cuts equal classes within each age bucket: give it together with --quantiles")
+    if isinstance(by_age, bool) or not isinstance(by_age, (int, np.integer)) or by_age < 1:
+        raise InputError(f"--by-age must be a whole number of age buckets of at least 1, got {by_age!r}")
+    if len(df) < by_age * NUM_CLASSES:
+        raise InputError(f"--by-age {by_age} needs at least {by_age * NUM_CLASSES} rows ({NUM_CLASSES} per "
+                         f"bucket), the table has {len(df)}; use fewer buckets")
+    if "age_days" in df.columns:
+        ages = pd.to_numeric(df["age_days"], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+        if not np.isfinite(ages).all():
+            row = int(np.flatnonzero(~np.isfinite(ages))[0])
+            where = f"bvid {df['bvid'].iloc[row]}" if "bvid" in df.columns else f"table row {row + 1}"
+            raise InputError(f"column age_days has no usable age at {where}; run bilipop score again")
+    else:
+        ages = video_ages(df)
+    return age_buckets(ages, int(by_age))
+
+
+def influence(df: pd.DataFrame, score: np.ndarray, labels: np.ndarray, cuts: tuple[float, ...],
+              quantiles: bool, buckets: np.ndarray | None) -> tuple[str, float] | None:
+    """The video whose absence changes the most labels of the others, and the share it changes.
+
+    Leave-one-out on the largest values: the rows holding the largest score and the largest value of each
+    weighted ``s_<counter>`` column are left out in turn, the others re-normalised as ``score`` normalised them
+    (``(s - mean) / (max - min)`` for paper/log, percentile ranks for rank, recognised from the columns), re-scored
+    with the weights recovered from ``score = sum_k w_k s_k`` and re-labelled with the same cuts (or quantiles on
+    the same rows). None when the table lacks the ``s_`` columns or ``score`` is not their weighted sum.
+    Works a column at a time in O(n) per left-out row, so that a million rows cost a few vectors of memory.
+    """
+    names = [f"s_{c}" for c in COUNTERS if f"s_{c}" in df.columns]
+    n = len(score)
+    if n < 4 or not names:
+        return None
+    cols = [pd.to_numeric(df[c], errors="coerce").to_numpy(dtype=np.float64) for c in names]
+    if not all(np.isfinite(c).all() for c in cols):
+        return None
+    gram = np.zeros((len(cols), len(cols)))
+    for i, a in enumerate(cols):
+        for j in range(i, len(cols)):
+            gram[i, j] = gram[j, i] = a @ cols[j]
+    weights = np.linalg.lstsq(gram, np.array([c @ score for c in cols]), rcond=None)[0]
+    fitted = np.zeros(n)
+    for w, c in zip(weights, cols, strict=True):
+        fitted += w * c
+    if np.abs(fitted - score).max() > 1e-7 * (1.0 + np.abs(score).max()):
+        log.debug("score is not a weighted sum of the s_ columns; the leave-one-out check is skipped")
+        return None
+    del fitted
+    kinds = []
+    for name, c in zip(names, cols, strict=True):
+        if np.ptp(c) == 0 or abs(c.mean()) < 1e-9:
+            kinds.append("affine")
+        elif abs(c.mean() - 0.5) < 1e-9 and c.min() >= 0 and c.max() <= 1:  # ties may lift the minimum
+            kinds.append("rank")
+        else:
+            log.debug("column %s is neither mean-centred nor a percentile rank; leave-one-out skipped", name)
+            return None
+    candidates = {int(np.argmax(score))} | {int(np.argmax(c)) for w, c in zip(weights, cols, strict=True) if w > 0}
+    best: tuple[str, float] | None = None
+    for drop in sorted(candidates):
+        new_score = np.zeros(n)
+        for w, c, kind in zip(weights, cols, kinds, strict=True):
+            if w != 0:
+                new_score += w * _without(c, drop, kind)
+        keep = np.ones(n, dtype=bool)
+        keep[drop] = False
+        sub = None if buckets is None else buckets[keep]
+        before = _cut(score[keep], cuts, quantiles, sub) if quantiles else labels[keep]
+        after = _cut(new_score[keep], cuts, quantiles, sub)
+        share = float((before != after).mean())
+        who = f"bvid {df['bvid'].iloc[drop]}" if "bvid" in df.columns else f"table row {drop + 1}"
+        if best is None or share > best[1]:
+            best = (who, share)
+    return best
+
+
+def _without(c: np.ndarray, drop: int, kind: str) -> np.ndarray:
+    """Column ``c`` normalised again over every row but ``drop`` (whose own entry is meaningless)."""
+    n = len(c)
+    if kind == "rank":
+        # (rank - 1) of each row falls by one for rows above the left-out one, by a half for its ties.
+        place = c * (n - 1) - (c > c[drop]) - 0.5 * (c == c[drop])
+        place[drop] = 0.0
+        return place / (n - 2)
+    rest_sum = c.sum() - c[drop]
+    mean = rest_sum / (n - 1)
+    masked = c.copy()
+    masked[drop] = mean  # neither the max nor the min unless every other row equals it
+    span = np.ptp(masked)
+    return np.zeros(n) if span == 0 else (c - mean) / span

@@ -34,6 +34,7 @@ COLUMNS: dict[str, str] = {
     "tid": "int",
     "tid_v2": "int",
     "score": "float",
+    "age_days": "float",
     **{f"s_{k}": "float" for k in COUNTERS},
     "label": "int",
 }

@@ -26,6 +26,7 @@ from torch import nn
 
 from bilipop.errors import ModelError
 from bilipop.files import atomic_write
+from bilipop.models import ordinal
 from bilipop.models.fusion import FusionModel
 from bilipop.models.run import load_tokenizer
 from bilipop.models.text import RNNSpec, build_bert, split_bert, split_rnn
@@ -323,17 +324,20 @@ def build_from_arch(arch: dict) -> FusionModel:
         t = arch["text"]
         text = split_bert(build_bert(t["config"]), out_dim) if t["kind"] == "bert" else split_rnn(
             RNNSpec(**t["spec"]))
-    return FusionModel(vision, text, vit_weight=w, out_dim=out_dim, num_classes=int(arch["num_classes"]))
+    # "outputs" (K-1 for the corn loss) came with issue 13; older runs have K outputs.
+    outputs = int(arch.get("outputs", arch["num_classes"]))
+    return FusionModel(vision, text, vit_weight=w, out_dim=out_dim, num_classes=outputs)
 
 
 def create_model(*, vision: str = "vit", text: str = "bert", vit: str = DEFAULT_VIT, bert: str = DEFAULT_BERT,
                  vit_weight: float = 0.75, titles: Sequence[str] = (), dropout: float = 0.1, seed: int = 0,
-                 vit_heads: int | None = None) -> Built:
+                 vit_heads: int | None = None, loss: str = "ce") -> Built:
     """Build the fusion model with pretrained (or tiny) encoders and the title tokenizer.
 
     ``vit_heads`` is needed for a ``vit`` checkpoint path that is not a known ViT name (see ``_vit_heads``).
 
-    A branch whose weight is 0 is not built; the tokenizer is still made when the title branch exists.
+    A branch whose weight is 0 is not built; the tokenizer is still made when the title branch exists. ``loss``
+    sizes the classifier (``bilipop.models.ordinal.outputs``).
 
     Raises:
         ModelError: unknown names, unreadable or missing weights (see ``resolve_weights``).
@@ -357,8 +361,8 @@ def create_model(*, vision: str = "vit", text: str = "bert", vit: str = DEFAULT_
         out_dim = TINY_OUT_DIM if bert == TINY else PRETRAINED_OUT_DIM
     if text_arch is not None and text_arch["kind"] == "rnn":
         text_arch["spec"]["out_dim"] = out_dim
-    arch = {"vit_weight": vit_weight, "out_dim": out_dim, "num_classes": NUM_CLASSES, "vision": vision_arch,
-            "text": text_arch}
+    arch = {"vit_weight": vit_weight, "out_dim": out_dim, "num_classes": NUM_CLASSES,
+            "outputs": ordinal.outputs(loss, NUM_CLASSES), "vision": vision_arch, "text": text_arch}
     split_v = split_vision(encoder) if encoder is not None else None
     if text_arch is None:
         split_t = None
@@ -366,7 +370,7 @@ def create_model(*, vision: str = "vit", text: str = "bert", vit: str = DEFAULT_
         split_t = split_bert(text_model, out_dim)
     else:
         split_t = split_rnn(RNNSpec(**text_arch["spec"]))
-    model = FusionModel(split_v, split_t, vit_weight=vit_weight, out_dim=out_dim, num_classes=NUM_CLASSES)
+    model = FusionModel(split_v, split_t, vit_weight=vit_weight, out_dim=out_dim, num_classes=arch["outputs"])
     if vision_arch is None:
         size, mean, std = 0, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
     elif vision == "vit":

@@ -65,9 +65,22 @@ class LoadedRun:
             return {"input_ids": ones.clone(), "attention_mask": ones}
         return tokenize(self.tokenizer, titles, int(self.config["max_tokens"]))
 
+    @property
+    def loss(self) -> str:
+        """The loss the run was trained with (``ce`` for runs from before ``--loss``)."""
+        return str(self.config.get("loss") or "ce")
+
+    def probabilities(self, images: torch.Tensor | None, input_ids: torch.Tensor | None,
+                      attention_mask: torch.Tensor | None) -> torch.Tensor:
+        """(B, 5) class probabilities, however the run was trained (``bilipop.models.ordinal``)."""
+        from bilipop.models.ordinal import probabilities
+
+        return probabilities(self.logits(images, input_ids, attention_mask), self.loss)
+
     def logits(self, images: torch.Tensor | None, input_ids: torch.Tensor | None,
                attention_mask: torch.Tensor | None) -> torch.Tensor:
-        """(B, 5) class scores; a branch whose weight is 0 ignores its input (which may be None)."""
+        """The classifier's raw outputs: (B, 5) for ``ce``, (B, 4) for ``corn``; a branch whose weight is 0
+        ignores its input (which may be None)."""
         model = self.model
         to = self.device
         with torch.no_grad():

@@ -155,12 +155,12 @@ def _prediction(probabilities: np.ndarray) -> Prediction:
 
 
 def class_probabilities(run: LoadedRun, images, input_ids, attention_mask) -> np.ndarray:
-    """Softmax of the run's logits, as a (B, 5) float64 numpy array."""
+    """The run's class probabilities, as a (B, 5) float64 numpy array."""
     import torch
 
     with torch.no_grad():
-        logits = run.logits(images, input_ids, attention_mask)  # (B, 5)
-    return logits.float().softmax(-1).double().cpu().numpy()
+        probs = run.probabilities(images, input_ids, attention_mask)  # (B, 5)
+    return probs.double().cpu().numpy()
 
 
 def predict_pairs(run: LoadedRun, covers: Sequence[str | Path], titles: Sequence[str], *,

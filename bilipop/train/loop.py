@@ -1,5 +1,6 @@
-"""The training loop of one run: AdamW, cross-entropy, per-epoch history, the best epoch's weights kept, and a
-checkpoint after every epoch from which ``--resume`` continues exactly (same order, same dropout, same result).
+"""The training loop of one run: AdamW, the run's loss (cross-entropy or CORN), per-epoch history, the best
+epoch's weights kept, and a checkpoint after every epoch from which ``--resume`` continues exactly (same order,
+same dropout, same result).
 
 Exact resume rests on four things: the loader's order depends only on (seed, epoch), the dropout masks depend only
 on (seed, epoch, layer, dataset row) (``bilipop.models.noise``), the pipeline balance is saved in config.json and
@@ -24,6 +25,7 @@ from bilipop.errors import InputError, ModelError
 from bilipop.evaluation.metrics import ordinal_credit
 from bilipop.files import atomic_write
 from bilipop.models.fusion import FusionModel
+from bilipop.models.ordinal import loss_function, predicted
 from bilipop.models.preprocess import to_tensor
 from bilipop.models.run import CHECKPOINT, CONFIG, HISTORY, WEIGHTS, save_weights, write_json
 from bilipop.train import distributed
@@ -58,6 +60,12 @@ class Setup:
     checkpoint: str = "except_last"
     autocast: tuple[str, torch.dtype] | None = None
     world: distributed.World = field(default_factory=distributed.World)
+    loss: str = "ce"  # bilipop.models.ordinal.LOSSES
+    class_weights: list[float] | None = None  # per class, for the training loss only
+
+    def __post_init__(self) -> None:
+        self.train_loss = loss_function(self.loss, self.class_weights)
+        self.valid_loss = loss_function(self.loss)  # the plain loss, comparable across weightings
 
 
 def fit(setup: Setup, *, resume: bool = False, progress: Progress | None = None,
@@ -99,10 +107,10 @@ def fit(setup: Setup, *, resume: bool = False, progress: Progress | None = None,
         skipped = in_a_row = 0
         for step, batch in enumerate(_batches(setup.train_loader), start=1):
             logits, labels = _forward(module, setup, batch)
-            loss = torch.nn.functional.cross_entropy(logits, labels)
+            loss = setup.train_loss(logits, labels)
             stepped = _step(loss, optimizer, scaler, world, epoch)
             if torch.isfinite(loss):
-                _accumulate(sums, loss, logits, labels)
+                _accumulate(sums, loss, predicted(logits, setup.loss), labels)
             if stepped:
                 in_a_row = 0
             else:
@@ -166,7 +174,7 @@ def _step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler: torch.am
 
 
 def evaluate(module: torch.nn.Module, setup: Setup) -> tuple[float, float, list[float]]:
-    """Mean cross-entropy, ordinal accuracy and its 95 % bootstrap interval on the part the run selects on (valid,
+    """Mean (unweighted) loss, ordinal accuracy and its 95 % bootstrap interval on the part the run selects on (valid,
     or test with ``--select-on test``); every process measures all of it."""
     from bilipop.evaluation.bootstrap import mean_interval
 
@@ -176,8 +184,9 @@ def evaluate(module: torch.nn.Module, setup: Setup) -> tuple[float, float, list[
     with torch.no_grad():
         for batch in _batches(setup.valid_loader):
             logits, labels = _forward(module, setup, batch)
-            _accumulate(sums, torch.nn.functional.cross_entropy(logits, labels), logits, labels)
-            credits.append(ordinal_credit((logits.argmax(1) - labels).abs()).cpu())
+            preds = predicted(logits, setup.loss)
+            _accumulate(sums, setup.valid_loss(logits, labels), preds, labels)
+            credits.append(ordinal_credit((preds - labels).abs()).cpu())
             truths.append(labels.cpu())
     loss, acc = _means(sums)
     ci = mean_interval(torch.cat(credits).double().numpy(), torch.cat(truths).numpy()) if credits else [acc, acc]
@@ -229,10 +238,10 @@ def _forward(module: torch.nn.Module, setup: Setup, batch) -> tuple[torch.Tensor
     return logits, batch[3].to(output_device(module, setup.devices[0]))
 
 
-def _accumulate(sums: list[float], loss: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor) -> None:
+def _accumulate(sums: list[float], loss: torch.Tensor, preds: torch.Tensor, labels: torch.Tensor) -> None:
     n = labels.shape[0]
     sums[0] += loss.item() * n
-    sums[1] += ordinal_credit((logits.argmax(1) - labels).abs()).sum().item()
+    sums[1] += ordinal_credit((preds - labels).abs()).sum().item()
     sums[2] += n
 
 

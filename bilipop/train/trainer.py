@@ -53,7 +53,7 @@ def train(data: str | Path = "data", input: str | Path | None = None, out: str |
           precision: str | None = None, cache: bool = False, seed: int = 0, resume: bool = False,
           num_workers: int | None = None, progress: Callable[[int, int | None], None] | None = None,
           on_epoch: Callable[[dict], None] | None = None, dropout: float = 0.1, select_on: str = "valid",
-          vit_heads: int | None = None) -> TrainResult:
+          vit_heads: int | None = None, loss: str = "ce", class_weights: str = "none") -> TrainResult:
     """Train the late-fusion model on a labeled dataset and write a run folder (SPEC section 5).
 
     Args:
@@ -71,6 +71,8 @@ def train(data: str | Path = "data", input: str | Path | None = None, out: str |
         progress: ``progress(done, total)``: covers checked while the table is read, then training steps.
         on_epoch: called with each epoch's history row (``vit_weight`` added).
         dropout: dropout of the encoders (0 makes runs comparable step by step, e.g. in tests).
+        loss: ``ce`` (the study) or ``corn`` (rank-consistent ordinal; ``bilipop.models.ordinal``).
+        class_weights: ``none`` or ``balanced`` (``n / (5 n_k)`` from the train part's labels).
 
     Raises:
         InputError, ModelError, DeviceError: bad options, data, weights or devices; nothing is trained then.
@@ -82,6 +84,9 @@ def train(data: str | Path = "data", input: str | Path | None = None, out: str |
     _check_options(weights, epochs, batch_size, lr, num_workers, checkpoint)
     if select_on not in SELECT_ON:
         raise InputError(f"--select-on must be one of {', '.join(SELECT_ON)}, got {select_on!r}")
+    from bilipop.models.ordinal import check_loss
+
+    check_loss(loss, class_weights)
     if isinstance(balance, str):
         if balance not in BALANCE_METHODS:
             raise InputError(f"--balance takes layer counts such as 3,3, or one of {', '.join(BALANCE_METHODS)}; "
@@ -138,7 +143,8 @@ def train(data: str | Path = "data", input: str | Path | None = None, out: str |
                            batch_size=batch_size, lr=lr, devices=[str(d) for d in devs], chunks=n_chunks,
                            balance=list(balance) if balance else None, balance_method=balance_method,
                            checkpoint=checkpoint, precision=precision or _precision_name(autocast), seed=seed,
-                           cache=cache, select_on=select_on, vit_heads=vit_heads)
+                           cache=cache, select_on=select_on, vit_heads=vit_heads, loss=loss,
+                           class_weights=class_weights)
             history, best = _train_one(run_dir, out, data, table_path, examples, split, options, world, devs,
                                        autocast, local_batch, num_workers, resume, dropout, progress, on_epoch)
             histories.append(history)
@@ -251,7 +257,7 @@ def _train_one(run_dir, out, data, table_path, examples, split, options, world, 
     # The tiny tokenizer learns its vocabulary from the training part only: valid and test titles stay unseen.
     built = create_model(vision=options["vision"], text=options["text"], vit=options["vit"], bert=options["bert"],
                          vit_weight=w, titles=[examples.titles[i] for i in train_idx], dropout=dropout,
-                         seed=options["seed"], vit_heads=options["vit_heads"])
+                         seed=options["seed"], vit_heads=options["vit_heads"], loss=options["loss"])
     if len(devs) > 1:
         from bilipop.train.pipeline import check_balance
 
@@ -273,6 +279,12 @@ def _train_one(run_dir, out, data, table_path, examples, split, options, world, 
         save_tokenizer(built.tokenizer, run_dir / TOKENIZER)
         write_config(run_dir, {**config, "best_epoch": previous.get("best_epoch"),
                                "epochs_done": previous.get("epochs_done", 0)})
+    weights = None
+    if options["class_weights"] == "balanced":
+        from bilipop.models.ordinal import balanced_weights
+
+        weights = balanced_weights([examples.labels[i] for i in train_idx], NUM_CLASSES)
+        log.info("balanced class weights %s", ", ".join(f"{x:.3g}" for x in weights))
     cover_cache = _cover_cache(out, examples, built.image_size, world) if options["cache"] and built.image_size \
         else None
     dataset = CoverTitleDataset(examples, image_size=built.image_size, tokenizer=built.tokenizer,
@@ -295,7 +307,8 @@ def _train_one(run_dir, out, data, table_path, examples, split, options, world, 
                   valid_loader=valid_loader, devices=devs, image_mean=built.image_mean, image_std=built.image_std,
                   lr=options["lr"], epochs=options["epochs"], seed=seed, chunks=options["chunks"],
                   balance=options["balance"], balance_method=options["balance_method"],
-                  checkpoint=options["checkpoint"], autocast=autocast, world=world)
+                  checkpoint=options["checkpoint"], autocast=autocast, world=world, loss=options["loss"],
+                  class_weights=weights)
 
     def row_callback(row: dict) -> None:
         if on_epoch:
@@ -316,15 +329,18 @@ def ragged_last_batch(rows: int, world_size: int, local_batch: int, chunks: int)
     return last if last % chunks else 0
 
 
-_MUST_MATCH = ("vit", "bert", "vision", "text", "vit_weight", "batch_size", "lr", "seed", "select_on")
-_SAVED_DEFAULTS = {"select_on": "valid"}  # keys that runs of an earlier bilipop lack
+_MUST_MATCH = ("vit", "bert", "vision", "text", "vit_weight", "batch_size", "lr", "seed", "select_on", "loss",
+               "class_weights")
+#: What a run folder written before an option existed was trained with.
+_SAVED_DEFAULTS = {"select_on": "valid", "loss": "ce", "class_weights": "none"}
 
 
 def _check_same(saved: dict, options: dict, run_dir: Path) -> None:
     for key in _MUST_MATCH:
-        if saved.get(key, _SAVED_DEFAULTS.get(key)) != options[key]:
+        value = saved.get(key, _SAVED_DEFAULTS.get(key))
+        if value != options[key]:
             flag = "--" + key.replace("_", "-")
-            raise InputError(f"{run_dir} was trained with {flag} {saved.get(key)}, not {options[key]}; resume with "
+            raise InputError(f"{run_dir} was trained with {flag} {value}, not {options[key]}; resume with "
                              "the same settings or train into a new --out")
 
 
