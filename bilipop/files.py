@@ -98,7 +98,7 @@ def remove_stale_temps(path: str | os.PathLike[str]) -> list[Path]:
     return removed
 
 
-def _missing_parents(folder: Path) -> list[Path]:
+def missing_parents(folder: Path) -> list[Path]:
     """The ancestors of ``folder`` (itself included) that do not exist yet, outermost first."""
     missing = []
     while not folder.exists() and folder != folder.parent:
@@ -144,7 +144,7 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], object]) 
         OutputError: the write failed for lack of space or permission (one line naming ``path``).
     """
     path = Path(path)
-    made = _missing_parents(path.parent)
+    made = missing_parents(path.parent)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         remove_stale_temps(path)
@@ -155,9 +155,10 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], object]) 
     tmp = Path(tmp_name)
     try:
         _lock(fd)  # held until the rename: this file is in use, not a leftover
-        os.chmod(fd, 0o666 & ~current_umask())
         write(tmp)
         try:
+            # after write: some writers (safetensors) put a new file of their own at tmp
+            os.chmod(tmp, 0o666 & ~current_umask())
             os.replace(tmp, path)
         except OSError as exc:
             raise _write_error(path, exc, any_oserror=True) from exc
@@ -182,7 +183,7 @@ def atomic_folder(folder: str | os.PathLike[str], write: Callable[[Path], object
         OutputError: as :func:`atomic_write`.
     """
     folder = Path(folder)
-    made = _missing_parents(folder.parent)
+    made = missing_parents(folder.parent)
     try:
         folder.parent.mkdir(parents=True, exist_ok=True)
         remove_stale_temps(folder)

@@ -164,6 +164,18 @@ def check_output_path(path: str | os.PathLike[str]) -> Path:
     return path
 
 
+def csv_options(df: pd.DataFrame) -> dict:
+    """``to_csv`` options that keep every text cell whole. Python's csv writer quotes a field that holds a
+    character of the line terminator, and pandas ends lines with ``\\n`` alone: a title with a bare carriage return
+    went out unquoted and came back as two broken rows. Such a table is written with ``\\r\\n`` line ends (which
+    quotes both); every other table keeps plain ``\\n``."""
+    for col in df.columns:
+        if df[col].dtype == object or pd.api.types.is_string_dtype(df[col]):
+            if df[col].map(lambda v: isinstance(v, str) and "\r" in v).any():
+                return {"lineterminator": "\r\n"}
+    return {}
+
+
 def write_table(df: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
     """Write ``df`` to ``.csv`` or ``.parquet`` by extension, atomically (temp file + rename).
 
@@ -176,7 +188,7 @@ def write_table(df: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
     if path.suffix.lower() == ".parquet":
         write = lambda tmp: df.to_parquet(tmp, index=False)  # noqa: E731
     else:
-        write = lambda tmp: df.to_csv(tmp, index=False, encoding="utf-8")  # noqa: E731
+        write = lambda tmp: df.to_csv(tmp, index=False, encoding="utf-8", **csv_options(df))  # noqa: E731
     try:
         return atomic_write(path, write)
     except OSError as exc:  # anything pandas/pyarrow fails with while writing is a failed write

@@ -347,7 +347,9 @@ def predict_batch(model: LoadedRun | str | os.PathLike[str] | None, input: str |
     if escape_formulas and (stream is not None or Path(output).suffix.lower() == ".csv"):
         result = neutralise_formulas(result)
     if stream is not None:
-        result.to_csv(stream, index=False)
+        from bilipop.data.io import csv_options
+
+        result.to_csv(stream, index=False, **csv_options(result))
         output = Path("-")
     else:
         write_table(result, output)

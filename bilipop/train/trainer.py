@@ -13,7 +13,7 @@ from pathlib import Path
 
 from bilipop.data.schema import LABEL_NAMES, NUM_CLASSES, STAGE_INPUTS
 from bilipop.errors import InputError
-from bilipop.files import atomic_write
+from bilipop.files import atomic_write, missing_parents
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,9 @@ def train(data: str | Path = "data", input: str | Path | None = None, out: str |
     run_dirs = [out / _weight_dir(w) if sweep else out for w in weights]
     for run_dir in run_dirs:
         _check_out(run_dir, resume)
-    made = [d for d in (out, *run_dirs) if not d.exists()]  # removed again if training fails before a checkpoint
+    # Folders this call makes (--out, its missing parents, the sweep's runs): removed again if training fails
+    # before their first checkpoint.
+    made = missing_parents(out.resolve()) + [d.resolve() for d in run_dirs if d != out and not d.exists()]
 
     from bilipop.data.split import make_split
     from bilipop.train.dataset import load_examples
@@ -158,7 +160,7 @@ def _remove_unfinished(made: list[Path]) -> None:
 
     from bilipop.models.run import CHECKPOINT
 
-    for folder in reversed(made):  # run folders before the sweep folder above them
+    for folder in reversed(made):  # run folders before the sweep folder above them, --out before its parents
         if folder.is_dir() and not any(folder.rglob(CHECKPOINT)):
             shutil.rmtree(folder, ignore_errors=True)
             log.info("removed %s: it holds no finished epoch", folder)
