@@ -97,6 +97,8 @@ def main(
     STATE.verbose, STATE.quiet, STATE.debug = verbose, quiet, debug
     level = logging.ERROR if quiet else logging.DEBUG if (verbose or debug) else logging.WARNING
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", force=True)
+    for handler in logging.getLogger().handlers:  # log lines quote paths and titles too
+        handler.setFormatter(_ShownFormatter("%(levelname)s %(name)s: %(message)s"))
     logging.getLogger("bilipop").setLevel(logging.DEBUG if (verbose or debug) else logging.INFO if not quiet
                                           else logging.ERROR)
     if quiet:
@@ -122,6 +124,13 @@ def _quiet_hub() -> None:
 
         hf_logging.disable_progress_bar()
         hf_logging.set_verbosity_error()
+
+
+class _ShownFormatter(logging.Formatter):
+    """Log lines without terminal control sequences (a title or path in a message could carry them)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return views.clean(super().format(record), one_line=False)
 
 
 @contextmanager

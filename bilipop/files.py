@@ -109,14 +109,14 @@ def missing_parents(folder: Path) -> list[Path]:
 
 # The errors of writing a file, as opposed to those of the callback's own reading (a download that fails is an
 # OSError too, and stays one).
-_WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.EISDIR, errno.ENOTDIR,
+WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.EISDIR, errno.ENOTDIR,
                  errno.EFBIG, errno.EIO)
 
 
 def _write_error(path: Path, exc: BaseException, *, any_oserror: bool = False) -> OutputError | None:
     """A one-line OutputError for a failed write (full disk, no permission), or None for any other error."""
     if isinstance(exc, OSError):
-        if not any_oserror and exc.errno not in _WRITE_ERRNOS:
+        if not any_oserror and exc.errno not in WRITE_ERRNOS:
             return None
         code = exc.errno
     elif any(s in str(exc) for s in _WRITE_FAILURES):

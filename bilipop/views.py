@@ -28,10 +28,12 @@ _CONTROL = re.compile(
 )
 
 
-def clean(text: object) -> str:
+def clean(text: object, *, one_line: bool = True) -> str:
     """``text`` without terminal control sequences (a title's ``\\e]0;...\\a`` or ``\\e[2J`` is shown, not run);
-    tabs and line breaks become spaces so that one message stays one line. Data files keep the text as it was."""
-    return _CONTROL.sub("", str(text)).replace("\t", " ").replace("\n", " ")
+    with ``one_line``, tabs and line breaks become spaces so that one message stays one line. Data files keep the
+    text as it was."""
+    text = _CONTROL.sub("", str(text))
+    return text.replace("\t", " ").replace("\n", " ") if one_line else text
 
 
 def safe(text: object) -> str:

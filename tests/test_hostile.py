@@ -460,3 +460,19 @@ def test_a_title_with_a_bare_carriage_return_survives_a_csv_round_trip(tmp_path)
     assert _invoke("score", "-i", tmp_path / "in.csv", "-o", tmp_path / "out.csv").exit_code == 0
     back = pd.read_csv(tmp_path / "out.csv", dtype={"title": str}, keep_default_na=False)
     assert back["title"].tolist() == ["a\rb", "c\nd"] and len(back) == 2
+
+
+def test_control_sequences_in_logged_paths_never_reach_the_terminal(tiny_run, covers, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("BILIPOP_MODEL", raising=False)
+    shutil.copytree(tiny_run["run"], tmp_path / "runs" / "\x1b]0;owned\x07new\x1b[2J")
+    res = _invoke("predict", covers[0], TITLE)  # logs "using the newest run runs/..."
+    assert res.exit_code == 0, res.output
+    assert "using the newest run" in res.stderr and "\x1b" not in res.stderr and "\x07" not in res.stderr
+
+
+def test_an_out_folder_that_cannot_be_made_is_one_line(small_data, tmp_path):
+    (tmp_path / "a_file").write_text("in the way")
+    res = _invoke("-q", "train", "--data", small_data, "--out", tmp_path / "a_file" / "run", *TINY)
+    _refused(res, "cannot write", "a_file")
+    assert (tmp_path / "a_file").read_text() == "in the way"

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bilipop.data.schema import LABEL_NAMES, NUM_CLASSES, STAGE_INPUTS
-from bilipop.errors import InputError
-from bilipop.files import atomic_write, missing_parents
+from bilipop.errors import InputError, OutputError
+from bilipop.files import WRITE_ERRNOS, atomic_write, missing_parents
 
 log = logging.getLogger(__name__)
 
@@ -124,9 +124,12 @@ def train(data: str | Path = "data", input: str | Path | None = None, out: str |
             histories.append(history)
             bests.append(best)
         table1 = _write_sweep(out, weights, run_dirs, histories) if sweep and world.main else None
-    except Exception:
+    except Exception as exc:
         if world.main:
             _remove_unfinished(made)
+        if isinstance(exc, OSError) and exc.errno in WRITE_ERRNOS:  # a folder or cover cache that cannot be made
+            raise OutputError(f"cannot write in {out}: {exc.strerror}; free some space or choose another "
+                              "--out") from exc
         raise
     finally:
         distributed.shutdown(world)
