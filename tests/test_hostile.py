@@ -374,6 +374,7 @@ def test_quiet_silences_the_hub_and_transformers_progress_bars(tiny_run, covers,
             pass
         assert capfd.readouterr().err == ""
     finally:
+        os.environ.pop("HF_HUB_DISABLE_PROGRESS_BARS", None)  # it outranks enable_progress_bars()
         hub.enable_progress_bars()
         hf_logging.enable_progress_bar()
         hf_logging.set_verbosity_warning()
@@ -476,3 +477,14 @@ def test_an_out_folder_that_cannot_be_made_is_one_line(small_data, tmp_path):
     res = _invoke("-q", "train", "--data", small_data, "--out", tmp_path / "a_file" / "run", *TINY)
     _refused(res, "cannot write", "a_file")
     assert (tmp_path / "a_file").read_text() == "in the way"
+
+
+def test_a_tokenizer_staging_folder_left_by_a_killed_train_is_removed(tmp_path):
+    from bilipop.models.registry import train_tiny_tokenizer
+    from bilipop.models.run import save_tokenizer
+
+    (tmp_path / "tokenizer.tmp").mkdir()  # bilipop 0.1 staged the tokenizer here
+    (tmp_path / "tokenizer.tmp" / "vocab.txt").write_text("stale")
+    (tmp_path / ".tokenizer.a1b2c3d4.tmp").mkdir()  # this version stages it here
+    save_tokenizer(train_tiny_tokenizer(["三分钟看懂相对论"]), tmp_path / "tokenizer")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tokenizer"]

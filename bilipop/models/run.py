@@ -216,6 +216,11 @@ def save_tokenizer(tokenizer, folder: Path) -> None:
     if tokenizer is None:
         return
     atomic_folder(folder, lambda tmp: tokenizer.save_pretrained(str(tmp)))
+    old_temp = folder.with_name(folder.name + ".tmp")  # where bilipop 0.1 staged it; a kill left it behind
+    if old_temp.is_dir() and not old_temp.is_symlink():
+        import shutil
+
+        shutil.rmtree(old_temp, ignore_errors=True)
 
 
 def write_config(folder: Path, config: dict) -> Path:
