@@ -2,7 +2,8 @@
 
 Every output is written to a hidden temporary file beside it (``.<name>.<8 random characters>.tmp``) and renamed
 over it. The writer holds an advisory lock on that file while it writes, so that the next write of the same output
-can tell the leftovers of a killed run (no lock) from a write in progress (locked) and remove only the former.
+can tell the leftovers of a killed run (no lock) from a write in progress (locked) and remove only the former
+(leftovers are looked for once per folder per process).
 Outputs get the permissions of any other new file (0666 less the umask), not the 0600 of ``tempfile``.
 """
 
@@ -14,6 +15,7 @@ import os
 import re
 import shutil
 import tempfile
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -68,27 +70,56 @@ def remove_stale_temps(path: str | os.PathLike[str]) -> list[Path]:
     Returns what was removed.
     """
     path = Path(path)
+    try:
+        names = [entry.name for entry in os.scandir(path.parent)]
+    except OSError:
+        return []
+    return _remove_temps(path, names)
+
+
+# Leftovers seen in each folder by the first write there in this process: a folder of 27,000 covers is listed once
+# per crawl, not once per cover. Later leftovers (of a process killed meanwhile) go with the next run.
+_ANY_TEMP = re.compile(rf"\..+\.{_RANDOM}{re.escape(TEMP_SUFFIX)}")
+_seen: dict[str, set[str]] = {}
+_seen_lock = threading.Lock()
+
+
+def _remove_leftovers(path: Path) -> None:
+    folder = os.path.abspath(path.parent)
+    with _seen_lock:
+        names = _seen.get(folder)
+        if names is None:
+            try:
+                names = {e.name for e in os.scandir(folder) if _ANY_TEMP.fullmatch(e.name)}
+            except OSError:
+                names = set()
+            _seen[folder] = names
+        pattern = _temp_pattern(path.name)
+        mine = [n for n in names if pattern.fullmatch(n)]
+        names.difference_update(mine)
+    if mine:
+        _remove_temps(path, mine)
+
+
+def _remove_temps(path: Path, names: list[str]) -> list[Path]:
     pattern = _temp_pattern(path.name)
     removed: list[Path] = []
-    try:
-        entries = list(os.scandir(path.parent))
-    except OSError:
-        return removed
-    for entry in entries:
-        if not pattern.fullmatch(entry.name) or entry.is_symlink():
+    for name in names:
+        entry = path.parent / name
+        if not pattern.fullmatch(name) or entry.is_symlink() or not entry.exists():
             continue
         try:
-            fd = os.open(entry.path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+            fd = os.open(entry, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
         except OSError:
             continue
         try:
             if not _lock(fd):
                 continue
-            if entry.is_dir(follow_symlinks=False):
-                shutil.rmtree(entry.path, ignore_errors=True)
+            if entry.is_dir():
+                shutil.rmtree(entry, ignore_errors=True)
             else:
-                os.unlink(entry.path)
-            removed.append(Path(entry.path))
+                os.unlink(entry)
+            removed.append(entry)
         except OSError:
             continue
         finally:
@@ -147,7 +178,7 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], object]) 
     made = missing_parents(path.parent)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        remove_stale_temps(path)
+        _remove_leftovers(path)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
     except OSError as exc:
         _remove_empty(made)
@@ -186,7 +217,7 @@ def atomic_folder(folder: str | os.PathLike[str], write: Callable[[Path], object
     made = missing_parents(folder.parent)
     try:
         folder.parent.mkdir(parents=True, exist_ok=True)
-        remove_stale_temps(folder)
+        _remove_leftovers(folder)
         tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=TEMP_SUFFIX, dir=folder.parent))
     except OSError as exc:
         _remove_empty(made)

@@ -131,3 +131,17 @@ def test_replacing_a_folder_keeps_the_old_one_when_writing_fails(tmp_path):
         atomic_folder(tmp_path / "tok", fail)
     assert (tmp_path / "tok" / "a").read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["tok"]
+
+
+def test_many_writes_into_one_folder_list_it_once(tmp_path, monkeypatch):
+    # a crawl writes 27,000 covers into one folder: listing it for every cover would cost O(n^2)
+    import bilipop.files as files
+
+    calls = []
+    real = os.scandir
+    monkeypatch.setattr(files.os, "scandir", lambda p: calls.append(p) or real(p))
+    (tmp_path / ".BV0.jpg.abcdefgh.tmp").write_bytes(b"half a cover")
+    for i in range(50):
+        atomic_write(tmp_path / f"BV{i}.jpg", lambda tmp: tmp.write_bytes(b"jpeg"))
+    assert len(calls) == 1
+    assert not (tmp_path / ".BV0.jpg.abcdefgh.tmp").exists()

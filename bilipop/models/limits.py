@@ -159,7 +159,9 @@ def _check(config: dict) -> int:
     _int(arch, "num_classes", "model.num_classes", NUM_CLASSES, NUM_CLASSES)
     if "num_classes" in config:
         _int(config, "num_classes", "num_classes", NUM_CLASSES, NUM_CLASSES)
-    params = out_dim * NUM_CLASSES
+    if "outputs" in arch:  # the classifier's width: 5, or 4 for an ordinal (CORN) head
+        _int(arch, "outputs", "model.outputs", NUM_CLASSES - 1, NUM_CLASSES)
+    params = out_dim * (NUM_CLASSES - 1)
     vision, text = arch.get("vision"), arch.get("text")
     if (vision is not None) != (w > 0) or (text is not None) != (w < 1):
         raise _Bad(f"model.vision/model.text do not fit vit_weight {w} (a branch is built exactly when its weight "
