@@ -488,3 +488,10 @@ def test_a_tokenizer_staging_folder_left_by_a_killed_train_is_removed(tmp_path):
     (tmp_path / ".tokenizer.a1b2c3d4.tmp").mkdir()  # this version stages it here
     save_tokenizer(train_tiny_tokenizer(["三分钟看懂相对论"]), tmp_path / "tokenizer")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tokenizer"]
+
+
+def test_a_tokenizer_file_too_large_for_any_vocabulary_is_refused_unread(run_copy, covers, monkeypatch):
+    from bilipop.models import limits
+
+    monkeypatch.setattr(limits, "MAX_TOKENIZER_BYTES", 1000)  # the real bound is 200 MB; the file here is 4 kB
+    _refused(_invoke("predict", covers[0], TITLE, "--model", run_copy), "tokenizer.json", "bytes")

@@ -29,6 +29,9 @@ MAX_OUT_DIM = 100_000
 MAX_VGG_LAYERS = 64
 MAX_CONFIG_BYTES = 1 << 20
 NUM_CLASSES = 5
+MAX_TOKENIZER_BYTES = 200 << 20
+TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "merges.txt", "tokenizer_config.json",
+                   "special_tokens_map.json", "added_tokens.json")
 #: Files of a model or tokenizer folder whose ``auto_map`` would name Python code for transformers to import.
 CODE_MAP_FILES = ("config.json", "tokenizer_config.json", "processor_config.json", "preprocessor_config.json")
 
@@ -242,6 +245,24 @@ def refuse_code(folder: Path, what: str) -> None:
         if isinstance(data, dict) and "auto_map" in data:
             raise ModelError(f"{file} has an auto_map that names Python code to run; bilipop never runs code from "
                              f"a model folder: remove the auto_map or use another {what}")
+
+
+def check_tokenizer_files(folder: Path, what: str) -> None:
+    """Refuse tokenizer files too large for any real vocabulary (bert-base-chinese's tokenizer.json is 270 kB, the
+    largest multilingual ones about 20 MB), before a tampered one is read into memory whole.
+
+    Raises:
+        ModelError: one line naming the file.
+    """
+    for file in Path(folder).iterdir():
+        if file.name in TOKENIZER_FILES or file.suffix == ".model":
+            try:
+                size = file.stat().st_size
+            except OSError:
+                continue
+            if size > MAX_TOKENIZER_BYTES:
+                raise ModelError(f"{file} is {size:,} bytes, more than any tokenizer needs "
+                                 f"({MAX_TOKENIZER_BYTES:,}); {what} is damaged or was changed")
 
 
 def parse_json(text: str) -> Any:

@@ -13,7 +13,13 @@ import torch
 from bilipop import __version__
 from bilipop.errors import ModelError
 from bilipop.files import atomic_folder, atomic_write
-from bilipop.models.limits import MAX_CONFIG_BYTES, check_run_config, parse_json, refuse_code
+from bilipop.models.limits import (
+    MAX_CONFIG_BYTES,
+    check_run_config,
+    check_tokenizer_files,
+    parse_json,
+    refuse_code,
+)
 from bilipop.models.preprocess import check_titles, decode_cover, to_tensor, tokenize
 
 log = logging.getLogger(__name__)
@@ -140,6 +146,8 @@ def load_tokenizer(folder: Path, max_tokens: int, *,
     from transformers import AutoTokenizer
 
     refuse_code(folder, "tokenizer folder")
+    if Path(folder).is_dir():
+        check_tokenizer_files(folder, "the tokenizer folder")
     try:
         # trust_remote_code=False: never import a folder's own Python, and never ask on stdout whether to
         return AutoTokenizer.from_pretrained(str(folder), model_max_length=max_tokens, trust_remote_code=False)
