@@ -144,14 +144,23 @@ WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.ERO
                  errno.EFBIG, errno.EIO)
 
 
-def _write_error(path: Path, exc: BaseException, *, any_oserror: bool = False) -> OutputError | None:
+def _disk_full(folder: Path) -> bool:
+    """Less than 1 MiB free where ``folder`` lives (asked before the failed temporary file is removed)."""
+    try:
+        return shutil.disk_usage(folder).free < 1 << 20
+    except OSError:
+        return False
+
+
+def _write_error(path: Path, exc: BaseException, *, any_oserror: bool = False,
+                 full: bool = False) -> OutputError | None:
     """A one-line OutputError for a failed write (full disk, no permission), or None for any other error."""
     if isinstance(exc, OSError):
         if not any_oserror and exc.errno not in WRITE_ERRNOS:
             return None
         code = exc.errno
     elif any(s in str(exc) for s in _WRITE_FAILURES):
-        code = errno.ENOSPC if "No space" in str(exc) or "os error 28" in str(exc) else None
+        code = errno.ENOSPC if "No space" in str(exc) or "os error 28" in str(exc) or full else None
     else:
         return None
     if code in (errno.ENOSPC, errno.EDQUOT):
@@ -194,9 +203,11 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], object]) 
         except OSError as exc:
             raise _write_error(path, exc, any_oserror=True) from exc
     except BaseException as exc:
+        full = _disk_full(path.parent)  # torch.save says only "unexpected pos": the free space tells
         tmp.unlink(missing_ok=True)
         _remove_empty(made)
-        error = _write_error(path, exc) if isinstance(exc, Exception) and not isinstance(exc, OutputError) else None
+        error = _write_error(path, exc, full=full) if isinstance(exc, Exception) and not isinstance(
+            exc, OutputError) else None
         if error is not None:
             raise error from exc
         raise

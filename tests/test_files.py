@@ -145,3 +145,18 @@ def test_many_writes_into_one_folder_list_it_once(tmp_path, monkeypatch):
         atomic_write(tmp_path / f"BV{i}.jpg", lambda tmp: tmp.write_bytes(b"jpeg"))
     assert len(calls) == 1
     assert not (tmp_path / ".BV0.jpg.abcdefgh.tmp").exists()
+
+
+def test_torch_saves_wordless_failure_on_a_full_disk_says_the_disk_is_full(tmp_path, monkeypatch):
+    import shutil
+    from collections import namedtuple
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(100, 100, 0))
+
+    def torch_save(tmp):
+        tmp.write_bytes(b"PK half a zip")
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 576 vs 534")
+
+    with pytest.raises(OutputError, match="checkpoint.pt: the disk is full"):
+        atomic_write(tmp_path / "checkpoint.pt", torch_save)
