@@ -379,8 +379,11 @@ def test_quiet_silences_the_hub_and_transformers_progress_bars(tiny_run, covers,
         assert capfd.readouterr().err == ""
     finally:
         os.environ.pop("HF_HUB_DISABLE_PROGRESS_BARS", None)  # it outranks enable_progress_bars()
-        hub.enable_progress_bars()
-        hf_logging.enable_progress_bar()
+        from huggingface_hub import constants
+
+        if not constants.HF_HUB_DISABLE_PROGRESS_BARS:  # read at import: an earlier -q test may have set it
+            hub.enable_progress_bars()
+            hf_logging.enable_progress_bar()  # (enables the hub's too)
         hf_logging.set_verbosity_warning()
 
 
