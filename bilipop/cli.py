@@ -97,8 +97,40 @@ def main(
     STATE.verbose, STATE.quiet, STATE.debug = verbose, quiet, debug
     level = logging.ERROR if quiet else logging.DEBUG if (verbose or debug) else logging.WARNING
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", force=True)
+    for handler in logging.getLogger().handlers:  # log lines quote paths and titles too
+        handler.setFormatter(_ShownFormatter("%(levelname)s %(name)s: %(message)s"))
     logging.getLogger("bilipop").setLevel(logging.DEBUG if (verbose or debug) else logging.INFO if not quiet
                                           else logging.ERROR)
+    if quiet:
+        _quiet_hub()
+
+
+def _quiet_hub() -> None:
+    """-q for transformers and huggingface_hub too: their progress bars and advice go to stderr on their own."""
+    import os
+    import sys
+
+    # Read when they are first imported (never before this: --help does not import them) ...
+    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+    os.environ["TRANSFORMERS_VERBOSITY"] = "error"
+    os.environ["TRANSFORMERS_NO_ADVISORY_WARNINGS"] = "1"
+    # ... or switched off now where they already are (bilipop used as a library, tests).
+    if "huggingface_hub" in sys.modules:
+        from huggingface_hub.utils import disable_progress_bars
+
+        disable_progress_bars()
+    if "transformers" in sys.modules:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        hf_logging.set_verbosity_error()
+
+
+class _ShownFormatter(logging.Formatter):
+    """Log lines without terminal control sequences (a title or path in a message could carry them)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return views.clean(super().format(record), one_line=False)
 
 
 @contextmanager
@@ -109,7 +141,7 @@ def user_errors() -> Iterator[None]:
     except BilipopError as exc:
         if STATE.debug:
             raise
-        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        err.print(f"[bold red]error:[/] {views.safe(exc)}", highlight=False)
         raise typer.Exit(1) from None
     except KeyboardInterrupt:
         if STATE.debug:
@@ -119,14 +151,14 @@ def user_errors() -> Iterator[None]:
 
 
 def note(message: str) -> None:
-    """A message for the user on stderr, silenced by -q."""
+    """A message for the user on stderr, silenced by -q (shown as given: no markup, no control sequences)."""
     if not STATE.quiet:
-        err.print(message, highlight=False)
+        err.print(views.safe(message), highlight=False)
 
 
-def warn(message: str) -> None:
-    """A warning on stderr (shown even with -q)."""
-    err.print(f"[yellow]warning:[/] {message}", highlight=False)
+def warn(message: str, *, markup: bool = False) -> None:
+    """A warning on stderr (shown even with -q); ``markup`` only for our own text, never a user's."""
+    err.print(f"[yellow]warning:[/] {message if markup else views.safe(message)}", highlight=False)
 
 
 @contextmanager
@@ -317,7 +349,7 @@ def crawl_cmd(
 
     if ignore_robots:
         warn("[bold]--ignore-robots: robots.txt will NOT be obeyed.[/] Crawl only what you have the right to "
-             "crawl, keep --rate low, and stop if asked to.")
+             "crawl, keep --rate low, and stop if asked to.", markup=True)
     with user_errors(), _crawl_display() as show:
         summary = crawl(data=data, section=section, max_videos=max_videos, tids=tids, rate=rate,
                         api_base=api_base, ignore_robots=ignore_robots, check_honors=check_honors,
@@ -483,8 +515,14 @@ def predict_cmd(
     batch: Annotated[
         Path | None, typer.Option("--batch", help="Predict every row of a CSV with columns cover,title.")
     ] = None,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Where --batch writes (.csv/.parquet).")]
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Where --batch writes (.csv/.parquet; - for "
+                                                                        "CSV on stdout).")]
     = None,
+    escape_formulas: Annotated[
+        bool, typer.Option("--escape-formulas/--no-escape-formulas",
+                           help="In --batch CSV, put ' before text starting with = + - @ (or a tab or CR) so that "
+                                "spreadsheets show it rather than run it as a formula.")
+    ] = True,
     json_output: JsonFlag = False,
     explain: Annotated[
         bool, typer.Option("--explain", help="Save a cover heatmap beside the cover and list the key title tokens.")
@@ -507,6 +545,9 @@ def predict_cmd(
         raise typer.BadParameter("give both COVER and TITLE")
     if batch is not None and output is None:
         raise typer.BadParameter("--batch needs -o/--output OUT.csv")
+    to_stdout = output is not None and str(output) == "-"
+    if to_stdout and json_output:
+        raise typer.BadParameter("-o - writes the CSV to stdout, where --json would go too: use one of them")
     with user_errors():
         if single:
             result = core.predict_one(model, cover, title, explain=explain, device=device).to_json()
@@ -514,7 +555,10 @@ def predict_cmd(
             ranked = [c.to_json() for c in core.rank_candidates(model, covers or [], titles or [], device=device)]
         else:
             with progress_bar("predicting") as progress:
-                report = core.predict_batch(model, batch, output, progress=progress, device=device)
+                import sys
+
+                report = core.predict_batch(model, batch, sys.stdout if to_stdout else output, progress=progress,
+                                            device=device, escape_formulas=escape_formulas)
     if single and json_output:
         _print_json(result)
     elif single:
@@ -528,8 +572,12 @@ def predict_cmd(
         _print_json({"input": str(report.input), "output": str(report.output), "rows": report.rows,
                      "class_counts": report.class_counts})
     else:
-        out.print(f"predicted {report.rows:,} videos: {report.input} → {report.output}; class counts "
-                  f"{report.class_counts}", highlight=False)
+        summary = (f"predicted {report.rows:,} videos: {report.input} → {'stdout' if to_stdout else report.output}; "
+                   f"class counts {report.class_counts}")
+        if to_stdout:
+            note(summary)  # stdout holds the CSV
+        else:
+            out.print(views.safe(summary), highlight=False)
 
 
 
@@ -582,7 +630,8 @@ def demo_cmd(
     with user_errors():
         cover = make_demo_cover(dir / "cover.jpg", seed=seed)
     predict_cmd(cover=cover, title=DEMO_TITLE, model=run, covers=None, titles=None, batch=None, output=None,
-                json_output=False, explain=False, device="cpu")
+                escape_formulas=True, json_output=False, explain=False, device="cpu")
+    data, run, cover = views.safe(data), views.safe(run), views.safe(cover)
     out.print(f"\n[bold]Done.[/] The dataset is in {data}, the model in {run}. Go on by hand, e.g.\n"
               f"  bilipop evaluate {run} --json\n"
               f"  bilipop predict {cover} \"{DEMO_TITLE}\" --model {run} --explain", highlight=False)

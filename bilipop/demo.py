@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 from bilipop.data.schema import STORE_FILE
-from bilipop.errors import InputError
+from bilipop.errors import InputError, OutputError
 from bilipop.files import atomic_write
 
 DEMO_TITLE = "三分钟看懂黑洞：为什么连光都逃不出来？"
@@ -57,8 +57,9 @@ def claim_world(data: Path, videos: int, seed: int) -> None:
         raise InputError(f"{data} already holds a crawl store that the demo did not make; give another --dir")
     try:
         atomic_write(marker, lambda tmp: tmp.write_text(json.dumps(wanted) + "\n", encoding="utf-8"))
-    except OSError as exc:
-        raise InputError(f"cannot write in {data}: {exc.strerror or exc}; give another --dir") from exc
+    except OutputError as exc:
+        why = getattr(exc.__cause__, "strerror", None) or "the write failed"
+        raise InputError(f"cannot write in {data}: {why}; give another --dir") from exc
 
 
 def clear_run(run: Path) -> None:

@@ -21,3 +21,7 @@ class ModelError(BilipopError):
 
 class DeviceError(BilipopError):
     """The requested devices do not exist or do not fit the batch."""
+
+
+class OutputError(InputError):
+    """An output cannot be written: a full disk, no permission, a file or folder in the way."""

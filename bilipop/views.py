@@ -6,6 +6,7 @@ so that ``cli.py`` keeps to parsing options and making one core call per command
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,31 @@ from rich.markup import escape
 from rich.table import Table
 
 from bilipop.data.schema import COUNTERS, LABEL_NAMES
+
+# Terminal control sequences in text from strangers (titles, file names): CSI (colours, clear screen, cursor),
+# OSC (window title, hyperlinks, clipboard), DCS/SOS/PM/APC strings, other escapes, 8-bit C1 codes, the other C0
+# controls and the bidirectional overrides that reorder what is shown.
+_CONTROL = re.compile(
+    r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]?"
+    r"|(?:\x1b[\]PX^_]|[\x90\x98\x9d\x9e\x9f])(?:[^\x07\x1b\x9c]*)(?:\x07|\x1b\\|\x9c)?"
+    r"|\x1b[ -/]*[0-~]?"
+    r"|[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]"
+)
+
+
+def clean(text: object, *, one_line: bool = True) -> str:
+    """``text`` without terminal control sequences (a title's ``\\e]0;...\\a`` or ``\\e[2J`` is shown, not run);
+    with ``one_line``, tabs and line breaks become spaces so that one message stays one line. Data files keep the
+    text as it was."""
+    text = _CONTROL.sub("", str(text))
+    return text.replace("\t", " ").replace("\n", " ") if one_line else text
+
+
+def safe(text: object) -> str:
+    """User text for a rich renderable: control sequences removed and markup escaped (``[bold]x`` is shown as
+    typed, ``[/]x.csv`` is no markup error)."""
+    return escape(clean(text))
+
 
 EPOCH_COLUMNS = ("vit_weight", "epoch", "train_loss", "train_ordinal_accuracy", "valid_loss",
                  "valid_ordinal_accuracy", "seconds")
@@ -28,7 +54,7 @@ def fmt(value: object, digits: int = 4) -> str:
 # Data stages ----------------------------------------------------------------------------------------------------
 def filter_table(report: Any, src: Path, dst: Path) -> Table:
     """Rows in, rows removed by each rule, rows remaining."""
-    table = Table(title=f"filter: {src} → {dst}", title_justify="left")
+    table = Table(title=f"filter: {safe(src)} → {safe(dst)}", title_justify="left")
     table.add_column("rule")
     table.add_column("rows", justify="right")
     table.add_row("input", f"{report.input_rows:,}")
@@ -40,7 +66,7 @@ def filter_table(report: Any, src: Path, dst: Path) -> Table:
 
 def score_table(scored: Any, weights: Sequence[float], src: Path, dst: Path) -> Table:
     """Each counter's weight and range, then the score's."""
-    table = Table(title=f"score: {len(scored):,} videos, {src} → {dst}", title_justify="left")
+    table = Table(title=f"score: {len(scored):,} videos, {safe(src)} → {safe(dst)}", title_justify="left")
     for col in ("", "weight", "min", "mean", "max"):
         table.add_column(col, justify="right" if col else "left")
     for col, w in zip(COUNTERS, weights, strict=True):
@@ -56,7 +82,7 @@ def label_table(labeled: Any, report: Any, src: Path, dst: Path) -> Table:
     how = "quantiles" if report.quantiles else "thresholds"
     if getattr(report, "by_age", None):
         how = f"quantiles within {report.by_age} age buckets"
-    table = Table(title=f"label ({how}): {len(labeled):,} videos, {src} → {dst}", title_justify="left")
+    table = Table(title=f"label ({how}): {len(labeled):,} videos, {safe(src)} → {safe(dst)}", title_justify="left")
     for col in ("class", "name", "score from", "videos", "share"):
         table.add_column(col, justify="left" if col == "name" else "right")
     lows = ["-inf", *("per bucket" if t != t else f"{t:g}" for t in report.thresholds)]
@@ -72,16 +98,16 @@ def crawl_status(p: Any) -> str:
     status = f"crawl {p.phase} · {p.request_rate:.1f} req/s · blocks {p.blocks} · ETA {eta}"
     counts = (f"videos {p.videos:,}/{p.videos_target or '?'} · uploaders {p.uploaders_done:,}/"
               f"{p.uploaders_total:,} · covers {p.covers_done:,}/{p.covers_total:,}")
-    return f"{status}{' · ' + p.note if p.note else ''}\n  {counts}"
+    return f"{status}{' · ' + safe(p.note) if p.note else ''}\n  {counts}"
 
 
 def crawl_table(summary: Any, section: str, data: Path) -> Table:
     """The crawl's final summary."""
-    table = Table(title=f"crawl: {section} → {data}", title_justify="left", show_header=False)
+    table = Table(title=f"crawl: {safe(section)} → {safe(data)}", title_justify="left", show_header=False)
     table.add_column("what")
     table.add_column("count", justify="right")
     for name, value in summary.rows():
-        table.add_row(name, value)
+        table.add_row(safe(name), safe(value))
     if summary.warnings:
         table.add_row("[yellow]warnings (logged above)[/]", f"{len(summary.warnings):,}")
     return table
@@ -133,7 +159,7 @@ def evaluation_views(result: dict, title: str) -> list[RenderableType]:
     the per-class table and the confusion matrix; every table fits 80 columns without cutting a number."""
     floors = result["baselines"]
     study = floors["study"]
-    summary = Table(title=title, title_justify="left")
+    summary = Table(title=safe(title), title_justify="left")
     summary.add_column("metric", no_wrap=True)
     summary.add_column("model", justify="right", no_wrap=True)
     summary.add_column("95 % interval", justify="right")
@@ -178,7 +204,7 @@ def evaluation_views(result: dict, title: str) -> list[RenderableType]:
 def sweep_views(result: dict, title: str) -> list[RenderableType]:
     """One row per weight of a sweep with its interval and its paired difference from the best run, then the
     study's Table 1 layout (train / valid per epoch, the valid figure with its interval)."""
-    sweep = Table(title=title, title_justify="left")
+    sweep = Table(title=safe(title), title_justify="left")
     for col in ("run", "ord. acc.", "95 % interval", "− best", "95 % interval", "differs"):
         sweep.add_column(col, justify="left" if col in ("run", "differs") else "right",
                          no_wrap=col != "run", overflow="fold")
@@ -190,7 +216,7 @@ def sweep_views(result: dict, title: str) -> list[RenderableType]:
             against = (f"{vs['difference']:+.4f}", span(vs["ci"], 3, signed=True), "yes" if vs["differs"] else "no")
         else:
             against = ("–", "", "")
-        sweep.add_row(escape(row["run"]), f"[bold]{fmt(row['ordinal_accuracy'])}[/]",
+        sweep.add_row(safe(row["run"]), f"[bold]{fmt(row['ordinal_accuracy'])}[/]",
                       span(row.get("ci"), 3), *against)
     constants = sorted({fmt(row["best_constant"]) for row in result["sweep"]})
     note = ("[dim]− best: paired difference from the best run on the same videos; differs: whether its 95 % "
@@ -228,7 +254,7 @@ def prediction_lines(result: dict) -> list[str]:
     explanation = result.get("explanation")
     if explanation:
         if explanation["heatmap"]:
-            lines.append(f"cover heatmap: {escape(str(explanation['heatmap']))}")
+            lines.append(f"cover heatmap: {safe(explanation['heatmap'])}")
         if explanation["tokens"]:
             lines.append("title tokens that mattered most (drop in the predicted class's probability):")
             lines.extend(f"  {escape(repr(token['token']))}: {token['drop']:+.4f}" for token in explanation["tokens"])
@@ -254,11 +280,11 @@ def ranking_table(ranked: list[dict]) -> RenderableType:
         # titles and paths are the user's text: escaped, so that "[red]" in a title is printed, not applied
         probs = " ".join(f"{100 * p:2.0f}" for p in c["probabilities"])
         beats = "–" if c.get("p_beats_next") is None else f"{c['p_beats_next']:.0%}"
-        table.add_row(str(c["rank"]), f"[dim]{escape(name)}[/]\n{escape(c['title'])}",
+        table.add_row(str(c["rank"]), f"[dim]{safe(name)}[/]\n{safe(c['title'])}",
                       f"{c['label']} {c['label_name']}", f"{c['expected_class']:.2f}", probs, beats)
     notes = ["[dim]class: nearest the expected class (exp.); beats next: probability that its class is above the "
              "next one's, ties counting half, from the two predicted distributions[/]"]
     paths = dict(zip(names, (c["cover"] for c in ranked), strict=True))
     if len(paths) < len({c["cover"] for c in ranked}):  # two folders hold covers of the same name
-        notes.append("covers: " + "; ".join(f"#{c['rank']} {escape(c['cover'])}" for c in ranked))
+        notes.append("covers: " + "; ".join(f"#{c['rank']} {safe(c['cover'])}" for c in ranked))
     return Group(table, *notes)

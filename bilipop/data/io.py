@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from bilipop.data.schema import COLUMNS, STRING_COLUMNS
-from bilipop.errors import InputError
+from bilipop.errors import InputError, OutputError
 from bilipop.files import atomic_write
 
 READ_SUFFIXES = (".csv", ".parquet", ".db", ".sqlite")
@@ -61,13 +61,21 @@ def _read_csv(path: Path) -> pd.DataFrame:
 
 
 def normalise_dtypes(df: pd.DataFrame) -> pd.DataFrame:
-    """Give the known columns their schema kind. Integers stay int64 unless a value is missing (then float64)."""
+    """Give the known columns their schema kind. Integers stay int64 unless a value is missing (then float64).
+
+    Raises:
+        InputError: an integer column (a counter, followers, ids, times) holds a value beyond the 64-bit range;
+            it would wrap to a negative number otherwise. The message names the bvid and the value.
+    """
     for col in df.columns:
         kind = COLUMNS.get(col)
+        given = df[col]
         if kind in ("int", "float") and not pd.api.types.is_numeric_dtype(df[col]) or (
             kind in ("int", "float") and pd.api.types.is_bool_dtype(df[col])
         ):
             df[col] = pd.to_numeric(df[col], errors="coerce")
+        if kind == "int":
+            _check_int64(df, col, given)
         if kind == "int" and pd.api.types.is_float_dtype(df[col]):
             df[col] = int_if_whole(df[col])
         elif kind == "bool" and not pd.api.types.is_bool_dtype(df[col]):
@@ -77,11 +85,36 @@ def normalise_dtypes(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
+#: The largest value an integer column holds (int64); a counter beyond it is refused, not wrapped.
+INT64_MAX = np.iinfo(np.int64).max
+
+
+def _check_int64(df: pd.DataFrame, col: str, given: pd.Series) -> None:
+    values = df[col]
+    if pd.api.types.is_unsigned_integer_dtype(values):
+        beyond = (values > INT64_MAX).to_numpy()
+    elif pd.api.types.is_float_dtype(values) or values.dtype == object:
+        # 2**63 is the first float beyond int64 (INT64_MAX itself rounds up to it as a float)
+        as_float = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+        with np.errstate(invalid="ignore"):
+            beyond = np.isfinite(as_float) & (np.abs(as_float) >= 2.0 ** 63)
+    else:
+        return
+    if beyond.any():
+        row = int(np.flatnonzero(beyond)[0])
+        where = f"bvid {df['bvid'].iloc[row]}" if "bvid" in df.columns else f"row {row + 1}"
+        value = given.iloc[row]
+        shown = f"{value:g}" if isinstance(value, float) else str(value)
+        raise InputError(f"column {col} holds {shown} at {where}, beyond the 64-bit integer range (at most "
+                         f"{INT64_MAX:,}); no real count is that large: fix or remove the row")
+
+
 def int_if_whole(values: pd.Series) -> pd.Series:
-    """``values`` as int64 when every one is a finite whole number; otherwise unchanged (a missing, infinite or
-    fractional value stays visible for the stage that checks it)."""
-    finite = np.isfinite(values.to_numpy(dtype=np.float64, na_value=np.nan))
-    if finite.all() and (values == values.round()).all():
+    """``values`` as int64 when every one is a finite whole number within int64's range; otherwise unchanged (a
+    missing, infinite, fractional or too large value stays visible for the stage that checks it)."""
+    as_float = values.to_numpy(dtype=np.float64, na_value=np.nan)
+    finite = np.isfinite(as_float)
+    if finite.all() and (np.abs(as_float) < 2.0 ** 63).all() and (values == values.round()).all():
         return values.astype("int64")
     return values
 
@@ -131,19 +164,32 @@ def check_output_path(path: str | os.PathLike[str]) -> Path:
     return path
 
 
+def csv_options(df: pd.DataFrame) -> dict:
+    """``to_csv`` options that keep every text cell whole. Python's csv writer quotes a field that holds a
+    character of the line terminator, and pandas ends lines with ``\\n`` alone: a title with a bare carriage return
+    went out unquoted and came back as two broken rows. Such a table is written with ``\\r\\n`` line ends (which
+    quotes both); every other table keeps plain ``\\n``."""
+    for col in df.columns:
+        if df[col].dtype == object or pd.api.types.is_string_dtype(df[col]):
+            if df[col].map(lambda v: isinstance(v, str) and "\r" in v).any():
+                return {"lineterminator": "\r\n"}
+    return {}
+
+
 def write_table(df: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
     """Write ``df`` to ``.csv`` or ``.parquet`` by extension, atomically (temp file + rename).
 
     Raises:
-        InputError: the extension is not writable, or the file cannot be written (a folder in the way, no
-            permission, a full disk); nothing is left behind.
+        InputError: the extension is not writable.
+        OutputError: the file cannot be written (a folder in the way, no permission, a full disk); nothing is
+            left behind and an older file of that name is kept.
     """
     path = check_output_path(path)
     if path.suffix.lower() == ".parquet":
         write = lambda tmp: df.to_parquet(tmp, index=False)  # noqa: E731
     else:
-        write = lambda tmp: df.to_csv(tmp, index=False, encoding="utf-8")  # noqa: E731
+        write = lambda tmp: df.to_csv(tmp, index=False, encoding="utf-8", **csv_options(df))  # noqa: E731
     try:
         return atomic_write(path, write)
-    except OSError as exc:
-        raise InputError(f"cannot write {path}: {exc.strerror or exc}; choose another -o/--output") from exc
+    except OSError as exc:  # anything pandas/pyarrow fails with while writing is a failed write
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}; choose another -o/--output") from exc

@@ -42,9 +42,11 @@ def decode_cover(path: str | Path, size: int, *, what: str = "") -> np.ndarray:
     label = f"{what} " if what else ""
     if path == Path(""):  # an empty cover_path (resolve_cover)
         raise InputError(f"no cover file is given{' ' + what if what else ''}; fill in cover_path")
+    # ``what`` names a dataset's video: only its covers come from a crawl. A cover of the user's own (predict)
+    # gets advice about that file instead.
     if not path.is_file():
-        raise InputError(f"cover {label}{path} does not exist; download the covers again (bilipop crawl) or fix "
-                         "cover_path")
+        raise InputError(f"cover {label}{path} does not exist; " + (
+            "download the covers again (bilipop crawl) or fix cover_path" if what else "check the path"))
     try:
         with Image.open(path) as image:
             image.draft("RGB", (size, size))
@@ -54,8 +56,8 @@ def decode_cover(path: str | Path, size: int, *, what: str = "") -> np.ndarray:
     except Image.DecompressionBombError as exc:  # not an OSError: it escaped as a traceback
         raise InputError(f"cover {label}{path} is too large to decode safely ({exc}); use a smaller image") from exc
     except (OSError, ValueError, SyntaxError) as exc:
-        raise InputError(f"cover {label}{path} is truncated or damaged ({exc}); download it again or remove "
-                         "the row") from exc
+        raise InputError(f"cover {label}{path} is truncated or damaged ({exc}); " + (
+            "download it again or remove the row" if what else "save the image again or use another file")) from exc
     return np.array(rgb, dtype=np.uint8)
 
 

@@ -28,6 +28,7 @@ from bilipop.errors import ModelError
 from bilipop.files import atomic_write
 from bilipop.models import ordinal
 from bilipop.models.fusion import FusionModel
+from bilipop.models.limits import refuse_code
 from bilipop.models.run import load_tokenizer
 from bilipop.models.text import RNNSpec, build_bert, split_bert, split_rnn
 from bilipop.models.vision import (
@@ -111,6 +112,12 @@ def resolve_weights(kind: str, name: str) -> Path:
     path = Path(name).expanduser()
     if path.exists():
         return path
+    if looks_like_path(name):
+        flag = "--bert" if kind == "bert" else "--vit"
+        what = "folder" if kind == "bert" else "file"
+        raise ModelError(f"{flag} {name}: the {what} {path} does not exist; check the path, or give "
+                         + ("a Hugging Face model name such as bert-base-chinese, or tiny" if kind == "bert"
+                            else "a known name such as B_16_imagenet1k, or tiny"))
     if kind == "bert":
         return _resolve_hf(name)
     if kind == "vit":
@@ -138,6 +145,13 @@ def resolve_weights(kind: str, name: str) -> Path:
     why = "downloads are off (HF_HUB_OFFLINE/BILIPOP_OFFLINE)" if offline() else "it could not be downloaded"
     raise ModelError(f"weights {file} not found and {why}: put the file at {target} (from {url}), "
                      f"or pass its path with --vit PATH")
+
+
+def looks_like_path(name: str) -> bool:
+    """True for a name that can only mean a local path: ``./x``, ``../x``, ``/x``, ``~/x``, ``x/y/z``, ``x/``,
+    a backslash, or a file extension of weights (a model name is at most ``owner/name``)."""
+    return (name.startswith((".", "/", "~")) or "\\" in name or name.endswith("/") or name.count("/") > 1
+            or name.lower().endswith((".pth", ".pt", ".bin", ".safetensors")))
 
 
 def _download(url: str, target: Path) -> None:
@@ -291,6 +305,10 @@ def _build_text(text: str, bert: str, titles: Sequence[str], dropout: float):
         folder = None
     else:
         folder = resolve_weights("bert", bert)
+        if not folder.is_dir():
+            raise ModelError(f"--bert {bert} is a file; give a folder written by save_pretrained (config.json, "
+                             "weights and tokenizer files), a Hugging Face model name, or tiny")
+        refuse_code(folder, "--bert folder")
         tokenizer = load_tokenizer(folder, MAX_TOKENS)
     if text == "rnn":
         if bert == TINY:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,7 +12,14 @@ import torch
 
 from bilipop import __version__
 from bilipop.errors import ModelError
-from bilipop.files import atomic_write
+from bilipop.files import atomic_folder, atomic_write
+from bilipop.models.limits import (
+    MAX_CONFIG_BYTES,
+    check_run_config,
+    check_tokenizer_files,
+    parse_json,
+    refuse_code,
+)
 from bilipop.models.preprocess import check_titles, decode_cover, to_tensor, tokenize
 
 log = logging.getLogger(__name__)
@@ -109,6 +115,7 @@ def load_run(run_dir: str | Path, device: str = "cpu") -> LoadedRun:
     weights = path / WEIGHTS
     if not weights.is_file():
         raise ModelError(f"{weights} is missing: the run did not finish an epoch; train again or pass another run")
+    check_run_config(config, path / CONFIG, weights)  # before anything is built from it
     try:
         dev = torch.device(device)
     except RuntimeError as exc:
@@ -151,8 +158,12 @@ def load_tokenizer(folder: Path, max_tokens: int, *,
     """
     from transformers import AutoTokenizer
 
+    refuse_code(folder, "tokenizer folder")
+    if Path(folder).is_dir():
+        check_tokenizer_files(folder, "the tokenizer folder")
     try:
-        return AutoTokenizer.from_pretrained(str(folder), model_max_length=max_tokens)
+        # trust_remote_code=False: never import a folder's own Python, and never ask on stdout whether to
+        return AutoTokenizer.from_pretrained(str(folder), model_max_length=max_tokens, trust_remote_code=False)
     except Exception as exc:  # transformers raises many types for missing or damaged files
         raise ModelError(f"cannot load a tokenizer from {folder}: {str(exc).strip().splitlines()[0]}; "
                          f"{hint}") from exc
@@ -172,9 +183,16 @@ def read_config(path: Path) -> dict:
     if not file.is_file():
         raise ModelError(f"{file} is missing: {path} is not a bilipop run folder (bilipop train --out writes one)")
     try:
-        config = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ModelError(f"cannot read {file}: {exc}") from exc
+        if file.stat().st_size > MAX_CONFIG_BYTES:
+            raise ModelError(f"{file} is larger than {MAX_CONFIG_BYTES:,} bytes: not a config.json of bilipop "
+                             "train; the run folder is damaged, train it again")
+        config = parse_json(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as exc:
+        why = str(exc).splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"cannot read {file}: {why}; the run folder is damaged, train it again") from exc
+    if not isinstance(config, dict):
+        raise ModelError(f"{file} holds a JSON {type(config).__name__}, not the object bilipop train writes; the "
+                         "run folder is damaged, train it again")
     version = config.get("format_version")
     if version != FORMAT_VERSION:
         raise ModelError(f"{path} was written by run format version {version} (bilipop "
@@ -211,16 +229,19 @@ def save_weights(model: torch.nn.Module, path: Path) -> Path:
 
 
 def save_tokenizer(tokenizer, folder: Path) -> None:
-    """Write the tokenizer files into ``folder`` (replaced whole, via a temporary folder); None writes nothing."""
+    """Write the tokenizer files into ``folder`` (replaced whole, via a temporary folder); None writes nothing.
+
+    Raises:
+        OutputError: no space or no permission; ``folder`` is left as it was.
+    """
     if tokenizer is None:
         return
-    tmp = folder.with_name(folder.name + ".tmp")
-    tokenizer.save_pretrained(str(tmp))
-    if folder.exists():
+    atomic_folder(folder, lambda tmp: tokenizer.save_pretrained(str(tmp)))
+    old_temp = folder.with_name(folder.name + ".tmp")  # where bilipop 0.1 staged it; a kill left it behind
+    if old_temp.is_dir() and not old_temp.is_symlink():
         import shutil
 
-        shutil.rmtree(folder)
-    os.replace(tmp, folder)
+        shutil.rmtree(old_temp, ignore_errors=True)
 
 
 def write_config(folder: Path, config: dict) -> Path:

@@ -9,17 +9,19 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from bilipop.data.schema import LABEL_NAMES
 from bilipop.errors import InputError, ModelError
 
 if TYPE_CHECKING:
     import numpy as np
+    import pandas as pd
 
     from bilipop.models.run import LoadedRun
 
@@ -29,6 +31,9 @@ MODEL_ENV = "BILIPOP_MODEL"
 RUNS_DIR = "runs"
 BATCH_SIZE = 32
 Progress = Callable[[int, int | None], None]
+# What makes Excel, LibreOffice and Google Sheets read a cell as a formula (OWASP's CSV injection list).
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 
 
 @dataclass
@@ -311,26 +316,52 @@ def _read_batch(path: Path):
     return read_table(path)
 
 
+def neutralise_formulas(table: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``table`` whose text cells a spreadsheet would take for a formula (starting with ``=``, ``+``,
+    ``-``, ``@``, a tab or a carriage return) start with ``'`` instead, so that opening a CSV of strangers' titles
+    runs nothing. A cell that is a plain number (``-3``, ``+1.5e3``) is left alone: it is read as a number anyway.
+    """
+    import pandas as pd
+
+    out = table.copy()
+    for col in out.columns:
+        if out[col].dtype == object or pd.api.types.is_string_dtype(out[col]):
+            out[col] = out[col].map(_neutralise_cell)
+    return out
+
+
+def _neutralise_cell(value: object) -> object:
+    if isinstance(value, str) and value[:1] in _FORMULA_STARTS and not _PLAIN_NUMBER.fullmatch(value):
+        return "'" + value
+    return value
+
+
 def predict_batch(model: LoadedRun | str | os.PathLike[str] | None, input: str | os.PathLike[str],
-                  output: str | os.PathLike[str], progress: Progress | None = None,
-                  batch_size: int = BATCH_SIZE, device: str = "cpu") -> BatchReport:
+                  output: str | os.PathLike[str] | TextIO, progress: Progress | None = None,
+                  batch_size: int = BATCH_SIZE, device: str = "cpu", escape_formulas: bool = True) -> BatchReport:
     """Predict every row of a table with columns ``cover`` and ``title`` and write it with the predictions.
 
-    Relative cover paths are resolved against the input file's folder. The output (``.csv`` or ``.parquet``)
-    keeps the input columns and adds ``label``, ``label_name``, ``expected_class`` and ``p0``..``p4``; it is
-    written only when every row succeeded.
+    Relative cover paths are resolved against the input file's folder. The output (``.csv`` or ``.parquet``, or
+    CSV into an open text stream such as stdout) keeps the input columns and adds ``label``, ``label_name``,
+    ``expected_class`` and ``p0``..``p4``; it is written only when every row succeeded. In CSV, text cells that a
+    spreadsheet would run as a formula get a leading ``'`` (see :func:`neutralise_formulas`) unless
+    ``escape_formulas`` is False; Parquet keeps every cell as it was.
 
     Raises:
         InputError: unreadable input, missing columns, a bad row (named), or an output of an unknown kind.
+        OutputError: the output cannot be written (no space, no permission); an older file is kept.
     """
     import numpy as np
 
     from bilipop.data.io import check_output_path, write_table
     from bilipop.data.schema import require_columns
 
-    input, output = Path(input), check_output_path(output)
-    if input.resolve() == output.resolve():
-        raise InputError(f"the output {output} would overwrite the input; choose another -o")
+    stream = output if hasattr(output, "write") else None
+    input = Path(input)
+    if stream is None:
+        output = check_output_path(output)  # type: ignore[arg-type]
+        if input.resolve() == output.resolve():
+            raise InputError(f"the output {output} would overwrite the input; choose another -o")
     table = _read_batch(input)
     require_columns(table.columns, ["cover", "title"], what=f"the batch file {input}",
                     hint="it needs one row per video with its cover path and title")
@@ -353,6 +384,14 @@ def predict_batch(model: LoadedRun | str | os.PathLike[str] | None, input: str |
     result["expected_class"] = probs @ np.arange(probs.shape[1])
     for k in range(probs.shape[1]):
         result[f"p{k}"] = probs[:, k]
-    write_table(result, output)
+    if escape_formulas and (stream is not None or Path(output).suffix.lower() == ".csv"):
+        result = neutralise_formulas(result)
+    if stream is not None:
+        from bilipop.data.io import csv_options
+
+        result.to_csv(stream, index=False, **csv_options(result))
+        output = Path("-")
+    else:
+        write_table(result, output)
     counts = [int((labels == k).sum()) for k in range(probs.shape[1])]
-    return BatchReport(input=input, output=output, rows=len(result), class_counts=counts)
+    return BatchReport(input=input, output=Path(output), rows=len(result), class_counts=counts)

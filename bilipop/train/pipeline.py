@@ -53,6 +53,10 @@ def parse_devices(gpus: int | None, devices: Sequence[str] | str | None, *, loca
                 raise DeviceError(f"--devices: {name!r} is not a device; use cpu or cuda:N") from None
             if dev.type == "cuda":
                 dev = torch.device("cuda", dev.index or 0)
+                if not available:
+                    raise DeviceError(f"--devices: {name.strip()} asks for a GPU, but no GPU is visible here (no "
+                                      "CUDA device, or CUDA_VISIBLE_DEVICES hides them); use cpu, e.g. "
+                                      "--devices cpu,cpu")
                 if dev.index >= available:
                     raise DeviceError(f"--devices: {dev} does not exist ({available} GPU(s) visible); use "
                                       f"cuda:0..cuda:{max(available - 1, 0)} or cpu")

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bilipop.data.schema import LABEL_NAMES, NUM_CLASSES, STAGE_INPUTS
-from bilipop.errors import InputError
-from bilipop.files import atomic_write
+from bilipop.errors import InputError, OutputError
+from bilipop.files import WRITE_ERRNOS, atomic_write, missing_parents
 
 log = logging.getLogger(__name__)
 
@@ -116,17 +116,19 @@ def train(data: str | Path = "data", input: str | Path | None = None, out: str |
                          "cost) "
                          "or sweep those weights separately")
     autocast = autocast_for(precision, devs)
-    tiny = "tiny" in (vit, bert)
     notes: list[str] = []
     if lr is None:
-        lr = TINY_LR if tiny else DEFAULT_LR
-        if tiny:
-            notes.append(f"tiny models train from scratch: using --lr {TINY_LR:g} (pass --lr to override)")
-            log.info(notes[-1])
+        lr, note = default_lr(vit, bert, weights)
+        if note:
+            notes.append(note)
+            log.info(note)
     sweep = len(weights) > 1
     run_dirs = [out / _weight_dir(w) if sweep else out for w in weights]
     for run_dir in run_dirs:
         _check_out(run_dir, resume)
+    # Folders this call makes (--out, its missing parents, the sweep's runs): removed again if training fails
+    # before their first checkpoint.
+    made = missing_parents(out.resolve()) + [d.resolve() for d in run_dirs if d != out and not d.exists()]
 
     from bilipop.data.split import make_split
     from bilipop.train.dataset import load_examples
@@ -150,10 +152,49 @@ def train(data: str | Path = "data", input: str | Path | None = None, out: str |
             histories.append(history)
             bests.append(best)
         table1 = _write_sweep(out, weights, run_dirs, histories) if sweep and world.main else None
+    except Exception as exc:
+        if world.main:
+            _remove_unfinished(made)
+        if isinstance(exc, OSError) and exc.errno in WRITE_ERRNOS:  # a folder or cover cache that cannot be made
+            raise OutputError(f"cannot write in {out}: {exc.strerror}; free some space or choose another "
+                              "--out") from exc
+        raise
     finally:
         distributed.shutdown(world)
     return TrainResult(out, run_dirs, weights, histories, bests, lr, [str(d) for d in devs], table1, notes,
                        is_main=world.main)
+
+
+def default_lr(vit: str, bert: str, weights: Sequence[float]) -> tuple[float, str | None]:
+    """The learning rate when --lr is not given, and the note that says why (None for the study's plain 5e-5).
+
+    1e-3 only when every encoder that trains is ``tiny`` (from scratch); as soon as one is pretrained the study's
+    5e-5, since 1e-3 would wreck its pretrained weights (the tiny one then learns more slowly; --lr overrides).
+    """
+    used = ([("--vit", vit)] if any(w > 0 for w in weights) else []) + (
+        [("--bert", bert)] if any(w < 1 for w in weights) else [])
+    tiny = [flag for flag, name in used if name == "tiny"]
+    if tiny and len(tiny) == len(used):
+        return TINY_LR, f"tiny models train from scratch: using --lr {TINY_LR:g} (pass --lr to override)"
+    if tiny:
+        pretrained = next(flag for flag, name in used if name != "tiny")
+        return DEFAULT_LR, (f"{tiny[0]} tiny trains from scratch but {pretrained} is pretrained: using the study's "
+                            f"--lr {DEFAULT_LR:g} for both (1e-3 would wreck the pretrained weights; pass --lr to "
+                            "override)")
+    return DEFAULT_LR, None
+
+
+def _remove_unfinished(made: list[Path]) -> None:
+    """After a failure (a full disk, a bad cover), remove the folders this call made that hold no checkpoint:
+    they could not be resumed and would only block the next ``--out``; a folder with one stays for --resume."""
+    import shutil
+
+    from bilipop.models.run import CHECKPOINT
+
+    for folder in reversed(made):  # run folders before the sweep folder above them, --out before its parents
+        if folder.is_dir() and not any(folder.rglob(CHECKPOINT)):
+            shutil.rmtree(folder, ignore_errors=True)
+            log.info("removed %s: it holds no finished epoch", folder)
 
 
 def _check_options(weights, epochs, batch_size, lr, num_workers, checkpoint) -> None:
@@ -265,6 +306,8 @@ def _train_one(run_dir, out, data, table_path, examples, split, options, world, 
     if resuming and built.tokenizer is not None and (run_dir / TOKENIZER).is_dir():
         built.tokenizer = load_tokenizer(run_dir / TOKENIZER, MAX_TOKENS,
                                          hint="the run folder is damaged: train again into a new --out")
+    if resuming:
+        _check_checkpoint(run_dir, built.model)  # a resume that fails must fail before it rewrites the folder
     config = {
         "data": str(data), "input": str(table_path), **options,
         "image_size": built.image_size, "image_mean": list(built.image_mean), "image_std": list(built.image_std),
@@ -333,6 +376,30 @@ _MUST_MATCH = ("vit", "bert", "vision", "text", "vit_weight", "batch_size", "lr"
                "class_weights")
 #: What a run folder written before an option existed was trained with.
 _SAVED_DEFAULTS = {"select_on": "valid", "loss": "ce", "class_weights": "none"}
+
+
+def _check_checkpoint(run_dir: Path, model) -> None:
+    """Raise ModelError unless RUN/checkpoint.pt (when there is one) can be read and fits ``model``."""
+    import torch
+
+    from bilipop.errors import ModelError
+    from bilipop.models.run import CHECKPOINT
+
+    path = run_dir / CHECKPOINT
+    if not path.is_file():
+        return
+    try:  # mmap: only the shapes are looked at here, the tensors are read when the loop loads them
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as exc:
+        raise ModelError(f"cannot read {path} ({str(exc).strip().splitlines()[0] if str(exc).strip() else 'empty'})"
+                         "; the checkpoint is damaged: train again without --resume into a new --out") from None
+    saved = state.get("model") if isinstance(state, dict) else None
+    ours = model.state_dict()
+    if not isinstance(saved, dict) or not all(k in state for k in ("optimizer", "history", "best_epoch")) or {
+            k: tuple(v.shape) for k, v in saved.items() if hasattr(v, "shape")} != {
+            k: tuple(v.shape) for k, v in ours.items()}:
+        raise ModelError(f"{path} does not belong to this run's model (damaged, or from other settings); train "
+                         "again without --resume into a new --out")
 
 
 def _check_same(saved: dict, options: dict, run_dir: Path) -> None:
