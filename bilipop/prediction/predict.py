@@ -258,6 +258,11 @@ def rank_candidates(model: LoadedRun | str | os.PathLike[str] | None, covers: Se
     return sorted(candidates, key=lambda c: -c.prediction.expected_class)
 
 
+def ranking_json(candidates: Sequence[Candidate]) -> dict[str, Any]:
+    """The documented JSON object of the ranking form of ``predict --json`` (``bilipop serve``'s /api/rank too)."""
+    return {"candidates": [c.to_json() for c in candidates]}
+
+
 def _read_batch(path: Path):
     import pandas as pd
 
