@@ -136,7 +136,7 @@ def _rank(run: SharedRun, upload: Upload) -> dict[str, Any]:
     try:
         paths = upload.save()
         result = ranking_json(rank_candidates(run, paths, upload.titles))
-        for candidate in result["candidates"]:
+        for candidate in result["candidates"] if isinstance(result, dict) else result:
             candidate["cover"] = upload.client_name(candidate["cover"])
         return result
     except InputError as exc:

@@ -76,7 +76,7 @@ class Upload:
     def client_name(self, path: str | Path) -> str:
         """The client's name for one of the saved covers (``path`` itself when it is not one of them)."""
         for saved, cover in zip(self.paths, self.covers, strict=False):
-            if str(saved) == str(path):
+            if str(path) in (str(saved), saved.name):  # the whole path, or only the file name
                 return cover.name
         return str(path)
 

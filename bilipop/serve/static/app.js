@@ -111,6 +111,8 @@ function el(tag, props = {}, children = []) {
 }
 
 const pct = (p) => `${(100 * p).toFixed(1)}%`;
+// A token's drop in the predicted class's probability, in percentage points: tiny models move it by hundredths.
+const points = (d) => `−${(100 * d).toPrecision(2)} pt`;
 const fixed = (x, digits = 3) => (typeof x === "number" ? x.toFixed(digits) : "–");
 const labelName = (label, fallback) => (Number.isInteger(label) && T.labels[label]) || fallback || String(label);
 
@@ -234,7 +236,8 @@ async function compare() {
   try {
     const result = await postForm("/api/rank", form);
     if (generation !== state.generation) return;
-    state.candidates = result.candidates.map((c) => ({ ...c, source: covers.find((x) => x.name === c.cover) }));
+    const ranked = Array.isArray(result) ? result : result.candidates;
+    state.candidates = ranked.map((c) => ({ ...c, source: covers.find((x) => x.name === c.cover) }));
     state.explanations = new Map();
     renderResults();
     setStatus("", "done");
@@ -273,7 +276,7 @@ function titleNode(title, explanation) {
   for (const token of marks) {
     if (token.position < at) continue;
     node.append(document.createTextNode(title.slice(at, token.position)));
-    const mark = el("mark", { text: token.token, title: `−${pct(token.drop)}` });
+    const mark = el("mark", { text: token.token, title: points(token.drop) });
     mark.style.backgroundColor = `rgba(230, 20, 20, ${(0.15 + 0.6 * token.drop / peak).toFixed(2)})`;
     node.append(mark);
     at = token.position + token.token.length;
@@ -305,7 +308,7 @@ function card(candidate, index) {
   }
   facts.push(probabilityBars(candidate.probabilities, candidate.label));
   if (explanation) {
-    const words = (explanation.tokens || []).filter((t) => t.drop > 0).map((t) => `${t.token} −${pct(t.drop)}`);
+    const words = (explanation.tokens || []).filter((t) => t.drop > 0).map((t) => `${t.token} ${points(t.drop)}`);
     facts.push(el("div", { className: "tokens", text: `${T.mattered} ${words.length ? words.join(", ") : T.none}` }));
   }
   return el("li", { className: "card", dataset: { rank: String(rank), cover: candidate.cover, title: candidate.title } }, [
