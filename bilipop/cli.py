@@ -579,5 +579,8 @@ def serve_cmd(
     if not is_loopback(host):
         warn(f"--host {host}: anyone who can reach this machine can use the page and the API; there is no login")
     with user_errors():
-        serve(model, host=host, port=port, device=device,
-              ready=lambda url: note(f"serving the model on {url} (Ctrl+C to stop)"))
+        try:
+            serve(model, host=host, port=port, device=device,
+                  ready=lambda url: note(f"serving the model on {url} (Ctrl+C to stop)"))
+        except KeyboardInterrupt:  # Ctrl+C is how a server is stopped: not an error
+            note("stopped")
