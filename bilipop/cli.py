@@ -573,7 +573,7 @@ def serve_cmd(
     port: Annotated[int, typer.Option(help="Port to listen on (0: any free port).")] = 8765,
     device: DeviceOpt = "cpu",
 ) -> None:
-    """Serve a web page that compares covers and titles, and a JSON API (needs: pip install "bilipop[web]")."""
+    """Serve a web page that compares covers and titles, and a JSON API (needs: pip install "bilipop\\[web]")."""
     from bilipop.serve.server import is_loopback, serve
 
     if not is_loopback(host):

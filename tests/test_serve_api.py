@@ -312,6 +312,15 @@ def test_serve_end_to_end_in_its_own_process(tiny_run):
         proc.wait(30)
 
 
+def test_without_the_web_extra_serve_says_what_to_install(tmp_path):
+    code = ("import sys; sys.modules['uvicorn'] = None; from typer.testing import CliRunner; "
+            "from bilipop.cli import app; r = CliRunner().invoke(app, ['serve', '--model', sys.argv[1]]); "
+            "print(r.exit_code); print(r.output)")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=True)
+    code_line, message = out.stdout.split("\n", 1)
+    assert code_line == "1" and "web extra" in message and "pip install" in message and "Traceback" not in message
+
+
 def test_help_imports_no_web_library_and_no_torch():
     code = ("import sys; from typer.testing import CliRunner; from bilipop.cli import app; "
             "CliRunner().invoke(app, ['--help']); CliRunner().invoke(app, ['serve', '--help']); "

@@ -50,8 +50,10 @@ _TRUE = ("1", "true", "yes", "on")
 class SharedRun(LoadedRun):
     """A LoadedRun that several request threads may use at once.
 
-    The forward pass only reads the weights (eval mode, no autograd) and is safe from many threads; a Hugging
-    Face fast tokenizer is not (it changes its padding settings on each call), so tokenizing takes a lock.
+    The forward pass only reads the weights (eval mode, no autograd) and is safe from many threads. A Hugging
+    Face fast tokenizer rewrites its padding and truncation settings during a call whenever they differ from the
+    previous call's, and another thread inside it then fails ("Already borrowed"); bilipop's calls all use the same
+    settings today, but the lock keeps that from mattering.
     """
 
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
@@ -98,9 +100,12 @@ def _error(message: str, status: int) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
-async def _form(request: Request) -> FormData:
-    # One more file and field than allowed, so that "5 covers" gets bilipop's message rather than the parser's.
-    return await request.form(max_files=MAX_CANDIDATES + 1, max_fields=MAX_CANDIDATES + 2)
+def _form(request: Request):
+    """The request's form, to use as ``async with``: uploads spooled to disk are closed (deleted) at its end.
+
+    One more file and field than allowed, so that "5 covers" gets bilipop's message rather than the parser's.
+    """
+    return request.form(max_files=MAX_CANDIDATES + 1, max_fields=MAX_CANDIDATES + 2)
 
 
 async def _upload(form: FormData, *, single: bool) -> Upload:
@@ -156,13 +161,14 @@ def create_app(run: LoadedRun) -> Starlette:
         return JSONResponse(await run_in_threadpool(model_info, shared.path, shared.config))
 
     async def api_predict(request: Request) -> Response:
-        form = await _form(request)
-        explain = str(form.get("explain", "")).lower() in _TRUE
-        upload = await _upload(form, single=True)
+        async with _form(request) as form:
+            explain = str(form.get("explain", "")).lower() in _TRUE
+            upload = await _upload(form, single=True)
         return JSONResponse(await run_in_threadpool(_predict, shared, upload, explain))
 
     async def api_rank(request: Request) -> Response:
-        upload = await _upload(await _form(request), single=False)
+        async with _form(request) as form:
+            upload = await _upload(form, single=False)
         return JSONResponse(await run_in_threadpool(_rank, shared, upload))
 
     async def upload_error(request: Request, exc: Exception) -> Response:

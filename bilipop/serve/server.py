@@ -125,8 +125,8 @@ def serve(model: str | os.PathLike[str] | LoadedRun | None = None, host: str = D
     """
     require_web()
     run = model if hasattr(model, "logits") else load_served_run(model, device)  # type: ignore[arg-type]
-    sock = bind(host, port)
     server = _uvicorn_server(run)  # type: ignore[arg-type]
+    sock = bind(host, port)
     if ready is not None:
         ready(url_of(sock))
     try:
@@ -143,8 +143,8 @@ def serving(run: LoadedRun, host: str = DEFAULT_HOST, port: int = 0, timeout: fl
         BilipopError: the server did not start within ``timeout`` seconds.
     """
     require_web()
-    sock = bind(host, port)
     server = _uvicorn_server(run)
+    sock = bind(host, port)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="bilipop-serve", daemon=True)
     thread.start()
     deadline = time.monotonic() + timeout
