@@ -87,12 +87,14 @@ def latencies(run: Path, cover: Path, requests: int, threads: int) -> dict[str, 
     image = loaded.preprocess_cover(cover)[None]  # (1, 3, H, W)
     data = cover.read_bytes()
     answers = {}
+    server_ms: list[float] = []
     with api_server(run, threads) as url, httpx.Client(base_url=url, timeout=60) as client:
         def api() -> None:
             response = client.post("/api/predict", files={"cover": (cover.name, data, "image/jpeg")},
                                    data={"title": TITLE})
             response.raise_for_status()
             answers["api"] = response.json()
+            server_ms.append(float(response.headers["server-timing"].split("dur=")[1]) / 1000)
 
         def forward() -> None:
             with torch.no_grad():
@@ -111,6 +113,7 @@ def latencies(run: Path, cover: Path, requests: int, threads: int) -> dict[str, 
                     times[name].append(time.perf_counter() - start)
     if answers["api"] != answers["core"]:
         raise SystemExit(f"the API answered {answers['api']}, the core {answers['core']}")
+    times["server"] = server_ms[-requests:]
     return times
 
 
@@ -135,18 +138,22 @@ def main() -> None:
                              "(1: a tiny model gains nothing from more, and a shared 2-core machine stays fair)")
     args = parser.parse_args()
     size = tuple(int(x) for x in args.cover_size.lower().split("x"))
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         run = make_run(Path(tmp))
         cover = make_cover(Path(tmp) / "cover.jpg", size)  # type: ignore[arg-type]
         times = latencies(run, cover, args.requests, args.threads)
         cold = cold_predict(run, cover, args.cold, args.threads)
-    api, forward, core = times["api"], times["forward"], times["core"]
+    api, forward, core, server = times["api"], times["forward"], times["core"], times["server"]
     (api50, api95), (fw50, fw95), (core50, core95) = percentiles(api), percentiles(forward), percentiles(core)
+    srv50, srv95 = percentiles(server)
     cold50 = statistics.median(cold)
     ms = 1000
     print(f"Result (tiny run, CPU, {args.threads} torch thread(s), one {size[0]}x{size[1]} JPEG cover + one title, "
           f"{args.requests} requests)")
     print(f"  POST /api/predict:            p50 {api50 * ms:7.2f} ms  p95 {api95 * ms:7.2f} ms")
+    print(f"    of which in the server:     p50 {srv50 * ms:7.2f} ms  p95 {srv95 * ms:7.2f} ms  "
+          "(Server-Timing: request received to answer ready)")
     print(f"  bare forward, same input:     p50 {fw50 * ms:7.2f} ms  p95 {fw95 * ms:7.2f} ms  "
           f"-> API p50 {api50 / fw50:.2f}x (target <= 1.5x)")
     print(f"  in-process predict_one:       p50 {core50 * ms:7.2f} ms  p95 {core95 * ms:7.2f} ms  "
@@ -154,6 +161,8 @@ def main() -> None:
     print(f"  cold bilipop predict:         median of {args.cold} {cold50:7.2f} s  "
           f"-> {cold50 / api50:,.0f}x the API's p50")
     print("  the API's answer equals predict_one's: yes")
+    print(f"  1-minute load average: {load_before:.1f} before, {os.getloadavg()[0]:.1f} after "
+          f"({os.cpu_count()} logical cores; above that, every hand-off between processes waits for a CPU)")
     print("Environment")
     print(environment())
     print("To Reproduce")

@@ -71,6 +71,7 @@ def test_predict_answers_exactly_what_predict_json_prints(client, tiny_run, cove
     assert response.status_code == 200, response.text
     expected = _cli_json("predict", str(covers[0]), TITLES[0], "--model", str(tiny_run["run"]), "--json")
     assert response.json() == expected
+    assert response.headers["server-timing"].startswith("app;dur=")  # what bench_serve.py reads
 
 
 def test_rank_answers_exactly_what_the_ranking_form_prints(client, tiny_run, covers):

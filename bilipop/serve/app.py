@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import logging
 import threading
+import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -94,6 +95,28 @@ class LimitBody:
             return msg
 
         await self.app(scope, limited, send)
+
+
+class ServerTiming:
+    """Add ``Server-Timing: app;dur=<ms>`` (request received to answer ready) to every answer, so that a client
+    can tell the server's own time from the network's (benchmarks/bench_serve.py reports both)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+
+        async def timed(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                took = f"app;dur={(time.perf_counter() - start) * 1000:.2f}".encode("ascii")
+                message = {**message, "headers": [*message.get("headers", []), (b"server-timing", took)]}
+            await send(message)
+
+        await self.app(scope, receive, timed)
 
 
 def _error(message: str, status: int) -> JSONResponse:
@@ -190,4 +213,5 @@ def create_app(run: LoadedRun) -> Starlette:
         Mount("/static", app=StaticFiles(directory=STATIC), name="static"),
     ]
     handlers = {InputError: upload_error, HTTPException: http_error, Exception: internal_error}
-    return Starlette(routes=routes, exception_handlers=handlers, middleware=[Middleware(LimitBody)])
+    middleware = [Middleware(ServerTiming), Middleware(LimitBody)]
+    return Starlette(routes=routes, exception_handlers=handlers, middleware=middleware)
