@@ -322,6 +322,15 @@ def test_without_the_web_extra_serve_says_what_to_install(tmp_path):
     assert code_line == "1" and "web extra" in message and "pip install" in message and "Traceback" not in message
 
 
+@pytest.mark.parametrize("host,loopback", [("127.0.0.1", True), ("127.0.0.2", True), ("::1", True),
+                                           ("localhost", True), ("0.0.0.0", False), ("192.168.1.20", False),
+                                           ("::", False), ("example.org", False)])
+def test_which_hosts_are_only_this_machine(host, loopback):
+    from bilipop.serve.server import is_loopback
+
+    assert is_loopback(host) is loopback
+
+
 def test_help_imports_no_web_library_and_no_torch():
     code = ("import sys; from typer.testing import CliRunner; from bilipop.cli import app; "
             "CliRunner().invoke(app, ['--help']); CliRunner().invoke(app, ['serve', '--help']); "

@@ -225,3 +225,39 @@ def test_beat_probabilities_and_intervals_are_shown_when_the_json_has_them(brows
             assert "close call" in driver.find_element(By.ID, "winner").text
     finally:
         driver.quit()
+
+
+DROP_FILES = """
+const [count, done] = [arguments[0], arguments[arguments.length - 1]];
+const canvas = document.createElement("canvas");
+canvas.width = 64; canvas.height = 40;
+const ctx = canvas.getContext("2d");
+const transfer = new DataTransfer();
+(async () => {
+  for (let i = 0; i < count; i += 1) {
+    ctx.fillStyle = `hsl(${i * 60}, 80%, 50%)`;
+    ctx.fillRect(0, 0, 64, 40);
+    const blob = await new Promise((resolve) => canvas.toBlob(resolve, "image/png"));
+    transfer.items.add(new File([blob], `dropped-${i}.png`, { type: "image/png" }));
+  }
+  document.querySelector("#drop").dispatchEvent(new DragEvent("drop", { dataTransfer: transfer, bubbles: true,
+                                                                         cancelable: true }));
+  done();
+})();
+"""
+
+
+def test_dropped_covers_are_taken_up_to_four(browser_paths, server):
+    driver = _driver(browser_paths, "en-US")
+    try:
+        driver.get(server)
+        driver.set_script_timeout(30)
+        driver.execute_async_script(DROP_FILES, 5)
+        names = [li.text for li in driver.find_elements(By.CSS_SELECTOR, "#cover-list li")]
+        assert [n.split("\n")[0].strip("✕ ") for n in names] == [f"dropped-{i}.png" for i in range(4)]
+        assert "At most 4 covers" in driver.find_element(By.ID, "error").text
+        driver.find_element(By.CSS_SELECTOR, ".title-input").send_keys("拖进来的封面")
+        driver.find_element(By.ID, "compare").click()
+        _wait(driver, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#results .card")) == 4)
+    finally:
+        driver.quit()
