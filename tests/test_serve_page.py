@@ -261,3 +261,17 @@ def test_dropped_covers_are_taken_up_to_four(browser_paths, server):
         _wait(driver, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#results .card")) == 4)
     finally:
         driver.quit()
+
+
+def test_a_model_never_evaluated_says_so(browser_paths, tiny_run, tmp_path):
+    run = tmp_path / "fresh"
+    shutil.copytree(tiny_run["run"], run, ignore=shutil.ignore_patterns("eval"))
+    driver = _driver(browser_paths, "en-US")
+    try:
+        with serving(load_served_run(run)) as url:
+            driver.get(url)
+            _wait(driver, lambda d: d.find_element(By.ID, "model-name").text == "fresh")
+            assert "Not evaluated yet: run bilipop evaluate RUN" in driver.find_element(By.ID, "model-accuracy").text
+            assert driver.find_element(By.ID, "model-floors").text == ""
+    finally:
+        driver.quit()
