@@ -552,7 +552,7 @@ def predict_cmd(
         if single:
             result = core.predict_one(model, cover, title, explain=explain, device=device).to_json()
         elif ranking:
-            ranked = [c.to_json() for c in core.rank_candidates(model, covers or [], titles or [], device=device)]
+            ranked = core.ranking_json(core.rank_candidates(model, covers or [], titles or [], device=device))
         else:
             with progress_bar("predicting") as progress:
                 import sys
@@ -565,9 +565,9 @@ def predict_cmd(
         _show(views.prediction_lines(result))
     elif ranking:
         if json_output:
-            _print_json({"candidates": ranked})
+            _print_json(ranked)
             return
-        out.print(views.ranking_table(ranked))
+        out.print(views.ranking_table(ranked["candidates"]))
     elif json_output:
         _print_json({"input": str(report.input), "output": str(report.output), "rows": report.rows,
                      "class_counts": report.class_counts})
@@ -637,3 +637,28 @@ def demo_cmd(
               f"  bilipop predict {cover} \"{DEMO_TITLE}\" --model {run} --explain", highlight=False)
 
 
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Web page and API (the optional web extra)
+@app.command("serve", epilog="Example: bilipop serve --model bilipop-demo/runs/demo --port 8765")
+def serve_cmd(
+    model: Annotated[
+        Path | None, typer.Option("--model", help="Run folder (default: $BILIPOP_MODEL, else the newest under ./runs).")
+    ] = None,
+    host: Annotated[str, typer.Option(help="Address to listen on; 0.0.0.0 opens the page to the whole network.")]
+    = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on (0: any free port).")] = 8765,
+    device: DeviceOpt = "cpu",
+) -> None:
+    """Serve a web page that compares covers and titles, and a JSON API (needs: pip install "bilipop\\[web]")."""
+    from bilipop.serve.server import is_loopback, serve
+
+    if not is_loopback(host):
+        warn(f"--host {host}: anyone who can reach this machine can use the page and the API; there is no login")
+    with user_errors():
+        try:
+            serve(model, host=host, port=port, device=device,
+                  ready=lambda url: note(f"serving the model on {url} (Ctrl+C to stop)"))
+        except KeyboardInterrupt:  # Ctrl+C is how a server is stopped: not an error
+            note("stopped")

@@ -210,6 +210,11 @@ def predict_pairs(run: LoadedRun, covers: Sequence[str | Path], titles: Sequence
 
     starts = list(range(0, total, batch_size))
     parts = []
+    if len(starts) == 1:  # one batch: nothing to overlap, and a thread hand-off costs milliseconds on a busy CPU
+        probabilities = class_probabilities(run, *prepare(0, total))
+        if progress is not None:
+            progress(total, total)
+        return probabilities
     # Decoding the next batch's covers overlaps the model's forward on this one (Pillow and torch both release
     # the GIL), so a batch costs about max(decode, forward) rather than their sum.
     with ThreadPoolExecutor(max_workers=1) as pool:
@@ -301,6 +306,11 @@ def rank(pairs: Sequence[tuple[str, str]], probabilities: np.ndarray) -> list[Ca
             candidate.p_beats_next = beat_probability(candidate.prediction.probabilities,
                                                       ranked[i + 1].prediction.probabilities)
     return ranked
+
+
+def ranking_json(candidates: Sequence[Candidate]) -> dict[str, Any]:
+    """The documented JSON object of the ranking form of ``predict --json`` (``bilipop serve``'s /api/rank too)."""
+    return {"candidates": [c.to_json() for c in candidates]}
 
 
 def _read_batch(path: Path):
