@@ -27,7 +27,7 @@ def bare_epoch(model, loaders, mean, std, optimizer) -> float:
 
     start = time.perf_counter()
     model.train()
-    for images, ids, mask, labels in loaders[0]:
+    for images, ids, mask, labels, _rows in loaders[0]:
         logits = model.logits(to_tensor(images, mean, std), ids, mask)
         loss = torch.nn.functional.cross_entropy(logits, labels)
         optimizer.zero_grad(set_to_none=True)
@@ -35,7 +35,7 @@ def bare_epoch(model, loaders, mean, std, optimizer) -> float:
         optimizer.step()
     model.eval()
     with torch.no_grad():
-        for images, ids, mask, _labels in loaders[1]:
+        for images, ids, mask, _labels, _rows in loaders[1]:
             model.logits(to_tensor(images, mean, std), ids, mask)
     return time.perf_counter() - start
 
@@ -69,7 +69,7 @@ def main() -> None:
         dataset = CoverTitleDataset(examples, image_size=built.image_size, tokenizer=built.tokenizer, cache=cache)
         index = {b: i for i, b in enumerate(examples.bvids)}
         loaders = [make_loader(dataset, [index[b] for b in split[part]], batch_size=args.batch_size,
-                               shuffle=part == "train", seed=0, num_workers=0) for part in ("train", "test")]
+                               shuffle=part == "train", seed=0, num_workers=0) for part in ("train", "valid")]
         optimizer = torch.optim.AdamW(built.model.parameters(), lr=1e-3)
         bare_epoch(built.model, loaders, built.image_mean, built.image_std, optimizer)  # warm-up
         bare = []

@@ -300,3 +300,15 @@ def test_tables_keep_every_number_whole_at_80_columns(tiny_run, run_copy, tmp_pa
     assert max(len(line) for line in tables) <= 80 and "…" not in res.stdout
     assert "[+0.000, +0.000] │ no" in res.stdout
     assert span(data["ci"]["ordinal_accuracy"], 3) in res.stdout
+
+
+def test_a_run_from_before_the_valid_part_is_labelled_as_selected_on_test(run_copy):
+    # bilipop chose the kept epoch on the test part until split.json held a valid part; such runs lack select_on
+    config = json.loads((run_copy / "config.json").read_text(encoding="utf-8"))
+    del config["select_on"]
+    (run_copy / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    report = evaluate(run_copy)
+    assert report.selection.startswith("selected on test (as the study)")
+    assert report.setting["select_on"] == "test"
+    res = runner.invoke(app, ["evaluate", str(run_copy)])
+    assert "selected on test (as the study)" in res.stdout

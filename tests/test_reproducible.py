@@ -188,7 +188,9 @@ def test_selection_on_valid_by_default_and_on_test_with_the_flag(data, tmp_path)
     assert report.selection.startswith("selected on test (as the study)")
     assert report.metrics["ordinal_accuracy"] == pytest.approx(on_test.histories[0][0]["valid_ordinal_accuracy"])
     assert evaluate(tmp_path / "valid").selection is None
-    with pytest.raises(Exception, match="--select-on"):
+    from bilipop.errors import InputError
+
+    with pytest.raises(InputError, match="--select-on"):
         train(data=data, out=tmp_path / "bad", epochs=1, select_on="train", **TINY)
     assert np.isfinite(on_valid.histories[0][0]["valid_loss"])
 

@@ -212,3 +212,29 @@ def test_pipeline_options_on_one_device_are_reported_as_ignored(data, tmp_path, 
         train(data=data, out=tmp_path / "run", vit="tiny", bert="tiny", epochs=1, batch_size=8, devices="cpu",
               chunks=4, num_workers=0)
     assert "ignores them" in caplog.text and "--chunks and --balance" in caplog.text
+
+
+@pytest.mark.parametrize("balance,expected", [(None, None), ("time", "time"), ("cost", "cost"), ("2,4", [2, 4])])
+def test_cli_passes_selection_balance_and_heads_to_the_core(monkeypatch, tmp_path, balance, expected):
+    from bilipop.errors import InputError
+    from bilipop.train import trainer
+
+    seen = {}
+
+    def fake(**kwargs):
+        seen.update(kwargs)
+        raise InputError("stop here")
+
+    monkeypatch.setattr(trainer, "train", fake)
+    args = [*BASE, "--out", str(tmp_path / "r"), "--select-on", "test", "--vit-heads", "12"]
+    res = _run(args + (["--balance", balance] if balance else []))
+    assert res.exit_code == 1 and "stop here" in res.output
+    assert (seen["select_on"], seen["vit_heads"], seen["balance"]) == ("test", 12, expected)
+
+
+def test_bad_select_on_and_balance_are_one_line_errors(data, tmp_path):
+    res = _run([*BASE, "--data", str(data), "--out", str(tmp_path / "r"), "--select-on", "train"])
+    assert res.exit_code == 1 and "--select-on must be one of valid, test" in res.output
+    res = _run([*BASE, "--data", str(data), "--out", str(tmp_path / "r"), "--balance", "fastest"])
+    assert res.exit_code == 1 and "--balance" in res.output
+    assert not (tmp_path / "r").exists()

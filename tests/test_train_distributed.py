@@ -104,3 +104,29 @@ def test_single_gpu_mixed_precision_learns(tmp_path):
                    precision="bf16", num_workers=0)
     assert result.devices == ["cuda:0"]
     assert max(row["valid_ordinal_accuracy"] for row in result.histories[0]) >= 0.8
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_fp16_on_a_gpu_saves_and_resumes_the_grad_scaler(tmp_path):
+    data = tmp_path / "data"
+    make_labeled_dataset(data, n=60, seed=1)
+    result = train(data=data, out=tmp_path / "run", vit="tiny", bert="tiny", epochs=1, batch_size=8, gpus=1,
+                   precision="fp16", num_workers=0)
+    assert all(np.isfinite(row["train_loss"]) and "skipped_steps" in row for row in result.histories[0])
+    state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
+    assert state["scaler"] and state["scaler"]["scale"] > 0
+    more = train(data=data, out=tmp_path / "run", vit="tiny", bert="tiny", epochs=2, batch_size=8, gpus=1,
+                 precision="fp16", num_workers=0, resume=True)
+    assert [r["epoch"] for r in more.histories[0]] == [1, 2]
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_dropout_masks_are_the_same_on_the_gpu_as_on_the_cpu():
+    from bilipop.models.noise import keep_mask
+
+    rows = torch.tensor([3, 17, 4096, 70000])
+    cpu = keep_mask(torch.Size([4, 12, 65, 65]), rows, 123456, 0.1)
+    gpu = keep_mask(torch.Size([4, 12, 65, 65]), rows.cuda(), 123456, 0.1)
+    assert torch.equal(cpu, gpu.cpu())

@@ -43,6 +43,7 @@ def _hash_(x: torch.Tensor) -> torch.Tensor:
 
 
 _ELEMENTS: dict[tuple[int, str], torch.Tensor] = {}
+BLOCK_ELEMENTS = 1 << 25
 
 
 def _element_hashes(n: int, device: torch.device) -> torch.Tensor:
@@ -62,9 +63,16 @@ def keep_mask(shape: torch.Size, rows: torch.Tensor, base: int, p: float) -> tor
         per_row *= int(d)
     row = (rows.to(torch.int64) * 0x2545F49 + base) & _M32  # (B,)
     row = _hash_(row)
-    h = row[:, None] ^ _element_hashes(per_row, rows.device)[None, :]  # (B, E)
-    _hash_(h)
-    return (h >= int(round(p * 2 ** 32))).reshape(shape)
+    elem = _element_hashes(per_row, rows.device)
+    threshold = int(round(p * 2 ** 32))
+    keep = torch.empty((len(row), per_row), dtype=torch.bool, device=rows.device)
+    # int64 hashing needs ~16 bytes per element: a few rows at a time keeps that under ~0.5 GiB even for the
+    # attention probabilities of a large batch (B x heads x T x T)
+    step = max(1, BLOCK_ELEMENTS // max(per_row, 1))
+    for start in range(0, len(row), step):
+        h = row[start:start + step, None] ^ elem[None, :]  # (b, E)
+        keep[start:start + step] = _hash_(h) >= threshold
+    return keep.reshape(shape)
 
 
 class KeyedDropout(TorchFunctionMode):

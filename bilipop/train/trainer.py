@@ -7,6 +7,7 @@ import csv
 import io
 import logging
 import os
+import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -253,8 +254,12 @@ def _cover_cache(out: Path, examples, size: int, world):
     from bilipop.train import distributed
     from bilipop.train.dataset import CoverCache
 
+    local_rank, local_size = distributed.local_from_env()
     folder = out / "cover_cache"
-    leader = distributed.local_from_env()[0] == 0
+    if world.size > local_size:
+        # Several machines share the run folder (README): one cache per machine, so that their leaders do not race
+        folder = folder / socket.gethostname()
+    leader = local_rank == 0
     built = None
     if leader:
         built = CoverCache(folder, examples.covers, size)
