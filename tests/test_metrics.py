@@ -24,6 +24,7 @@ def test_training_history_uses_the_same_ordinal_credit():
     # The training loop scores torch tensors with the very function evaluate uses on numpy arrays.
     import torch
 
+    from bilipop.models.ordinal import predicted
     from bilipop.train.loop import _accumulate
 
     gaps = [0, 1, 2, 3, 4]
@@ -31,7 +32,7 @@ def test_training_history_uses_the_same_ordinal_credit():
     assert m.ordinal_credit(np.array(gaps)).tolist() == [1.0, 0.5, 0.0, 0.0, 0.0]
     logits = torch.nn.functional.one_hot(torch.tensor([0, 2, 4, 3, 0]), 5).float()  # argmax: the predictions
     sums = [0.0, 0.0, 0.0]
-    _accumulate(sums, torch.tensor(1.0), logits, torch.tensor([0, 1, 2, 3, 4]))
+    _accumulate(sums, torch.tensor(1.0), predicted(logits), torch.tensor([0, 1, 2, 3, 4]))
     assert sums[1] / sums[2] == m.ordinal_accuracy([0, 1, 2, 3, 4], [0, 2, 4, 3, 0]) == 0.5
 
 

@@ -126,13 +126,15 @@ def test_model_summary_before_and_after_evaluate(tiny_run, tmp_path):
         assert info["metrics"]["ordinal_accuracy"] == report["ordinal_accuracy"]
         assert info["metrics"]["baselines"]["best_constant"] == report["baselines"]["best_constant"]
         assert info["metrics"]["stale"] is False
-        # Issue 10's layout, RUN/eval/<split>/metrics.json, wins over the older single file.
-        (folder / "eval" / "test").mkdir()
-        newer = {**report, "ordinal_accuracy": 0.123, "ci": {"ordinal_accuracy": [0.1, 0.2]}, "split": "test"}
-        (folder / "eval" / "test" / "metrics.json").write_text(json.dumps(newer), encoding="utf-8")
+        assert info["metrics_file"] == "eval/test/metrics.json"  # issue 10's layout: one folder per split
+        assert info["metrics"]["ci"]["ordinal_accuracy"] == report["ci"]["ordinal_accuracy"]
+        # A run evaluated before that layout has the single RUN/eval/metrics.json; the per-split file wins over it.
+        older = {**report, "ordinal_accuracy": 0.123}
+        (folder / "eval" / "metrics.json").write_text(json.dumps(older), encoding="utf-8")
+        assert c.get("/api/model").json()["metrics"]["ordinal_accuracy"] == report["ordinal_accuracy"]
+        shutil.rmtree(folder / "eval" / "test")
         info = c.get("/api/model").json()
-        assert info["metrics_file"] == "eval/test/metrics.json"
-        assert info["metrics"]["ordinal_accuracy"] == 0.123 and info["metrics"]["ci"]["ordinal_accuracy"] == [0.1, 0.2]
+        assert info["metrics_file"] == "eval/metrics.json" and info["metrics"]["ordinal_accuracy"] == 0.123
 
 
 def test_page_and_static_files_are_served_with_a_strict_policy(client):
