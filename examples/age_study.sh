@@ -32,18 +32,17 @@ import sys
 from pathlib import Path
 
 out = Path(sys.argv[1])
-print(f"{'labels':<10} {'loss':<5} {'ordinal accuracy (95% CI)':<28} {'best constant (95% CI)':<26} {'QWK':>6}")
+print(f"{'labels':<13} {'loss':<5} {'ordinal accuracy (95% CI)':<27} {'best constant':<14} {'beats it':<9} "
+      f"{'QWK':>6}")
 for age in ("none", "residual"):
     for loss in ("ce", "corn"):
         m = json.loads((out / f"{age}-{loss}.json").read_text())
-        ci = m.get("ci", {})
-
-        def shown(value, interval):
-            return f"{value:.3f}" + (f" [{interval[0]:.3f}, {interval[1]:.3f}]" if interval else "")
-
-        floor = m["baselines"]["best_constant"]
-        floor_ci = ci.get("best_constant") or (floor.get("ci") or {}).get("ordinal_accuracy")
+        lo, hi = m["ci"]["ordinal_accuracy"]
+        shown = f"{m['ordinal_accuracy']:.3f} [{lo:.3f}, {hi:.3f}]"
+        floor = m["baselines"]["best_constant"]["ordinal_accuracy"]
+        beats = m["beats_best_constant"]
+        verdict = f"{'yes' if beats['confident'] else 'no'} {beats['difference']:+.3f}"
         qwk = m.get("qwk")
-        print(f"{'age ' + age:<10} {loss:<5} {shown(m['ordinal_accuracy'], ci.get('ordinal_accuracy')):<28} "
-              f"{shown(floor['ordinal_accuracy'], floor_ci):<26} {'-' if qwk is None else f'{qwk:.3f}':>6}")
+        print(f"{'age ' + age:<13} {loss:<5} {shown:<27} {floor:<14.3f} {verdict:<9} "
+              f"{'-' if qwk is None else f'{qwk:.3f}':>6}")
 PY

@@ -60,3 +60,24 @@ def test_compare_covers(tiny_run, tmp_path):
     assert len(lines) == 4 and lines[0].startswith(" 1. expected") and "(+0.00 vs the best)" in lines[0]
     expected = [float(line.split("expected ")[1].split()[0]) for line in lines]
     assert expected == sorted(expected, reverse=True)
+
+
+def test_age_study(tmp_path):
+    make_labeled_dataset(tmp_path / "data", n=66, seed=6, image_size=16)
+    labeled = tmp_path / "data" / "labeled.parquet"
+    pd.read_parquet(labeled).drop(columns=["score", "label"]).to_parquet(tmp_path / "data" / "filtered.parquet")
+    labeled.unlink()
+    done = run(["bash", EXAMPLES / "age_study.sh", tmp_path / "data", tmp_path / "study"], tmp_path,
+               EPOCHS="1", TRAIN_ARGS="--devices cpu --batch-size 16")
+    lines = done.stdout.splitlines()
+    assert lines[0].split()[:2] == ["labels", "loss"] and len(lines) == 5
+    assert [line.split()[:3] for line in lines[1:]] == [["age", "none", "ce"], ["age", "none", "corn"],
+                                                         ["age", "residual", "ce"], ["age", "residual", "corn"]]
+    for age in ("none", "residual"):
+        for loss in ("ce", "corn"):
+            metrics = json.loads((tmp_path / "study" / f"{age}-{loss}.json").read_text())
+            lo, hi = metrics["ci"]["ordinal_accuracy"]
+            assert lo <= metrics["ordinal_accuracy"] <= hi
+            assert json.loads((tmp_path / "study" / f"{age}-{loss}" / "config.json").read_text())["loss"] == loss
+    scored = pd.read_parquet(tmp_path / "study" / "scored-residual.parquet")
+    assert "age_days" in scored.columns
