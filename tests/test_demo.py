@@ -8,10 +8,18 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from bilipop.cli import app
-from bilipop.demo import claim_world, make_demo_cover
+from bilipop.demo import (
+    beat_probability,
+    claim_world,
+    make_question_inputs,
+    ordinal_accuracy_interval,
+    pairs_from_confusion,
+    run_demo,
+)
 from bilipop.errors import InputError
 
 runner = CliRunner()
+DEMO_TEST_VIDEOS, DEMO_TEST_EPOCHS, DEMO_TEST_BATCH = 900, 6, 32
 
 
 def test_demo_runs_every_stage_and_leaves_its_folders(tmp_path):
@@ -21,6 +29,8 @@ def test_demo_runs_every_stage_and_leaves_its_folders(tmp_path):
     assert "SIMULATED" in r.output
     for step in range(1, 8):
         assert f"{step}/7" in r.output
+    assert r.output.strip().splitlines()[-1].startswith("verdict: the model ")  # one verdict line, at the end
+    assert r.output.count("verdict:") == 1
     data, run = folder / "data", folder / "runs" / "demo"
     assert (data / "bilipop.db").is_file()
     labeled = pd.read_parquet(data / "labeled.parquet")
@@ -29,8 +39,8 @@ def test_demo_runs_every_stage_and_leaves_its_folders(tmp_path):
     history = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
     assert [h["epoch"] for h in history] == [1]
     assert (run / "eval" / "metrics.json").is_file()
-    # the prediction is printed: a class name and five probabilities
-    assert "expected class" in r.output and r.output.count("%") >= 5
+    # the creator's question: four combinations ranked, with the beat-probabilities between neighbours
+    assert "two covers x two titles" in r.output and r.output.count("%") >= 3
 
     # the user can go on by hand with the folders the demo left
     r = runner.invoke(app, ["predict", str(folder / "cover.jpg"), "新标题", "--model", str(run), "--json"])
@@ -52,12 +62,18 @@ def test_demo_rejects_too_few_videos(tmp_path):
     assert not (tmp_path / "d").exists()
 
 
-def test_demo_cover_is_a_real_picture(tmp_path):
-    path = make_demo_cover(tmp_path / "c.jpg")
-    with Image.open(path) as im:
-        assert im.format == "JPEG" and im.size == (640, 400)
-        colours = im.convert("RGB").getcolors(maxcolors=1 << 20)
-    assert colours is not None and len(colours) > 100
+def test_demo_covers_are_real_pictures_that_differ_in_the_stated_cause(tmp_path):
+    covers, titles = make_question_inputs(tmp_path, seed=0)
+    stats = []
+    for path in covers:
+        with Image.open(path) as im:
+            assert im.format == "JPEG" and im.size == (480, 270)
+            colours = im.convert("RGB").getcolors(maxcolors=1 << 20)
+            stats.append(sum(im.convert("L").getdata()) / (480 * 270))
+        assert colours is not None and len(colours) > 50
+    assert stats[0] > stats[1] + 40  # the appealing cover is the brighter one
+    assert titles[0] != titles[1] and all(t.strip() for t in titles)
+    assert make_question_inputs(tmp_path / "again", seed=0)[1] == titles  # deterministic
 
 
 def test_demo_refuses_a_folder_holding_another_world(tmp_path):
@@ -79,3 +95,39 @@ def test_demo_dir_that_is_a_file_is_one_line_exit_1(tmp_path):
     r = runner.invoke(app, ["demo", "--dir", str(tmp_path / "f"), "--videos", "100"])
     assert r.exit_code == 1, r.output
     assert "cannot write in" in r.output and "Traceback" not in r.output
+
+
+def test_bootstrap_interval_is_seeded_stratified_and_covers_the_figure():
+    truth = [k for k in range(5) for _ in range(20)]
+    good = [min(4, t + (i % 3 == 0)) for i, t in enumerate(truth)]
+    low, high = ordinal_accuracy_interval(truth, good, seed=3)
+    assert (low, high) == ordinal_accuracy_interval(truth, good, seed=3)
+    from bilipop.evaluation.metrics import ordinal_accuracy
+
+    assert low < ordinal_accuracy(truth, good) < high and high - low < 0.2
+    assert ordinal_accuracy_interval(truth, truth, seed=0) == (1.0, 1.0)
+    constant = [2] * len(truth)
+    # the stratified bootstrap keeps the class sizes, so a constant prediction has no spread at all
+    assert ordinal_accuracy_interval(truth, constant, seed=0) == (0.4, 0.4)
+
+
+def test_pairs_from_confusion_and_beat_probability():
+    t, p = pairs_from_confusion([[2, 1], [0, 3]])
+    assert t.tolist() == [0, 0, 0, 1, 1, 1] and p.tolist() == [0, 0, 1, 1, 1, 1]
+    assert beat_probability([0, 0, 0, 0, 1], [1, 0, 0, 0, 0]) == 1.0
+    assert beat_probability([0.2] * 5, [0.2] * 5) == pytest.approx(0.5)  # ties count half
+    p, q = [0.1, 0.2, 0.3, 0.2, 0.2], [0.3, 0.3, 0.2, 0.1, 0.1]
+    assert beat_probability(p, q) + beat_probability(q, p) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_demo_learns_for_every_seed(tmp_path, seed):
+    # Tiny settings (a small world, few epochs): the model still beats the best constant, with the lower end of
+    # its 95 % interval above it, and its ranking puts the appealing cover with the appealing title first.
+    result = run_demo(tmp_path, videos=DEMO_TEST_VIDEOS, epochs=DEMO_TEST_EPOCHS, seed=seed,
+                      batch_size=DEMO_TEST_BATCH)
+    verdict = result.verdict
+    assert verdict.beats, verdict
+    assert verdict.margin > 0.05 and (verdict.qwk or 0) > 0.2, verdict
+    assert result.question.found_best, result.question
+    assert set(result.seconds) == {"crawl", "filter", "score", "label", "train", "evaluate", "rank"}
