@@ -198,17 +198,25 @@ class CreatorQuestion:
     """The four combinations, best predicted first, and whether the ranking found the better ones."""
 
     options: list[Option]
+    covers: list[str] = field(default_factory=list)  # appealing first
+    titles: list[str] = field(default_factory=list)  # appealing first
+
+    def _expected(self) -> dict[tuple[bool, bool], float]:
+        return {(o.appealing_cover, o.appealing_title): o.expected_class for o in self.options}
 
     @property
     def found_best(self) -> bool:
-        """The appealing cover with the appealing title ranks first."""
-        return self.options[0].appealing_cover and self.options[0].appealing_title
+        """The appealing cover with the appealing title has a strictly higher expected class than the other three
+        (a tie is not a find: the ranking keeps tied candidates in their input order)."""
+        expected = self._expected()
+        return all(expected[True, True] > v for k, v in expected.items() if k != (True, True))
 
     @property
     def found_order(self) -> bool:
-        """Every combination ranks above each one whose cover and title are both no better."""
-        rank = {(o.appealing_cover, o.appealing_title): i for i, o in enumerate(self.options)}
-        return all(rank[a] < rank[b] for a in rank for b in rank
+        """Each combination has a strictly higher expected class than every one whose cover and title are both no
+        better (the order of the two mixed pairs is left open)."""
+        expected = self._expected()
+        return all(expected[a] > expected[b] for a in expected for b in expected
                    if a != b and a[0] >= b[0] and a[1] >= b[1])
 
 
@@ -237,7 +245,7 @@ def ask_creator_question(run: Path, folder: Path, seed: int) -> CreatorQuestion:
 
     covers, titles = make_question_inputs(folder, seed)
     good_cover, good_title = str(covers[0]), titles[0]
-    ranked = rank_candidates(run, covers, titles)
+    ranked = rank_candidates(run, covers[::-1], titles[::-1])  # plain first: a tie never favours the answer
     options = []
     for c in ranked:
         appealing_cover, appealing_title = c.cover == good_cover, c.title == good_title
@@ -247,7 +255,7 @@ def ask_creator_question(run: Path, folder: Path, seed: int) -> CreatorQuestion:
                               c.prediction.expected_class, c.prediction.label, c.prediction.probabilities))
     for this, below in zip(options, options[1:], strict=False):
         this.p_beats_next = beat_probability(this.probabilities, below.probabilities)
-    return CreatorQuestion(options)
+    return CreatorQuestion(options, [str(c) for c in covers], list(titles))
 
 
 # -- the run --------------------------------------------------------------------------------------------------------

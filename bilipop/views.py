@@ -204,15 +204,20 @@ def verdict_line(verdict: Any) -> str:
 
 
 def creator_views(question: Any) -> list[RenderableType]:
-    """The four cover x title combinations as ranked, with the world's stated effect of each."""
-    table = Table(title="two covers x two titles, best predicted first (effect: what the world's stated cause "
-                        "adds, in log views)", title_justify="left")
+    """The two covers and two titles, then their four combinations as ranked, with the world's stated effect."""
+    good_cover, plain_cover = (escape(Path(c).name) for c in question.covers)
+    good_title, plain_title = (escape(t) for t in question.titles)
+    legend = (f"covers: {good_cover} (bright, saturated, a caption band, a face) and {plain_cover} (dark, grey, "
+              f"neither)\ntitles: A \"{good_title}\" (a hook word, a number, an emoji) and B \"{plain_title}\" "
+              "(none of them)")
+    table = Table(title="the four combinations, best predicted first (effect: what the world's stated cause adds, "
+                        "in log views)", title_justify="left")
     for col in ("rank", "cover", "title", "class", "expected", "P(beats next)", "effect"):
         table.add_column(col, justify="left" if col in ("cover", "title", "class") else "right")
     for rank, o in enumerate(question.options, 1):
         nxt = "" if o.p_beats_next is None else f"{o.p_beats_next:.0%}"
-        table.add_row(str(rank), escape(Path(o.cover).name), escape(o.title), f"{o.label} {LABEL_NAMES[o.label]}",
-                      f"{o.expected_class:.2f}", nxt, f"{o.stated_effect:+.1f}")
+        table.add_row(str(rank), escape(Path(o.cover).name), "A" if o.appealing_title else "B",
+                      f"{o.label} {LABEL_NAMES[o.label]}", f"{o.expected_class:.2f}", nxt, f"{o.stated_effect:+.1f}")
     if question.found_order:
         found = ("[green]the ranking found the better ones:[/] the appealing cover with the appealing title first, "
                  "the plain pair last, as the world's stated cause says")
@@ -222,4 +227,4 @@ def creator_views(question: Any) -> list[RenderableType]:
     else:
         found = "[red]the ranking did not find the better ones[/]: the appealing cover with the appealing title " \
                 "is not first"
-    return [table, found]
+    return [legend, table, found]

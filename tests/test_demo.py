@@ -9,6 +9,8 @@ from typer.testing import CliRunner
 
 from bilipop.cli import app
 from bilipop.demo import (
+    CreatorQuestion,
+    Option,
     beat_probability,
     claim_world,
     make_question_inputs,
@@ -40,7 +42,7 @@ def test_demo_runs_every_stage_and_leaves_its_folders(tmp_path):
     assert [h["epoch"] for h in history] == [1]
     assert (run / "eval" / "metrics.json").is_file()
     # the creator's question: four combinations ranked, with the beat-probabilities between neighbours
-    assert "two covers x two titles" in r.output and r.output.count("%") >= 3
+    assert "the four combinations, best predicted first" in r.output and r.output.count("%") >= 3
 
     # the user can go on by hand with the folders the demo left
     r = runner.invoke(app, ["predict", str(folder / "cover.jpg"), "新标题", "--model", str(run), "--json"])
@@ -131,3 +133,19 @@ def test_the_demo_learns_for_every_seed(tmp_path, seed):
     assert verdict.margin > 0.05 and (verdict.qwk or 0) > 0.2, verdict
     assert result.question.found_best, result.question
     assert set(result.seconds) == {"crawl", "filter", "score", "label", "train", "evaluate", "rank"}
+
+
+def _question(expected: dict) -> CreatorQuestion:
+    options = [Option("c", "t", cover, title, 0.0, value, 0, [0.2] * 5)
+               for (cover, title), value in sorted(expected.items(), key=lambda kv: -kv[1])]
+    return CreatorQuestion(options)
+
+
+def test_a_tie_is_not_a_find():
+    # rank_candidates keeps tied candidates in input order: a constant model must not "find" the better ones
+    tied = _question({(True, True): 2.0, (True, False): 2.0, (False, True): 2.0, (False, False): 2.0})
+    assert not tied.found_best and not tied.found_order
+    good = _question({(True, True): 3.1, (False, True): 2.5, (True, False): 2.2, (False, False): 0.4})
+    assert good.found_best and good.found_order  # the two mixed pairs may come in either order
+    half = _question({(True, True): 3.1, (True, False): 1.0, (False, True): 2.5, (False, False): 1.2})
+    assert half.found_best and not half.found_order
