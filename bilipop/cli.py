@@ -555,6 +555,8 @@ def demo_cmd(
             out.print(views.score_table(result.table, result.report, result.src, result.dst))
         elif name == "label":
             out.print(views.label_table(result.table, result.report, result.src, result.dst))
+        elif name == "train" and result.best_epochs[0] is not None:
+            note(f"best epoch {result.best_epochs[0]} kept in {run} (chosen on the held-out part, as in the study)")
         elif name == "evaluate":
             report = result.to_json()
             _show(views.evaluation_views(report, f"evaluate {run} (test split, n = {report['n']:,})"))
