@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TypeVar
@@ -20,6 +20,7 @@ from typer.core import TyperGroup
 
 from bilipop import __version__, views
 from bilipop.data.schema import DEFAULT_MAX_FOLLOWERS, DEFAULT_THRESHOLDS, DEFAULT_WEIGHTS
+from bilipop.demo import DEMO_EPOCHS, DEMO_VIDEOS
 from bilipop.errors import BilipopError, InputError
 
 if TYPE_CHECKING:
@@ -584,59 +585,80 @@ def predict_cmd(
 
 # ---------------------------------------------------------------------------------------------------------------
 # Demo
-@app.command("demo", epilog="Example: bilipop demo --dir bilipop-demo --videos 1200")
+@app.command("demo", epilog="Example: bilipop demo --dir bilipop-demo --seed 1")
 def demo_cmd(
     dir: Annotated[Path, typer.Option("--dir", help="Folder for the dataset (DIR/data) and the run (DIR/runs/demo).")]
     = Path("bilipop-demo"),
-    videos: Annotated[int, typer.Option(help="Videos in the simulated world, all crawled.")] = 1200,
-    epochs: Annotated[int, typer.Option(help="Training epochs of the tiny models.")] = 3,
+    videos: Annotated[int, typer.Option(help="Videos in the simulated world, all crawled.")] = DEMO_VIDEOS,
+    epochs: Annotated[int, typer.Option(help="Training epochs of the tiny models.")] = DEMO_EPOCHS,
     seed: Annotated[int, typer.Option(help="Seed of the simulated world and of training.")] = 0,
 ) -> None:
-    """Run the whole study on simulated data: crawl a local stand-in, filter, score, label, train, evaluate, predict."""
-    from bilipop.demo import DEMO_TITLE, check_demo_args, claim_world, clear_run, demo_paths, make_demo_cover
-    from bilipop.sim import SimServer
+    """Run the whole study on simulated data: crawl a local stand-in, filter, score, label, train, evaluate, and
+    rank two covers x two titles."""
+    import time
+
+    from bilipop import demo
+
+    started = time.perf_counter()
+    steps = {
+        "crawl": "crawl the simulated Knowledge section (a local stand-in of api.bilibili.com)",
+        "filter": f"filter: uploaders under {demo.DEMO_MAX_FOLLOWERS:,} followers (the hot-list rule is off: it "
+                  "would leave too few simulated videos)",
+        "score": "score: 0.75 views + 0.1 likes + 0.1 coins + 0.05 favorites + 0 shares, each (x - mean) / "
+                 "(max - min)",
+        "label": "label: five equal classes (--quantiles; the study's fixed cuts fit 27,000 real videos)",
+        "train": f"train: tiny ViT + tiny BERT, late fusion w = 0.75, {epochs} epochs on one CPU",
+        "evaluate": "evaluate on the held-out test part (1/11 of the videos)",
+        "rank": "the creator's question: which of two covers and two titles?",
+    }
+    header: list[bool] = []
+
+    def start(name: str) -> None:
+        out.print(f"\n[bold cyan]── {demo.STAGES.index(name) + 1}/{len(demo.STAGES)} {steps[name]}[/]",
+                  highlight=False)
+        if name == "crawl":
+            live["crawl"] = displays.enter_context(_crawl_display())
+        elif name == "train":
+            live["train"] = displays.enter_context(progress_bar("training"))
+
+    def done(name: str, result: object) -> None:
+        displays.close()
+        if name == "crawl":
+            out.print(views.crawl_table(result, "knowledge", data))
+        elif name == "filter":
+            out.print(views.filter_table(result.report, result.src, result.dst))
+        elif name == "score":
+            out.print(views.score_table(result.table, result.report, result.src, result.dst))
+        elif name == "label":
+            out.print(views.label_table(result.table, result.report, result.src, result.dst))
+        elif name == "train" and result.best_epochs[0] is not None:
+            note(f"best epoch {result.best_epochs[0]} kept in {run} (chosen on the held-out part, as in the study)")
+        elif name == "evaluate":
+            report = result.to_json()
+            _show(views.evaluation_views(report, f"evaluate {run} (test split, n = {report['n']:,})"))
+        elif name == "rank":
+            _show(views.creator_views(result))
 
     with user_errors():
-        check_demo_args(videos, epochs)
-        data, run = demo_paths(dir)
-        claim_world(data, videos, seed)
-
-    def stage(number: int, text: str) -> None:
-        out.print(f"\n[bold cyan]── {number}/7 {text}[/]", highlight=False)
-
+        demo.check_demo_args(videos, epochs)
+        data, run = demo.demo_paths(dir)
     out.print("[bold]bilipop demo[/]: the data below is [bold yellow]SIMULATED[/] — bilipop.sim serves a made-up "
               f"Knowledge section of {videos} videos on 127.0.0.1; nothing is fetched from Bilibili.",
               highlight=False)
-    with user_errors(), SimServer(videos=videos, seed=seed) as sim:
-        stage(1, f"crawl {sim.base_url} (a local stand-in of api.bilibili.com)")
-        crawl_cmd(section="knowledge", data=data, max_videos=None, tids=None, rate=0.0, api_base=sim.base_url,
-                  ignore_robots=False, check_honors=False, refresh=False)
-    stage(2, "filter: uploaders under 500,000 followers who have been on the hot list")
-    filter_cmd(data=data, input=None, output=None, max_followers=500_000, require_hot=True)
-    stage(3, "score: 0.75 views + 0.1 likes + 0.1 coins + 0.05 favorites + 0 shares, each (x - mean) / (max - min)")
-    score_cmd(data=data, input=None, output=None, weights="0.75,0.1,0.1,0.05,0", norm="paper")
-    stage(4, "label: five equal classes (--quantiles; the study's fixed cuts fit 27,000 real videos, not a few "
-             "hundred simulated ones)")
-    label_cmd(data=data, input=None, output=None, thresholds="0.00025,0.0015,0.005,0.02", quantiles=True)
-    stage(5, "train: tiny ViT + tiny BERT, late fusion w = 0.75, GPipe over two CPU stages")
-    clear_run(run)
-    train_cmd(data=data, input=None, out_dir=run, vit="tiny", bert="tiny", vision="vit", text="bert",
-              vit_weight="0.75", epochs=epochs, batch_size=16, lr=None, gpus=None, devices="cpu,cpu", chunks=None,
-              balance=None, checkpoint="except_last", precision=None, cache=False, seed=seed, resume=False,
-              num_workers=None)
-    stage(6, "evaluate on the held-out test part (1/11 of the videos)")
-    evaluate_cmd(run=run, data=None, input=None, split="test", json_output=False, device="cpu")
-    stage(7, "predict for a new cover and title")
-    with user_errors():
-        cover = make_demo_cover(dir / "cover.jpg", seed=seed)
-    predict_cmd(cover=cover, title=DEMO_TITLE, model=run, covers=None, titles=None, batch=None, output=None,
-                escape_formulas=True, json_output=False, explain=False, device="cpu")
-    data, run, cover = views.safe(data), views.safe(run), views.safe(cover)
-    out.print(f"\n[bold]Done.[/] The dataset is in {data}, the model in {run}. Go on by hand, e.g.\n"
+    # The crawl's status line and the training bar are live displays: one at a time, open during their stage.
+    displays, live = ExitStack(), {}
+    with user_errors(), displays:
+        result = demo.run_demo(dir, videos=videos, epochs=epochs, seed=seed, on_start=start, on_done=done,
+                               crawl_progress=lambda p: live["crawl"] and live["crawl"](p),
+                               train_progress=lambda d, t=None: live["train"](d, t),
+                               on_epoch=lambda row: _print_epoch_row(row, header))
+    cover, title = result.question.options[0].cover, result.question.options[0].title
+    data, run, cover, title = (views.safe(x) for x in (data, run, cover, title))
+    out.print(f"\n[bold]Done[/] in {time.perf_counter() - started:.0f} s. The dataset is in {data}, the model in "
+              f"{run}. Go on by hand, e.g.\n"
               f"  bilipop evaluate {run} --json\n"
-              f"  bilipop predict {cover} \"{DEMO_TITLE}\" --model {run} --explain", highlight=False)
-
-
+              f"  bilipop predict {cover} \"{title}\" --model {run} --explain\n", highlight=False)
+    out.print(views.verdict_line(result.verdict), highlight=False)
 
 
 # ---------------------------------------------------------------------------------------------------------------

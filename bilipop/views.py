@@ -288,3 +288,42 @@ def ranking_table(ranked: list[dict]) -> RenderableType:
     if len(paths) < len({c["cover"] for c in ranked}):  # two folders hold covers of the same name
         notes.append("covers: " + "; ".join(f"#{c['rank']} {safe(c['cover'])}" for c in ranked))
     return Group(table, *notes)
+
+
+# Demo -----------------------------------------------------------------------------------------------------------
+def verdict_line(verdict: Any) -> str:
+    """The demo's last word: does the model beat the best constant on the test part?"""
+    low, high = verdict.interval
+    figures = (f"ordinal accuracy {verdict.ordinal_accuracy:.3f} vs {verdict.best_constant:.3f} for the best "
+               f"constant (class {verdict.best_constant_class}); 95% interval {low:.3f}-{high:.3f}, QWK "
+               f"{fmt(verdict.qwk, 3)}, n = {verdict.n}")
+    if verdict.beats:
+        return f"[bold green]verdict: the model beats the best constant by {verdict.margin:.3f}[/] ({figures})"
+    return f"[bold red]verdict: the model does not beat the best constant[/] ({figures})"
+
+
+def creator_views(question: Any) -> list[RenderableType]:
+    """The two covers and two titles, then their four combinations as ranked, with the world's stated effect."""
+    good_cover, plain_cover = (safe(Path(c).name) for c in question.covers)
+    good_title, plain_title = (safe(t) for t in question.titles)
+    legend = (f"covers: {good_cover} (bright, saturated, a caption band, a face) and {plain_cover} (dark, grey, "
+              f"neither)\ntitles: A \"{good_title}\" (a hook word, a number, an emoji) and B \"{plain_title}\" "
+              "(none of them)")
+    table = Table(title="the four combinations, best predicted first (effect: what the world's stated cause adds, "
+                        "in log views)", title_justify="left")
+    for col in ("rank", "cover", "title", "class", "expected", "P(beats next)", "effect"):
+        table.add_column(col, justify="left" if col in ("cover", "title", "class") else "right")
+    for rank, o in enumerate(question.options, 1):
+        nxt = "" if o.p_beats_next is None else f"{o.p_beats_next:.0%}"
+        table.add_row(str(rank), safe(Path(o.cover).name), "A" if o.appealing_title else "B",
+                      f"{o.label} {LABEL_NAMES[o.label]}", f"{o.expected_class:.2f}", nxt, f"{o.stated_effect:+.1f}")
+    if question.found_order:
+        found = ("[green]the ranking found the better ones:[/] the appealing cover with the appealing title first, "
+                 "the plain pair last, as the world's stated cause says")
+    elif question.found_best:
+        found = ("[yellow]the ranking found the best pair[/] (appealing cover and title first), but not the "
+                 "order of the other three")
+    else:
+        found = "[red]the ranking did not find the better ones[/]: the appealing cover with the appealing title " \
+                "is not first"
+    return [legend, table, found]

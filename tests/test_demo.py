@@ -7,11 +7,20 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
+from bilipop import views
 from bilipop.cli import app
-from bilipop.demo import claim_world, make_demo_cover
+from bilipop.demo import (
+    CreatorQuestion,
+    Option,
+    claim_world,
+    make_question_inputs,
+    run_demo,
+    verdict_of,
+)
 from bilipop.errors import InputError
 
 runner = CliRunner()
+DEMO_TEST_VIDEOS, DEMO_TEST_EPOCHS, DEMO_TEST_BATCH = 900, 6, 32
 
 
 def test_demo_runs_every_stage_and_leaves_its_folders(tmp_path):
@@ -21,6 +30,8 @@ def test_demo_runs_every_stage_and_leaves_its_folders(tmp_path):
     assert "SIMULATED" in r.output
     for step in range(1, 8):
         assert f"{step}/7" in r.output
+    assert r.output.strip().splitlines()[-1].startswith("verdict: the model ")  # one verdict line, at the end
+    assert r.output.count("verdict:") == 1
     data, run = folder / "data", folder / "runs" / "demo"
     assert (data / "bilipop.db").is_file()
     labeled = pd.read_parquet(data / "labeled.parquet")
@@ -29,8 +40,8 @@ def test_demo_runs_every_stage_and_leaves_its_folders(tmp_path):
     history = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
     assert [h["epoch"] for h in history] == [1]
     assert (run / "eval" / "test" / "metrics.json").is_file() and (run / "eval" / "test" / "calibration.png").is_file()
-    # the prediction is printed: a class name and five probabilities
-    assert "expected class" in r.output and r.output.count("%") >= 5
+    # the creator's question: four combinations ranked, with the beat-probabilities between neighbours
+    assert "the four combinations, best predicted first" in r.output and r.output.count("%") >= 3
 
     # the user can go on by hand with the folders the demo left
     r = runner.invoke(app, ["predict", str(folder / "cover.jpg"), "新标题", "--model", str(run), "--json"])
@@ -52,12 +63,18 @@ def test_demo_rejects_too_few_videos(tmp_path):
     assert not (tmp_path / "d").exists()
 
 
-def test_demo_cover_is_a_real_picture(tmp_path):
-    path = make_demo_cover(tmp_path / "c.jpg")
-    with Image.open(path) as im:
-        assert im.format == "JPEG" and im.size == (640, 400)
-        colours = im.convert("RGB").getcolors(maxcolors=1 << 20)
-    assert colours is not None and len(colours) > 100
+def test_demo_covers_are_real_pictures_that_differ_in_the_stated_cause(tmp_path):
+    covers, titles = make_question_inputs(tmp_path, seed=0)
+    stats = []
+    for path in covers:
+        with Image.open(path) as im:
+            assert im.format == "JPEG" and im.size == (480, 270)
+            colours = im.convert("RGB").getcolors(maxcolors=1 << 20)
+            stats.append(sum(im.convert("L").getdata()) / (480 * 270))
+        assert colours is not None and len(colours) > 50
+    assert stats[0] > stats[1] + 40  # the appealing cover is the brighter one
+    assert titles[0] != titles[1] and all(t.strip() for t in titles)
+    assert make_question_inputs(tmp_path / "again", seed=0)[1] == titles  # deterministic
 
 
 def test_demo_refuses_a_folder_holding_another_world(tmp_path):
@@ -79,3 +96,43 @@ def test_demo_dir_that_is_a_file_is_one_line_exit_1(tmp_path):
     r = runner.invoke(app, ["demo", "--dir", str(tmp_path / "f"), "--videos", "100"])
     assert r.exit_code == 1, r.output
     assert "cannot write in" in r.output and "Traceback" not in r.output
+
+
+def test_the_verdict_takes_the_lower_end_of_evaluates_interval():
+    floors = {"best_constant": {"ordinal_accuracy": 0.40, "class": 1}}
+    metrics = {"ordinal_accuracy": 0.55, "ci": {"ordinal_accuracy": [0.47, 0.62]}, "qwk": 0.4, "n": 97}
+    verdict = verdict_of(metrics, floors)
+    assert verdict.beats and verdict.margin == pytest.approx(0.15) and verdict.n == 97
+    assert "beats the best constant by 0.150" in views.verdict_line(verdict)
+    # the figure is above the constant, but its interval reaches below it: no claim
+    verdict = verdict_of({**metrics, "ci": {"ordinal_accuracy": [0.38, 0.62]}}, floors)
+    assert not verdict.beats and "does not beat" in views.verdict_line(verdict)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_demo_learns_for_every_seed(tmp_path, seed):
+    # Tiny settings (a small world, few epochs): the model still beats the best constant, with the lower end of
+    # its 95 % interval above it, and its ranking puts the appealing cover with the appealing title first.
+    result = run_demo(tmp_path, videos=DEMO_TEST_VIDEOS, epochs=DEMO_TEST_EPOCHS, seed=seed,
+                      batch_size=DEMO_TEST_BATCH)
+    verdict = result.verdict
+    assert verdict.beats, verdict
+    assert verdict.margin > 0.05 and (verdict.qwk or 0) > 0.2, verdict
+    assert result.question.found_best, result.question
+    assert set(result.seconds) == {"crawl", "filter", "score", "label", "train", "evaluate", "rank"}
+
+
+def _question(expected: dict) -> CreatorQuestion:
+    options = [Option("c", "t", cover, title, 0.0, value, 0, [0.2] * 5)
+               for (cover, title), value in sorted(expected.items(), key=lambda kv: -kv[1])]
+    return CreatorQuestion(options)
+
+
+def test_a_tie_is_not_a_find():
+    # rank_candidates keeps tied candidates in input order: a constant model must not "find" the better ones
+    tied = _question({(True, True): 2.0, (True, False): 2.0, (False, True): 2.0, (False, False): 2.0})
+    assert not tied.found_best and not tied.found_order
+    good = _question({(True, True): 3.1, (False, True): 2.5, (True, False): 2.2, (False, False): 0.4})
+    assert good.found_best and good.found_order  # the two mixed pairs may come in either order
+    half = _question({(True, True): 3.1, (True, False): 1.0, (False, True): 2.5, (False, False): 1.2})
+    assert half.found_best and not half.found_order

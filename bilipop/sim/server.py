@@ -351,6 +351,16 @@ def _image_bytes(sim: SimServer, path: str) -> tuple[bytes, str] | None:
     cover, face = _COVER.fullmatch(path), _FACE.fullmatch(path)
     if cover and sim.covers.get(cover.group(1)) is not None and sim.covers[cover.group(1)].cover_ext == cover.group(2):
         video, suffix = sim.covers[cover.group(1)], cover.group(3)
+        if suffix:
+            # Drawn straight at the size asked for, not drawn full size, encoded, decoded and resized (~10x faster).
+            width, height, quality, fmt = images.parse_suffix(suffix)
+            key = f"{video.cover}@{suffix}"
+            cached = sim.images.get(key)
+            if cached is None:
+                size = images.fitted_size(video.cover_width, video.cover_height, width, height)
+                cached = images.encode(images.draw_cover(video, size), fmt, quality)
+                sim.images.put(key, cached)
+            return cached, images.FORMATS[fmt][1]
         key, draw, fmt = video.cover, lambda: images.draw_cover(video), video.cover_ext
     elif face and face.group(1) in sim.faces:
         suffix, key, fmt = face.group(2), face.group(1), "jpg"

@@ -1,12 +1,14 @@
 """Word lists and templates for the titles and uploader names of the simulated world.
 
-Titles depend a little on a video's hidden ``appeal`` (hooks, numbers, emoji and brackets become more likely), so a
-text model trained on the simulated data has something real, if weak, to learn.
+A title is written from its video's ``TitleStyle`` (bilipop.sim.popularity): a hook word, a number and an emoji
+raise views, as the popularity model states; the topic, the template and the tag are noise.
 """
 
 from __future__ import annotations
 
 import random
+
+from bilipop.sim.popularity import TitleStyle
 
 # The old-scheme Knowledge sub-partitions are the crawler's own table (bilipop.crawl.api.KNOWLEDGE_TIDS).
 # The newer (2025) scheme: Knowledge main 1010, sub-partitions 2084-2095; the mapping is deliberately loose.
@@ -25,29 +27,31 @@ TOPICS: dict[int, list[str]] = {
     229: ["配色", "字体设计", "Logo", "海报", "UI设计", "建筑", "摄影构图", "手绘", "3D建模", "包装设计"],
     122: ["Python", "CPU", "显卡", "树莓派", "Arduino", "Linux", "AI绘画", "机械键盘", "3D打印", "NAS"],
 }
-HOOKS = ["震惊！", "绝了！", "终于", "万万没想到", "千万别", "太离谱了", "一口气", "硬核", "保姆级", "史上最全"]
+#: The hook words of a title whose style has ``hook`` (the stated cause: bilipop.sim.popularity.TITLE_EFFECTS).
+HOOKS = ["震惊！", "绝了！", "万万没想到，", "太离谱了！", "保姆级", "史上最全", "千万别错过："]
 EMOJI = ["🔥", "😱", "🤯", "✨", "🚀", "💡", "👀", "😂"]
-TAGS = ["科普", "干货", "硬核", "熟肉", "中字", "4K", "合集", "AI", "vlog", "Q&A"]
+TAGS = ["科普", "干货", "熟肉", "中字", "合集", "vlog", "Q&A", "笔记"]
+#: Titles without a number and without a hook word.
 TEMPLATES_PLAIN = [
     "{topic}是什么？",
     "聊聊{topic}",
     "关于{topic}的一些思考",
     "{topic}入门",
     "{topic}的原理",
-    "{topic}（第{n}讲）",
     "如何理解{topic}",
     "{topic}和{other}有什么关系",
-    "{topic}笔记 P{n}",
-]
-TEMPLATES_HOOKED = [
-    "为什么{topic}会这样？看完你就懂了",
-    "{n}分钟看懂{topic}",
-    "我花了{n}天，终于搞懂了{topic}",
-    "【{tag}】{topic}的{n}个真相",
-    "{hook}{topic}竟然是这样的",
+    "为什么{topic}会这样？",
     "{topic}到底有多可怕？",
-    "关于{topic}，99%的人都理解错了",
-    "用{other}解释{topic}，太妙了",
+    "用{other}解释{topic}",
+]
+#: Titles with a number (and no hook word).
+TEMPLATES_NUMBER = [
+    "{n}分钟讲清{topic}",
+    "{topic}的{n}个真相",
+    "{topic}（第{n}讲）",
+    "我花了{n}天研究{topic}",
+    "关于{topic}的{n}个误解",
+    "{n}张图理解{topic}",
 ]
 NAME_PARTS_A = ["小", "老", "大", "阿", "一只", "会飞的", "爱吃", "不会", "认真的", "躺平的", "硬核"]
 NAME_PARTS_B = ["物理", "历史", "数学", "猫", "鱼", "学长", "学姐", "老师", "教授", "工程师", "咸鱼", "柠檬", "团子"]
@@ -55,21 +59,19 @@ NAME_PARTS_C = ["君", "酱", "说", "同学", "实验室", "研究所", "频道
 ASCII_NAMES = ["Mr_Chen", "TechLab", "DataCat", "Nova", "PixelFox", "Kevin说科技", "Luna", "MathBoy", "Neo"]
 
 
-def make_title(rng: random.Random, tid: int, appeal: float) -> str:
-    """A title for a video in ``tid``; higher appeal favours hooks, numbers and emoji."""
+def make_title(rng: random.Random, tid: int, style: TitleStyle) -> str:
+    """A title for a video in ``tid`` with exactly the hook word, number and emoji that ``style`` asks for."""
     topics = TOPICS[tid]
     topic = rng.choice(topics)
     other = rng.choice([t for t in topics if t != topic] or topics)
-    hooked = rng.random() < 1.0 / (1.0 + pow(2.718, -1.5 * appeal))
-    template = rng.choice(TEMPLATES_HOOKED if hooked else TEMPLATES_PLAIN)
-    title = template.format(
-        topic=topic, other=other, n=rng.choice([3, 5, 7, 10, 12, 30, 100]), hook=rng.choice(HOOKS),
-        tag=rng.choice(TAGS),
-    )
-    if rng.random() < 0.1 + 0.15 * max(appeal, 0.0):
-        title = rng.choice(EMOJI) + title if rng.random() < 0.5 else title + rng.choice(EMOJI)
-    if rng.random() < 0.12:
+    template = rng.choice(TEMPLATES_NUMBER if style.number else TEMPLATES_PLAIN)
+    title = template.format(topic=topic, other=other, n=rng.choice([3, 5, 7, 10, 12, 30, 100]))
+    if style.hook:
+        title = rng.choice(HOOKS) + title
+    if rng.random() < 0.12:  # a tag says nothing about views
         title += f" | {rng.choice(TAGS)}"
+    if style.emoji:
+        title = rng.choice(EMOJI) + title if rng.random() < 0.5 else title + rng.choice(EMOJI)
     return title[:80]
 
 

@@ -1,8 +1,9 @@
 """The simulated world: uploaders, Knowledge-section videos, hot lists and honours, generated from a seed.
 
-Counters are heavy-tailed and correlated the way BILIBILI_API.md's "Real records" describe: log-normal views
-driven by the uploader's pull, the video's hidden ``appeal`` (also visible in its cover and title) and noise, with
-likes, favourites, coins and shares as noisy ratios of views around the documented medians and 90th percentiles.
+Counters are heavy-tailed and correlated the way BILIBILI_API.md's "Real records" describe. What causes them is
+stated in bilipop.sim.popularity: log views is the sum of the cover's effect (brightness, saturation, a caption
+band, a face), the title's (a hook word, a number, an emoji), the uploader's pull, the video's age (fast growth in
+the first days, then slower) and luck, with likes, favourites, coins and shares as noisy ratios of views.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import numpy as np
 
 from bilipop.crawl.api import KNOWLEDGE_TIDS
 from bilipop.errors import InputError
+from bilipop.sim.popularity import COUNTERS, CoverLook, TitleStyle, draw_popularity
 from bilipop.sim.words import TID_V2, TID_V2_PRIMARY, make_name, make_title
 
 # "Now" of the world, fixed so that a seed always gives the same world (2026-01-01 00:00 UTC).
@@ -29,17 +31,6 @@ COVER_SIZES = [
     (720, 960, 0.05), (1080, 1440, 0.03), (800, 800, 0.04), (1200, 1200, 0.03),
 ]
 COVER_FORMATS = [("jpg", 0.8), ("webp", 0.12), ("png", 0.08)]
-# Median ratio to views and log-normal sigma fitted to the documented 90th percentile, per counter.
-RATIOS = {
-    "likes": (0.019, math.log(0.06 / 0.019) / 1.2816),
-    "favorites": (0.0033, math.log(0.016 / 0.0033) / 1.2816),
-    "coins": (0.0003, math.log(0.004 / 0.0003) / 1.2816),
-    "shares": (0.0001, math.log(0.002 / 0.0001) / 1.2816),
-    "danmaku": (0.003, 1.0),
-    "replies": (0.0015, 1.0),
-}
-COUNTERS = ("views", "likes", "coins", "favorites", "shares", "danmaku", "replies")
-
 _B58 = "FcwAPNKTMug3GV5Lj7EJnHpWsx4tb8haYeviqBz6rkCy12mUSDQX9RdoZf"
 _BV_XOR = 23442827791579
 _BV_MAX_AID = 1 << 51
@@ -82,11 +73,14 @@ class Video:
     cover_ext: str
     cover_width: int
     cover_height: int
-    appeal: float  # hidden: drives views, the cover's look and the title's style
+    appeal: float  # hidden, age-free: log views once mature, relative to popularity.BASE
     stat: dict[str, int]
     his_rank: int = 0
     honors: list[dict] = field(default_factory=list)
     code: int = 0  # 0 when visible, else the error code ``view`` answers with
+    look: CoverLook | None = None  # what the cover shows (drawn by bilipop.sim.images)
+    style: TitleStyle | None = None  # what the title says
+    effects: dict[str, float] = field(default_factory=dict)  # the parts of log views (popularity.Popularity)
 
     @property
     def visible(self) -> bool:
@@ -168,22 +162,9 @@ class World:
         extra = gen.choice(len(ups), size=n - len(owners), p=weights / weights.sum()) if n > len(owners) else []
         owners += [ups[i] for i in extra]
         rnd.shuffle(owners)
-        appeal = gen.normal(size=n)
-        pull = np.array([u.pull for u in owners])
-        log_views = math.log(900) + 1.1 * pull + 0.9 * appeal + 2.0 * gen.normal(size=n)
-        log_views += np.where(gen.random(n) < 0.015, gen.uniform(3, 5.5, n), 0.0)  # the odd viral hit
-        ages = np.minimum(gen.exponential(200 * 86400, n), 730 * 86400)
-        fresh = gen.random(n) < 0.04
-        ages = np.where(fresh, gen.uniform(600, 8 * 3600, n), ages + 8 * 3600)
-        views = np.where(fresh, gen.poisson(2, n), np.exp(log_views)).astype(np.int64)
-        engagement = gen.normal(size=n)
-        stats: dict[str, np.ndarray] = {"views": views}
-        for name, (median, sigma) in RATIOS.items():
-            ratio = median * np.exp(sigma * (0.6 * engagement + 0.8 * gen.normal(size=n)))
-            stats[name] = gen.poisson(views * np.minimum(ratio, 1.0))
-        # A few rows with more likes than views, as seen in real records.
-        odd = np.flatnonzero((gen.random(n) < 0.02) & (views < 5000))
-        stats["likes"][odd] = views[odd] + gen.integers(1, 40, len(odd))
+        # The counters and what causes them: bilipop.sim.popularity.
+        pop = draw_popularity(gen, np.array([u.pull for u in owners]))
+        ages, stats = pop.ages_s, pop.stats
         tids, tweights = list(TID_WEIGHTS), list(TID_WEIGHTS.values())
         sizes, sweights = [s[:2] for s in COVER_SIZES], [s[2] for s in COVER_SIZES]
         fmts, fweights = [f[0] for f in COVER_FORMATS], [f[1] for f in COVER_FORMATS]
@@ -198,12 +179,14 @@ class World:
             stat = {k: int(stats[k][i]) for k in COUNTERS}
             videos.append(Video(
                 aid=aid, bvid=av2bv(aid), cid=rnd.randint(10**10, 4 * 10**10),
-                title=make_title(rnd, tid, float(appeal[i])), tid=tid,
+                title=make_title(rnd, tid, pop.styles[i]), tid=tid,
                 tid_v2=TID_V2_PRIMARY[tid] if rnd.random() < 0.7 else rnd.choice(TID_V2),
                 owner_mid=owners[i].mid, pubdate=pubdate, ctime=pubdate - rnd.randint(60, 86400),
                 duration=int(min(7200, max(5, rnd.lognormvariate(math.log(420), 0.9)))),
                 cover=f"{rnd.getrandbits(160):040x}", cover_ext=rnd.choices(fmts, fweights)[0],
-                cover_width=width, cover_height=height, appeal=float(appeal[i]), stat=stat,
+                cover_width=width, cover_height=height, appeal=float(pop.appeal[i]), stat=stat,
+                look=pop.looks[i], style=pop.styles[i],
+                effects={k: float(v[i]) for k, v in pop.parts.items()},
             ))
         return videos
 
@@ -293,6 +276,9 @@ class World:
                 "pubdate": v.pubdate, "duration": v.duration, "pic": cover_url(base_url, v),
                 "cover_width": v.cover_width, "cover_height": v.cover_height, "visible": v.visible,
                 "honors": [h["type"] for h in v.honors],
+                # the stated cause (bilipop.sim.popularity): age-free appeal, age and the parts of log views
+                "appeal": v.appeal, "age_days": (NOW - v.pubdate) / 86400,
+                "effects": dict(v.effects),
             }
         return {
             "videos": videos,
