@@ -276,13 +276,15 @@ def _crawl_display() -> Iterator[Callable[[object], None] | None]:
 
 @app.command("crawl", epilog="Example: bilipop crawl --section knowledge --data data --max-videos 500 --rate 1")
 def crawl_cmd(
-    section: Annotated[str, typer.Option(help="The section to crawl; the only one is knowledge (知识).")] = "knowledge",
+    section: Annotated[str, typer.Option(help="The section to crawl; the only one is knowledge (知识, v2 main 1010).")
+                       ] = "knowledge",
     data: DataDir = Path("data"),
     max_videos: Annotated[
-        int | None, typer.Option(help="Stop listing once the store holds this many videos (default: all).")
+        int | None, typer.Option(help="Stop once the store holds this many Knowledge videos (default: all found).")
     ] = None,
     tids: Annotated[
-        str | None, typer.Option(help="Sub-partitions to list, e.g. 201,124 (default: all eight of the section).")
+        str | None, typer.Option(help="v2 sub-partitions to keep, e.g. 2094,2090 (default: all twelve of Knowledge, "
+                                      "2084-2095; the old ids such as 201 were renumbered in 2025).")
     ] = None,
     rate: Annotated[
         float, typer.Option(help="API requests per second, with jitter; covers have a limit of their own. "
@@ -295,23 +297,33 @@ def crawl_cmd(
         bool, typer.Option("--ignore-robots", help="Fetch what robots.txt disallows. Only with the right to crawl "
                                                     "the site anyway (your own server, written permission).")
     ] = False,
-    check_honors: Annotated[
-        bool, typer.Option("--check-honors", help="Also open each video (one request each) for hot-list honours.")
+    widen: Annotated[
+        bool, typer.Option("--widen", help="Also walk the uploaders of Knowledge videos in the Related lists of hot "
+                                           "uploaders' videos (Related comes free with each video, but each new "
+                                           "uploader costs one request per 30 uploads plus up to one per upload: "
+                                           "measured on the stand-in, about 1.6x the requests). Their videos are "
+                                           "stored; filter keeps only hot-list uploaders.")
     ] = False,
     refresh: Annotated[
         bool, typer.Option("--refresh", help="Re-read the counters of every stored video (one request each).")
     ] = False,
 ) -> None:
-    """Crawl videos, uploaders, hot-list sightings and covers into DIR/bilipop.db; run it again to resume."""
-    from bilipop.crawl.crawler import crawl
+    """Crawl the hot lists, their uploaders' uploads, the Knowledge videos among them and their covers into
+    DIR/bilipop.db; run it again to resume."""
+    from bilipop.crawl.crawler import CrawlPlan, crawl
 
     if ignore_robots:
         warn("[bold]--ignore-robots: robots.txt will NOT be obeyed.[/] Crawl only what you have the right to "
              "crawl, keep --rate low, and stop if asked to.")
+    def say_plan(plan: CrawlPlan) -> None:
+        if not STATE.quiet:
+            for line in plan.lines:
+                err.print(line, highlight=False, markup=False)
+
     with user_errors(), _crawl_display() as show:
         summary = crawl(data=data, section=section, max_videos=max_videos, tids=tids, rate=rate,
-                        api_base=api_base, ignore_robots=ignore_robots, check_honors=check_honors,
-                        refresh=refresh, progress=show)
+                        api_base=api_base, ignore_robots=ignore_robots, widen=widen,
+                        refresh=refresh, progress=show, on_plan=say_plan)
     out.print(views.crawl_table(summary, section, data))
 
 
@@ -533,7 +545,7 @@ def demo_cmd(
     with user_errors(), SimServer(videos=videos, seed=seed) as sim:
         stage(1, f"crawl {sim.base_url} (a local stand-in of api.bilibili.com)")
         crawl_cmd(section="knowledge", data=data, max_videos=None, tids=None, rate=0.0, api_base=sim.base_url,
-                  ignore_robots=False, check_honors=False, refresh=False)
+                  ignore_robots=False, widen=False, refresh=False)
     stage(2, "filter: uploaders under 500,000 followers who have been on the hot list")
     filter_cmd(data=data, input=None, output=None, max_followers=500_000, require_hot=True)
     stage(3, "score: 0.75 views + 0.1 likes + 0.1 coins + 0.05 favorites + 0 shares, each (x - mean) / (max - min)")
