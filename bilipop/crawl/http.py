@@ -98,9 +98,14 @@ class HttpStats:
 class RateLimiter:
     """At most ``rate`` requests per second, over any stretch of time: each request waits until ``1/rate`` (plus
     1-9 % jitter) after the previous one started, and at most ``floor(10 * rate)`` start in any 10 seconds (spacing
-    alone lets 13 requests into 10 s at rate 1.25). Jitter only lengthens the waits. ``rate`` 0 means no limit."""
+    alone lets 13 requests into 10 s at rate 1.25). At a whole-number rate the same holds for any 1 second with a
+    5 % margin, so that a request delayed on its way does not give a server-side second one too many (at a
+    fractional rate that would cost throughput: 1.25 would become 0.95). Jitter only lengthens the waits.
+    ``rate`` 0 means no limit."""
 
     WINDOW_S = 10.0
+    SHORT_WINDOW_S = 1.0
+    SHORT_MARGIN = 1.05
 
     def __init__(self, rate: float, sleep: Callable[[float], None] = time.sleep,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -109,6 +114,8 @@ class RateLimiter:
         self._sleep, self._clock = sleep, clock
         self._per_window = max(1, math.floor(rate * self.WINDOW_S + 1e-9))
         self._starts: collections.deque[float] = collections.deque(maxlen=self._per_window)
+        self._per_second = round(rate) if rate >= 1 and abs(rate - round(rate)) < 0.01 else 0
+        self._recent: collections.deque[float] = collections.deque(maxlen=max(1, self._per_second))
 
     def wait(self) -> None:
         """Sleep until the next request may start, and count it as started."""
@@ -118,11 +125,14 @@ class RateLimiter:
         if len(self._starts) == self._per_window:
             # 1 % past the window, so that the server's clock sees the oldest start leave it first.
             earliest = max(earliest, self._starts[0] + self.WINDOW_S * 1.01)
+        if self._per_second >= 1 and len(self._recent) == self._per_second:
+            earliest = max(earliest, self._recent[0] + self.SHORT_WINDOW_S * self.SHORT_MARGIN)
         now = self._clock()
         if earliest > now:
             self._sleep(earliest - now)
             now = max(self._clock(), earliest)
         self._starts.append(now)
+        self._recent.append(now)
         self._next = now + (1.0 / self.rate) * random.uniform(1.01, 1.09)
 
 
@@ -414,7 +424,7 @@ class HttpClient:
         self._pauses_in_row += 1
         if self._pauses_in_row > self.backoff.max_pauses:
             raise CrawlError(
-                f"Bilibili keeps refusing this crawl: {what} answered {problem.reason}, even after "
+                f"Bilibili keeps refusing this crawl ({what}: {problem.reason}) even after "
                 f"{self.backoff.max_pauses} long pauses; {BLOCK_ADVICE}")
         self.stats.pauses += 1
         log.warning("blocked %d times in a row (%s): pausing %.0f s before going on",
@@ -432,7 +442,10 @@ class HttpClient:
 
     def _mixin_key(self) -> str:
         if self._mixin is None or time.monotonic() - self._mixin_at > WBI_KEY_LIFETIME_S:
+            # nav answering does not mean the blocked request would now: its run of blocks goes on counting.
+            in_row = self._blocks_in_row, self._pauses_in_row
             envelope = self.get_json("/x/web-interface/nav", signed=False)
+            self._blocks_in_row, self._pauses_in_row = in_row
             self._mixin = api.parse_wbi_keys(envelope)  # answered with -101 when logged out: keys still there
             self._mixin_at = time.monotonic()
         return self._mixin

@@ -77,22 +77,20 @@ def anti_bot_fields(rnd: random.Random) -> dict[str, str]:
             "dm_img_inter": json.dumps(inter, separators=(",", ":"))}
 
 
-def _nonempty_list(where: str) -> Callable[[dict], str | None]:
+def listed_nothing(what: str) -> Callable[[dict], str | None]:
+    """An ``expect`` check for ``HttpClient.get_json``: a code-0 reply whose list is empty is not a finished list
+    but a failure to report (BILIBILI_API.md section 0: the dead listings answer politely with nothing)."""
     def check(envelope: dict) -> str | None:
+        if envelope.get("code") != 0:
+            return None
         data = envelope.get("data")
-        items = data.get("list") if isinstance(data, dict) else None
-        if envelope.get("code") == 0 and not items:
-            return f"{where} listed nothing"
-        return None
+        items = None
+        if isinstance(data, dict):
+            items = data.get("list", data.get("archives"))
+            if isinstance(items, dict):  # arc/search: data.list.vlist
+                items = items.get("vlist")
+        return None if items else f"{what} listed nothing"
     return check
-
-
-def _nonempty_uploads(envelope: dict) -> str | None:
-    data = envelope.get("data")
-    lists = data.get("list") if isinstance(data, dict) else None
-    if envelope.get("code") == 0 and not (isinstance(lists, dict) and lists.get("vlist")):
-        return "an uploader's upload list came back empty"
-    return None
 
 
 class CrawlRun:
@@ -172,7 +170,7 @@ class CrawlRun:
 
     def _hot(self, path: str, params: dict, what: str, *, require: bool = True) -> dict:
         envelope = self.client.get_json(path, {**params, "web_location": HOT_LIST_WEB_LOCATION},
-                                        expect=_nonempty_list(what) if require else None)
+                                        expect=listed_nothing(what) if require else None)
         if envelope["code"] != 0 and require:
             raise CrawlError(f"{what} ({path}) answered code {envelope['code']} ({envelope.get('message', '')}) "
                              "instead of a list; the site may have changed: check for a newer bilipop")
@@ -199,7 +197,7 @@ class CrawlRun:
                           "order_avoided": "true", **anti_bot_fields(self._rnd)}
                 envelope = self.client.get_json(
                     "/x/space/wbi/arc/search", params, referer=f"https://space.bilibili.com/{mid}",
-                    expect=_nonempty_uploads if page_no == 1 else None)
+                    expect=listed_nothing(f"the upload list of uploader {mid}") if page_no == 1 else None)
                 pages += 1
                 if envelope["code"] != 0:
                     self._warn(f"the uploads of uploader {mid} answered code {envelope['code']} "

@@ -110,6 +110,8 @@ def popular_data(world: World, pn: int, ps: int, base_url: str) -> dict:
     items = []
     for bvid in page_of(world.popular, pn, ps):
         v = world.by_bvid[bvid]
+        if not v.visible:  # a video that went private or under review leaves every list
+            continue
         obj = list_item(world, v, base_url)
         big = v.stat["views"] >= 1_000_000
         obj["rcmd_reason"] = {"content": "百万播放" if big else "", "corner_mark": 0}
@@ -119,7 +121,7 @@ def popular_data(world: World, pn: int, ps: int, base_url: str) -> dict:
 
 def ranking_data(world: World, videos: list[Video], base_url: str) -> dict:
     items = []
-    for rank, v in enumerate(videos):
+    for rank, v in enumerate(v for v in videos if v.visible):
         obj = list_item(world, v, base_url)
         obj["score"] = max(1, v.stat["views"] // 10 + v.stat["likes"] * 5 - rank)
         items.append(obj)
@@ -134,6 +136,8 @@ def series_list_data(world: World) -> dict:
 def series_one_data(world: World, issue: Issue, base_url: str) -> dict:
     items = []
     for bvid in issue.bvids:
+        if not world.by_bvid[bvid].visible:
+            continue
         obj = list_item(world, world.by_bvid[bvid], base_url)
         obj["rcmd_reason"] = "本周值得一看"
         items.append(obj)
@@ -148,7 +152,7 @@ def series_one_data(world: World, issue: Issue, base_url: str) -> dict:
 
 def precious_data(world: World, page: int, page_size: int, base_url: str) -> dict:
     items = []
-    for bvid in page_of(world.precious, page, page_size):
+    for bvid in page_of([b for b in world.precious if world.by_bvid[b].visible], page, page_size):
         obj = list_item(world, world.by_bvid[bvid], base_url)
         obj["achievement"] = "站内高质量内容"
         items.append(obj)

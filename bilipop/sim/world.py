@@ -300,7 +300,8 @@ class World:
         return videos
 
     def _make_hot_lists(self, rnd: random.Random) -> None:
-        ups = sorted(self.uploaders.values(), key=lambda u: u.mid)
+        active = {v.owner_mid for v in self.videos}
+        ups = sorted((u for u in self.uploaders.values() if u.mid in active), key=lambda u: u.mid)
         for u in ups:
             odds = (0.9 if u.home == KNOWLEDGE_MAIN else 0.5) * math.exp(0.5 * u.pull)
             u.hot = rnd.random() < odds / (1 + odds)
@@ -394,7 +395,7 @@ class World:
         """Owners of the items of the hot lists a crawler reads: popular, weekly issues, precious, ranking 1010."""
         bvids = set(self.popular) | set(self.precious) | {b for issue in self.issues for b in issue.bvids}
         bvids |= {v.bvid for v in self.ranking}
-        return {self.by_bvid[b].owner_mid for b in bvids}
+        return {self.by_bvid[b].owner_mid for b in bvids if self.by_bvid[b].visible}
 
     def hot_mids_honors(self) -> set[int]:
         return {v.owner_mid for v in self.videos if v.visible and any(h["type"] in HOT_HONOURS for h in v.honors)}
