@@ -523,7 +523,8 @@ def predict_cmd(
 def demo_cmd(
     dir: Annotated[Path, typer.Option("--dir", help="Folder for the dataset (DIR/data) and the run (DIR/runs/demo).")]
     = Path("bilipop-demo"),
-    videos: Annotated[int, typer.Option(help="Videos in the simulated world, all crawled.")] = 1200,
+    videos: Annotated[int, typer.Option(help="Knowledge videos in the simulated world (the crawl keeps those of "
+                                             "uploaders on its hot lists, about half).")] = 1200,
     epochs: Annotated[int, typer.Option(help="Training epochs of the tiny models.")] = 3,
     seed: Annotated[int, typer.Option(help="Seed of the simulated world and of training.")] = 0,
 ) -> None:
