@@ -301,8 +301,8 @@ def crawl_cmd(
         bool, typer.Option("--widen", help="Also walk the uploaders of Knowledge videos in the Related lists of hot "
                                            "uploaders' videos (Related comes free with each video, but each new "
                                            "uploader costs one request per 30 uploads plus up to one per upload: "
-                                           "measured on the stand-in, about 1.6x the requests). Their videos are "
-                                           "stored; filter keeps only hot-list uploaders.")
+                                           "on the stand-in, twice the requests for twice the videos). Their "
+                                           "videos are stored; filter keeps only hot-list uploaders.")
     ] = False,
     refresh: Annotated[
         bool, typer.Option("--refresh", help="Re-read the counters of every stored video (one request each).")

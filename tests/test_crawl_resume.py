@@ -25,6 +25,9 @@ RAW_QUERIES = {
     "sightings": "SELECT mid, source, ref, bvid FROM sightings ORDER BY mid, source, ref",
     "covers": "SELECT bvid, status, width, height FROM covers ORDER BY bvid",
     "cursors": "SELECT name, value, done FROM cursors ORDER BY name",
+    "candidates": "SELECT bvid, mid, seq, state, code FROM candidates ORDER BY bvid",
+    "walks": "SELECT mid, via, walk_rank, walk_next, walk_done, uploads FROM uploaders ORDER BY mid",
+    "facts": "SELECT bvid, mid, pid_v2, video FROM facts ORDER BY bvid",
 }
 
 

@@ -342,3 +342,24 @@ def test_cookies_reach_the_api_host_only_and_never_logs_errors_or_the_store(tmp_
     texts = [ok.output, refused.output, repr(refused.exception)]
     texts += [p.read_bytes().decode("latin-1") for p in tmp_path.iterdir() if p.name.startswith("bilipop.db")]
     assert not any(word in text for text in texts for word in ("topsecret1234", "alsosecret5678"))
+
+
+def test_a_video_answering_an_unknown_code_waits_for_the_next_run_instead_of_looping(tmp_path):
+    with SimServer(videos=30, seed=4) as sim:
+        victim = []
+
+        def odd(path, query, body):
+            if path.endswith("view/detail"):
+                victim[:] = victim or [query["bvid"]]
+                if query["bvid"] == victim[0]:
+                    return {"code": 88888, "message": "?", "ttl": 1, "data": None}
+            return body
+
+        sim.tamper = odd
+        summary = crawl(tmp_path, api_base=sim.base_url, rate=0, backoff=FAST)
+        asked = [r for r in sim.requests if r[3].get("bvid") == victim[0]]
+        sim.tamper = None
+        crawl(tmp_path, api_base=sim.base_url, rate=0, backoff=FAST)  # the next run examines it again
+        truth = sim.truth()
+    assert len(asked) == 1 and any(victim[0] in w for w in summary.warnings)
+    check_against_truth(read_store_table(tmp_path / "bilipop.db"), truth, tmp_path)

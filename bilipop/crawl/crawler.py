@@ -34,8 +34,6 @@ _LOCK_FILE = ".bilipop-crawl.lock"
 #: Requests per stored Knowledge video beyond the hot lists, covers excluded: what benchmarks/bench_crawl.py
 #: measured on the stand-in (README "Crawling the real site"); the real site's mix of sections decides the truth.
 REQUESTS_PER_VIDEO = 0.6
-#: With --widen: the measured cost per video again, for the further uploaders' uploads.
-WIDEN_FACTOR = 1.6
 #: The hot lists on the real site in 2026: 1 ranking + about 10 popular pages + the series list + about 380 weekly
 #: issues + precious, plus nav and finger/spi.
 HOT_LIST_REQUESTS = 395
@@ -112,8 +110,7 @@ def crawl_plan(data: str | os.PathLike[str] = "data", max_videos: int | None = N
             pass
     target = max_videos if max_videos is not None else PAPER_SIZE
     left = max(0, target - held)
-    per_video = REQUESTS_PER_VIDEO * (WIDEN_FACTOR if widen else 1.0)
-    api_requests = (0 if hot_done else HOT_LIST_REQUESTS) + math.ceil(left * per_video)
+    api_requests = (0 if hot_done else HOT_LIST_REQUESTS) + math.ceil(left * REQUESTS_PER_VIDEO)
     cover_requests = left
     cover_rate = rate if cover_rate is None else cover_rate
     seconds = None
@@ -124,7 +121,7 @@ def crawl_plan(data: str | os.PathLike[str] = "data", max_videos: int | None = N
         "plan: 1) the hot lists (Knowledge ranking, popular, every weekly must-watch issue, precious)"
         + (" - already read" if hot_done else ""),
         f"      2) the uploads of every uploader seen there ({UPLOADS_PAGE} per request)"
-        + ("; with --widen also uploaders found in Related lists" if widen else ""),
+        + ("; with --widen also uploaders found in Related lists (about as many again)" if widen else ""),
         "      3) each upload once (view/detail), unless a list already described it; keep v2 main 1010 (知识)",
         "      4) the covers",
         f"estimate for {size}" + (f", {held:,} already stored" if held else "") +
@@ -193,14 +190,14 @@ def crawl(
     try:
         # robots.txt is read before anything is written, so a refused crawl leaves no trace behind.
         client.check_robots(api_base + "/x/web-interface/popular")
-        if on_plan is not None:
-            on_plan(crawl_plan(folder, max_videos=max_videos, rate=rate, widen=widen, cover_rate=cover_rate))
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise InputError(f"cannot create the dataset folder {folder}: {exc.strerror}; choose another --data"
                              ) from exc
         with _folder_lock(folder):
+            if on_plan is not None:
+                on_plan(crawl_plan(folder, max_videos=max_videos, rate=rate, widen=widen, cover_rate=cover_rate))
             with _disk_full_is_one_line(folder):
                 store = Store(folder / STORE_FILE)
                 run = CrawlRun(store, client, folder / COVERS_DIR, tid_set, max_videos, widen, progress)

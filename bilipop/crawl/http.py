@@ -487,6 +487,8 @@ class HttpClient:
                     break
                 except FailedAttempt as problem:
                     failures = self._recover(problem, failures, f"{origin}/robots.txt")
+                except transport.TooLarge as exc:
+                    raise CrawlError(f"{origin}/robots.txt is too large ({exc}); check --api-base") from None
             self._succeeded()
         # The usual reading of robots.txt answers: 401/403 forbid everything, other 4xx (and 3xx) allow everything.
         if reply.status in (401, 403):

@@ -70,9 +70,8 @@ def anti_bot_fields(rnd: random.Random) -> dict[str, str]:
         text = "".join(rnd.choice(string.ascii_letters + string.digits) for _ in range(rnd.randint(low, high)))
         return base64.b64encode(text.encode()).decode()[:-2]
 
-    inter = {"ds": [], "wh": [rnd.randint(1000, 6000), rnd.randint(1000, 6000), rnd.randint(0, 99)],
+    inter = {"ds": [], "wh": [rnd.randint(1000, 6000), rnd.randint(1000, 6000), 0],
              "of": [rnd.randint(10, 500), rnd.randint(10, 900), 0]}
-    inter["wh"][2] = 0
     return {"dm_img_list": "[]", "dm_img_str": b64(16, 64), "dm_cover_img_str": b64(32, 128),
             "dm_img_inter": json.dumps(inter, separators=(",", ":"))}
 
@@ -109,6 +108,9 @@ class CrawlRun:
         self._done = self._total = 0
         self._last_report = 0.0
         self._start_videos = store.video_count()
+        # Work that failed in this run (an odd code, a bad shape) waits for the next run instead of looping here.
+        self._tried_walks: set[int] = set()
+        self._tried: set[str] = set()
         client.on_wait = lambda note: self._report(note=note, force=True)
 
     def execute(self, *, refresh: bool) -> None:
@@ -186,7 +188,8 @@ class CrawlRun:
     def walk_uploaders(self) -> int:
         """Read the upload lists not read to the end; returns how many pages were read."""
         self._phase = "uploaders"
-        todo = self.store.uploaders_to_walk()
+        todo = [(mid, page) for mid, page in self.store.uploaders_to_walk() if mid not in self._tried_walks]
+        self._tried_walks |= {mid for mid, _ in todo}
         walked, self._total = self.store.walk_counts()
         self._done = walked
         pages = 0
@@ -218,7 +221,7 @@ class CrawlRun:
     def examine_candidates(self) -> int:
         """Examine every candidate not yet examined (until ``max_videos``); returns how many were examined."""
         self._phase = "videos"
-        todo = self.store.candidates_to_examine()
+        todo = [(bvid, mid) for bvid, mid in self.store.candidates_to_examine() if bvid not in self._tried]
         self._done, self._total = 0, len(todo)
         walked = self.store.walked_mids()
         hot = {m for m in walked if self._via(m) == "hot"}
@@ -226,6 +229,7 @@ class CrawlRun:
         for bvid, mid in todo:
             if not self._room():
                 break
+            self._tried.add(bvid)
             self._examine(bvid, mid, walked, nominate=self.widen and mid in hot)
             examined += 1
             self._done += 1
