@@ -248,10 +248,7 @@ class CrawlRun:
             if known.has_counters and self.store.followers_of(mid) is not None:
                 self.store.save_examined(bvid, "kept", _now(), video=known)
                 return
-        envelope = self.client.get_json(DETAIL_PATH, {"bvid": bvid, "need_elec": 0})
-        if envelope["code"] == -403:  # on a signed call, possibly stale keys: fetch them again, once
-            self.client.refresh_keys()
-            envelope = self.client.get_json(DETAIL_PATH, {"bvid": bvid, "need_elec": 0})
+        envelope = self._detail(bvid)
         code = envelope["code"]
         if code in api.VIDEO_SKIP_CODES:
             log.debug("%s: view/detail answered %s, skipping the video", bvid, code)
@@ -278,6 +275,14 @@ class CrawlRun:
                                  honors=detail.honors, hot_types=api.HOT_HONOR_TYPES, related=related,
                                  nominate=sorted(nominated))
 
+    def _detail(self, bvid: str) -> dict:
+        """``view/detail`` of one video; a -403 on this signed call may mean stale keys: fetch them again, once."""
+        envelope = self.client.get_json(DETAIL_PATH, {"bvid": bvid, "need_elec": 0})
+        if envelope["code"] == -403:
+            self.client.refresh_keys()
+            envelope = self.client.get_json(DETAIL_PATH, {"bvid": bvid, "need_elec": 0})
+        return envelope
+
     # -- 5. refresh and covers ---------------------------------------------------------------------------------
     def refresh_videos(self) -> None:
         """``view/detail`` each stored video again for fresh counters (one request each, resumable)."""
@@ -286,10 +291,7 @@ class CrawlRun:
         todo = self.store.videos_to_refresh(after, until)
         self._done, self._total = 0, len(todo)
         for rowid, bvid in todo:
-            envelope = self.client.get_json(DETAIL_PATH, {"bvid": bvid, "need_elec": 0})
-            if envelope["code"] == -403:
-                self.client.refresh_keys()
-                envelope = self.client.get_json(DETAIL_PATH, {"bvid": bvid, "need_elec": 0})
+            envelope = self._detail(bvid)
             code = envelope["code"]
             video = None
             if code == 0:
