@@ -126,7 +126,7 @@ def test_filter_of_a_store_written_elsewhere_keeps_its_covers_findable(crawled, 
 def test_ten_percent_faults_with_the_2026_block_signals_lose_nothing(tmp_path):
     faults = FaultConfig.all(p=0.1, rate_limit_412=40.0)
     faults.retry_after_s = 0
-    with SimServer(videos=40, seed=11, faults=faults) as sim:
+    with SimServer(videos=30, seed=11, faults=faults) as sim:
         # A little above the server's 412 limit, so that hard blocks happen too.
         backoff = Backoff(base_s=0.005, block_base_s=0.1, max_s=0.5, pause_s=0.5, timeout_s=5)
         summary = crawl(tmp_path, api_base=sim.base_url, rate=60, cover_rate=0, backoff=backoff)
@@ -284,7 +284,7 @@ def test_max_videos_and_tids_then_resume_without_duplicates(tmp_path):
 
 
 def test_widening_reaches_knowledge_uploaders_beyond_the_hot_lists(tmp_path):
-    with SimServer(videos=120, seed=5) as sim:
+    with SimServer(videos=60, seed=5) as sim:
         summary = crawl(tmp_path, api_base=sim.base_url, rate=0, widen=True)
         truth = sim.truth()
     table = read_store_table(tmp_path / "bilipop.db")
