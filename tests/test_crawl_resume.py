@@ -45,7 +45,7 @@ def test_sigkill_at_random_moments_then_resume_equals_an_uninterrupted_crawl(tmp
         crawl(tmp_path / "reference", api_base=sim.base_url, rate=0)
         folder = tmp_path / "killed"
         command = [sys.executable, "-m", "bilipop", "-q", "crawl", "--data", str(folder), "--api-base",
-                   sim.base_url, "--rate", "100"]
+                   sim.base_url, "--rate", "30"]
         interrupted = 0
         for _ in range(4):
             process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
