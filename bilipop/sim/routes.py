@@ -131,22 +131,20 @@ def uploads(sim: SimServer, query: Mapping[str, str]) -> dict:
     return envelope(0, payloads.uploads_data(sim.world, mid, pn, ps, sim.base_url))
 
 
-def view(sim: SimServer, query: Mapping[str, str]) -> dict:
-    video = _video(sim, query)
-    if video is None:
-        return envelope(-404)
-    if not video.visible:
-        return envelope(video.code)
-    return envelope(0, payloads.view_data(sim.world, video, sim.base_url))
+def _video_reply(shape: Callable) -> Callable[[SimServer, Mapping[str, str]], dict]:
+    """An endpoint about one video: -404 when there is none, its own code when it is not visible, else ``shape``."""
+    def route(sim: SimServer, query: Mapping[str, str]) -> dict:
+        video = _video(sim, query)
+        if video is None:
+            return envelope(-404)
+        if not video.visible:
+            return envelope(video.code)
+        return envelope(0, shape(sim.world, video, sim.base_url))
+    return route
 
 
-def view_detail(sim: SimServer, query: Mapping[str, str]) -> dict:
-    video = _video(sim, query)
-    if video is None:
-        return envelope(-404)
-    if not video.visible:
-        return envelope(video.code)
-    return envelope(0, payloads.detail_data(sim.world, video, sim.base_url))
+view = _video_reply(payloads.view_data)
+view_detail = _video_reply(payloads.detail_data)
 
 
 def archive_related(sim: SimServer, query: Mapping[str, str]) -> dict:
