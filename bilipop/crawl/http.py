@@ -305,12 +305,12 @@ class HttpClient:
     # -- internals ---------------------------------------------------------------------------------------------
     def _fetch_api(self, url: str, headers: dict[str, str]) -> transport.Reply:
         for _ in range(MAX_REDIRECTS + 1):
+            self.stats.api_requests += 1  # every attempt, answered or not
             try:
                 reply = self._send(url, self._api_limit, headers, MAX_API_BYTES)
             except transport.TooLarge as exc:
                 raise CrawlError(f"{urlsplit(url).path} sent a reply too large to be an API answer ({exc}); "
                                  "check --api-base") from None
-            self.stats.api_requests += 1
             if reply.status not in (301, 302, 303, 307, 308):
                 break
             target = urljoin(url, reply.headers.get("Location", ""))
@@ -331,9 +331,9 @@ class HttpClient:
     def _fetch_cover(self, url: str, origin: str) -> transport.Reply:
         failures = 0
         while True:
+            self.stats.cover_requests += 1
             try:
                 reply = self._send(url, self._cover_limit, {"Referer": REFERER}, MAX_IMAGE_BYTES)
-                self.stats.cover_requests += 1
                 if reply.status == 429 or reply.status >= 500:
                     raise FailedAttempt(f"HTTP {reply.status}", wait_s=_retry_after(reply))
             except FailedAttempt as problem:
