@@ -1,13 +1,16 @@
-"""Crawl throughput, rate-limit accuracy and memory growth against a local bilipop.sim server.
+"""Crawl cost, throughput, rate-limit accuracy and memory growth against the 2026 stand-in (bilipop.sim).
 
 Claims measured (each crawl runs in a fresh subprocess so its CPU time and peak RSS are its own):
-  1. No limit, N videos with covers: videos per second and crawler CPU seconds per video, against a baseline of
-     the same requests replayed by a bare ``requests`` loop (no parsing, store, checks or image decoding).
-  2. ``--rate R``: achieved API rate / R (target >= 0.9) and the most API requests in any 10 s window
-     (never above R * 10).
-  3. Peak RSS of a crawl of N videos vs one of N / 10 (target <= 1.2x).
+  1. API requests per stored Knowledge video, covers excluded (target <= 1.3), beside a naive design measured on
+     the same world in the same run: the same hot lists and upload lists, then ``view`` and ``relation/stat``
+     for every upload. Also with ``--widen``.
+  2. No limit, N Knowledge videos in the world, with covers: videos per second and crawler CPU per video,
+     against the same requests replayed by a bare ``requests`` loop.
+  3. ``--rate R``: achieved API rate / R (target >= 0.9) and the most API requests in any 10 s and 1 s window
+     (never above R * window).
+  4. Peak RSS of a crawl of N videos vs one of N / 10 (target <= 1.2x).
 
-To reproduce: ``python benchmarks/bench_crawl.py`` (full: 2,000 videos) or ``--videos 500`` for a quick run.
+To reproduce: ``python benchmarks/bench_crawl.py`` (full: 2,000 Knowledge videos) or ``--videos 500``.
 """
 
 from __future__ import annotations
@@ -38,17 +41,66 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def child_crawl(folder: str, api_base: str, rate: float, check_honors: bool) -> None:
+def child_crawl(folder: str, api_base: str, rate: float, widen: bool) -> None:
     """Run one crawl and print its own wall time, CPU time and peak RSS as JSON (the last stdout line)."""
     from bilipop.crawl.crawler import crawl
 
     start = time.perf_counter()
-    summary = crawl(folder, api_base=api_base, rate=rate, cover_rate=0 if rate == 0 else None,
-                    check_honors=check_honors)
+    summary = crawl(folder, api_base=api_base, rate=rate, cover_rate=0 if rate == 0 else None, widen=widen)
     usage = resource.getrusage(resource.RUSAGE_SELF)
     print(json.dumps({"wall_s": time.perf_counter() - start, "cpu_s": usage.ru_utime + usage.ru_stime,
                       "rss_mib": peak_rss_mib(), "videos": summary.videos, "covers": summary.covers,
-                      "requests": summary.requests}))
+                      "requests": summary.requests, "api_requests": summary.api_requests,
+                      "examined": summary.examined}))
+
+
+def naive_crawl(api_base: str) -> dict:
+    """The design the 2026 crawl is measured against: the same hot lists and upload lists, then for every upload
+    ``view`` (v2 ids and counters) and, for each Knowledge one, ``relation/stat`` (followers)."""
+    import random
+
+    from bilipop.crawl import api
+    from bilipop.crawl.http import HttpClient
+    from bilipop.crawl.steps import UPLOADS_PAGE, anti_bot_fields
+
+    client = HttpClient(api_base, rate=0)
+    mids: set[int] = set()
+    client.get_json("/x/frontend/finger/spi", signed=False)
+    lists = [("/x/web-interface/ranking/v2", {"rid": 1010, "type": "all"})]
+    pn = 1
+    while True:
+        envelope = client.get_json("/x/web-interface/popular", {"pn": pn, "ps": 50})
+        mids |= {v.owner_mid for v in api.parse_video_list(envelope, "popular")[0]}
+        if api.parse_no_more(envelope, "popular"):
+            break
+        pn += 1
+    numbers = api.parse_series_numbers(client.get_json("/x/web-interface/popular/series/list"), "series")
+    lists += [("/x/web-interface/popular/series/one", {"number": n}) for n in numbers]
+    lists.append(("/x/web-interface/popular/precious", {"page_size": 100, "page": 1}))
+    for path, params in lists:
+        mids |= {v.owner_mid for v in api.parse_video_list(client.get_json(path, params), path)[0]}
+    kept = 0
+    rnd = random.Random(0)
+    for mid in sorted(mids):
+        pn, bvids = 1, []
+        while True:
+            envelope = client.get_json("/x/space/wbi/arc/search", {"mid": mid, "ps": UPLOADS_PAGE, "pn": pn,
+                                                                   **anti_bot_fields(rnd)},
+                                       referer=f"https://space.bilibili.com/{mid}")
+            page = api.parse_uploads(envelope, "arc/search")
+            bvids += [u.bvid for u in page.uploads]
+            if not page.uploads or pn * UPLOADS_PAGE >= (page.count or 0):
+                break
+            pn += 1
+        for bvid in bvids:
+            envelope = client.get_json("/x/web-interface/view", {"bvid": bvid})
+            if envelope["code"] != 0:
+                continue
+            if api.parse_detail(envelope, "view").video.knowledge:
+                client.get_json("/x/relation/stat", {"vmid": mid})
+                kept += 1
+    client.close()
+    return {"api_requests": client.stats.api_requests, "videos": kept}
 
 
 def child_replay(url_file: str) -> None:
@@ -83,7 +135,7 @@ def max_in_window(times: list[float], window: float) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--videos", type=int, default=2000, help="videos of the large no-limit crawl")
+    parser.add_argument("--videos", type=int, default=2000, help="Knowledge videos of the large no-limit world")
     parser.add_argument("--rate", type=float, default=5.0, help="--rate of the rate-limit run")
     parser.add_argument("--rate-videos", type=int, default=100, help="world size of the rate-limit run")
     args = parser.parse_args()
@@ -98,7 +150,13 @@ def main() -> None:
             with SimServer(videos=n, seed=1) as sim:
                 results[name] = run_child("--child-crawl", str(tmp_path / name), sim.base_url, "0", "0")
                 recorded = list(sim.requests)
+                if name == "large":
+                    must_hold = len(sim.truth()["must_hold"])
+                    knowledge = len(sim.truth()["knowledge"])
+                    results["naive"] = naive_crawl(sim.base_url)
             if name == "large":
+                with SimServer(videos=n, seed=1) as sim:
+                    results["widen"] = run_child("--child-crawl", str(tmp_path / "widen"), sim.base_url, "0", "1")
                 # A fresh server of the same seed (same WBI keys, so the recorded signatures stay valid) draws
                 # every cover again, as it did for the crawl: the baseline pays the same server-side cost.
                 with SimServer(videos=n, seed=1) as fresh:
@@ -107,13 +165,24 @@ def main() -> None:
                     (tmp_path / "urls.txt").write_text("\n".join(urls))
                     results["replay"] = run_child("--child-replay", str(tmp_path / "urls.txt"))
         with SimServer(videos=args.rate_videos, seed=2) as sim:
-            results["rate"] = run_child("--child-crawl", str(tmp_path / "rate"), sim.base_url, str(args.rate), "1")
+            results["rate"] = run_child("--child-crawl", str(tmp_path / "rate"), sim.base_url, str(args.rate), "0")
             api_times = sorted(t for t, _, path, _ in sim.requests if not path.startswith("/bfs/"))
 
-    large, small, replay = results["large"], results["small"], results["replay"]
+    large, small, replay, naive, widen = (results[k] for k in ("large", "small", "replay", "naive", "widen"))
     achieved = (len(api_times) - 1) / (api_times[-1] - api_times[0])
     worst10, worst1 = max_in_window(api_times, 10.0), max_in_window(api_times, 1.0)
+    ours = large["api_requests"] / large["videos"]
+    theirs = naive["api_requests"] / naive["videos"]
     print("Result")
+    print(f"  world: {knowledge:,} visible Knowledge videos, {must_hold:,} of them by uploaders on the hot lists")
+    print("  API requests per stored Knowledge video (covers excluded), target <= 1.3:")
+    print(f"    bilipop: {large['api_requests']:,} requests / {large['videos']:,} videos = {ours:.3f} "
+          f"({large['examined']:,} uploads examined)")
+    print(f"    naive (list -> view -> relation/stat per video): {naive['api_requests']:,} / {naive['videos']:,} "
+          f"= {theirs:.3f} -> bilipop/naive {ours / theirs:.2f}x")
+    print(f"    --widen: {widen['api_requests']:,} / {widen['videos']:,} = "
+          f"{widen['api_requests'] / widen['videos']:.3f}; {widen['api_requests'] / large['api_requests']:.2f}x the "
+          f"requests for {widen['videos'] / large['videos']:.2f}x the videos")
     print(f"  no limit, {large['videos']:,} videos + {large['covers']:,} covers, {large['requests']:,} requests:")
     print(f"    {large['videos'] / large['wall_s']:.1f} videos/s ({large['wall_s']:.1f} s); "
           f"crawler CPU {large['cpu_s'] / large['videos'] * 1000:.2f} ms/video")
@@ -134,7 +203,7 @@ def main() -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--child-crawl":
-        child_crawl(sys.argv[2], sys.argv[3], float(sys.argv[4]), sys.argv[5] == "1")
+        child_crawl(sys.argv[2], sys.argv[3], float(sys.argv[4]), sys.argv[5] == "1")  # widen
     elif len(sys.argv) > 1 and sys.argv[1] == "--child-replay":
         child_replay(sys.argv[2])
     else:

@@ -319,13 +319,15 @@ def _crawl_display() -> Iterator[Callable[[object], None] | None]:
 
 @app.command("crawl", epilog="Example: bilipop crawl --section knowledge --data data --max-videos 500 --rate 1")
 def crawl_cmd(
-    section: Annotated[str, typer.Option(help="The section to crawl; the only one is knowledge (知识).")] = "knowledge",
+    section: Annotated[str, typer.Option(help="The section to crawl; the only one is knowledge (知识, v2 main 1010).")
+                       ] = "knowledge",
     data: DataDir = Path("data"),
     max_videos: Annotated[
-        int | None, typer.Option(help="Stop listing once the store holds this many videos (default: all).")
+        int | None, typer.Option(help="Stop once the store holds this many Knowledge videos (default: all found).")
     ] = None,
     tids: Annotated[
-        str | None, typer.Option(help="Sub-partitions to list, e.g. 201,124 (default: all eight of the section).")
+        str | None, typer.Option(help="v2 sub-partitions to keep, e.g. 2094,2090 (default: all twelve of Knowledge, "
+                                      "2084-2095; the old ids such as 201 were renumbered in 2025).")
     ] = None,
     rate: Annotated[
         float, typer.Option(help="API requests per second, with jitter; covers have a limit of their own. "
@@ -338,23 +340,33 @@ def crawl_cmd(
         bool, typer.Option("--ignore-robots", help="Fetch what robots.txt disallows. Only with the right to crawl "
                                                     "the site anyway (your own server, written permission).")
     ] = False,
-    check_honors: Annotated[
-        bool, typer.Option("--check-honors", help="Also open each video (one request each) for hot-list honours.")
+    widen: Annotated[
+        bool, typer.Option("--widen", help="Also walk the uploaders of Knowledge videos in the Related lists of hot "
+                                           "uploaders' videos (Related comes free with each video, but each new "
+                                           "uploader costs one request per 30 uploads plus up to one per upload: "
+                                           "on the stand-in, twice the requests for twice the videos). Their "
+                                           "videos are stored; filter keeps only hot-list uploaders.")
     ] = False,
     refresh: Annotated[
         bool, typer.Option("--refresh", help="Re-read the counters of every stored video (one request each).")
     ] = False,
 ) -> None:
-    """Crawl videos, uploaders, hot-list sightings and covers into DIR/bilipop.db; run it again to resume."""
-    from bilipop.crawl.crawler import crawl
+    """Crawl the hot lists, their uploaders' uploads, the Knowledge videos among them and their covers into
+    DIR/bilipop.db; run it again to resume."""
+    from bilipop.crawl.crawler import CrawlPlan, crawl
 
     if ignore_robots:
         warn("[bold]--ignore-robots: robots.txt will NOT be obeyed.[/] Crawl only what you have the right to "
              "crawl, keep --rate low, and stop if asked to.", markup=True)
+    def say_plan(plan: CrawlPlan) -> None:
+        if not STATE.quiet:
+            for line in plan.lines:
+                err.print(line, highlight=False, markup=False)
+
     with user_errors(), _crawl_display() as show:
         summary = crawl(data=data, section=section, max_videos=max_videos, tids=tids, rate=rate,
-                        api_base=api_base, ignore_robots=ignore_robots, check_honors=check_honors,
-                        refresh=refresh, progress=show)
+                        api_base=api_base, ignore_robots=ignore_robots, widen=widen,
+                        refresh=refresh, progress=show, on_plan=say_plan)
     out.print(views.crawl_table(summary, section, data))
 
 
@@ -589,7 +601,8 @@ def predict_cmd(
 def demo_cmd(
     dir: Annotated[Path, typer.Option("--dir", help="Folder for the dataset (DIR/data) and the run (DIR/runs/demo).")]
     = Path("bilipop-demo"),
-    videos: Annotated[int, typer.Option(help="Videos in the simulated world, all crawled.")] = DEMO_VIDEOS,
+    videos: Annotated[int, typer.Option(help="Knowledge videos in the simulated world (the crawl keeps those of "
+                                             "uploaders on its hot lists).")] = DEMO_VIDEOS,
     epochs: Annotated[int, typer.Option(help="Training epochs of the tiny models.")] = DEMO_EPOCHS,
     seed: Annotated[int, typer.Option(help="Seed of the simulated world and of training.")] = 0,
 ) -> None:

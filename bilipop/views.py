@@ -93,11 +93,12 @@ def label_table(labeled: Any, report: Any, src: Path, dst: Path) -> Table:
 
 # Crawl ----------------------------------------------------------------------------------------------------------
 def crawl_status(p: Any) -> str:
-    """Two lines on a CrawlProgress: phase, request rate, blocks and ETA; then the counts."""
+    """Two lines on a CrawlProgress: phase and its progress, request rate, blocks and ETA; then the counts."""
     eta = "?" if p.eta_s is None else f"{int(p.eta_s) // 3600}:{int(p.eta_s) % 3600 // 60:02d}:{int(p.eta_s) % 60:02d}"
-    status = f"crawl {p.phase} · {p.request_rate:.1f} req/s · blocks {p.blocks} · ETA {eta}"
-    counts = (f"videos {p.videos:,}/{p.videos_target or '?'} · uploaders {p.uploaders_done:,}/"
-              f"{p.uploaders_total:,} · covers {p.covers_done:,}/{p.covers_total:,}")
+    step = f" {p.done:,}/{p.total:,}" if p.total else ""
+    status = f"crawl {p.phase}{step} · {p.request_rate:.1f} req/s · blocks {p.blocks} · ETA {eta}"
+    counts = (f"Knowledge videos {p.videos:,}/{p.videos_target or '?'} · examined {p.examined:,} · other sections "
+              f"{p.other:,} · requests {p.requests:,}")
     return f"{status}{' · ' + safe(p.note) if p.note else ''}\n  {counts}"
 
 

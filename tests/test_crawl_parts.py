@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from bilipop.cli import app
 from bilipop.crawl import api, covers
+from bilipop.crawl.crawler import crawl_plan
 from bilipop.crawl.http import Backoff, HttpClient, RateLimiter, cookie_from_env
 from bilipop.crawl.store import SCHEMA_VERSION, Store, read_store_table
 from bilipop.errors import CrawlError, InputError
@@ -21,7 +22,8 @@ from bilipop.errors import CrawlError, InputError
 runner = CliRunner()
 
 VIDEO = {
-    "aid": 170001, "bvid": "BV17x411w7KC", "tid": 201, "title": "为什么天是蓝的", "pic": "http://i0.hdslb.com/bfs/archive/a.jpg",
+    "aid": 170001, "bvid": "BV17x411w7KC", "tid": 201, "tidv2": 2094, "tnamev2": "科学科普", "pid_v2": 1010,
+    "title": "为什么天是蓝的", "pic": "http://i0.hdslb.com/bfs/archive/a.jpg",
     "pubdate": 1700000000, "duration": 300, "owner": {"mid": 42, "name": "科普君", "face": ""},
     "stat": {"view": 1000, "like": 20, "coin": 3, "favorite": 4, "share": 1, "danmaku": 5, "reply": 6, "vt": 0},
     "rights": {"bp": 0}, "some_new_field": [1, 2, 3],
@@ -31,7 +33,12 @@ VIDEO = {
 def test_parse_video_ignores_unknown_fields_and_defaults_missing_optional_ones():
     video = api.parse_video(VIDEO)
     assert (video.bvid, video.owner_mid, video.views, video.likes, video.replies) == ("BV17x411w7KC", 42, 1000, 20, 6)
-    assert video.tid_v2 is None  # absent from this listing object
+    assert (video.tid, video.tid_v2, video.pid_v2, video.knowledge) == (201, 2094, 1010, True)  # list-item names
+    single = api.parse_video({**{k: v for k, v in VIDEO.items() if k not in ("tidv2", "pid_v2")}, "tid_v2": 2088,
+                              "tid": 21, "tname": "", "tname_v2": ""})
+    assert (single.tid, single.tid_v2, single.pid_v2, single.knowledge) == (21, 2088, 1010, True)  # old tid 21
+    other = api.parse_video({**VIDEO, "tid": 122, "tidv2": 2112, "pid_v2": 1012})
+    assert not other.knowledge  # an old Knowledge tid does not decide
     sparse = api.parse_video({"bvid": "BV17x411w7KC", "owner": {"mid": "42"}, "stat": {"view": "7"}})
     assert (sparse.owner_mid, sparse.views, sparse.likes, sparse.title) == (42, 7, None, "")
 
@@ -47,11 +54,35 @@ def test_parse_video_reports_wrong_types_with_their_path(change, where):
         api.parse_video({**VIDEO, **change})
 
 
-def test_listing_skips_bad_items_and_counts_them():
-    envelope = {"code": 0, "data": {"archives": [VIDEO, {"bvid": "oops"}], "page": {"count": 2, "num": 1, "size": 50}}}
-    page = api.parse_listing(envelope, "newlist")
-    assert [v.bvid for v in page.videos] == ["BV17x411w7KC"]
-    assert (page.bad_items, page.count, page.size) == (1, 2, 50)
+def test_hot_list_items_with_bad_ids_are_skipped_and_counted():
+    items = [VIDEO, {**VIDEO, "bvid": "BV/../../../"}, {**VIDEO, "bvid": "BV../../../x"}, {"bvid": "BV17x411w7KD"}]
+    videos, bad_ids, bad = api.parse_video_list({"code": 0, "data": {"list": items}}, "popular")
+    assert [v.bvid for v in videos] == ["BV17x411w7KC"] and (bad_ids, bad) == (2, 1)
+
+
+@pytest.mark.parametrize("bvid", ["BV/../../../", "BV../../../x", "BV17x411w7K", "BV17x411w7KCC", "BV0Ox411w7KC",
+                                  "BV27x411w7KC", "bv17x411w7KC", "BV17x411w7K/"])
+def test_a_bvid_must_be_bv1_and_nine_base58_characters(bvid):
+    with pytest.raises(api.BadId):
+        api.check_bvid(bvid, "item")
+
+
+def test_uploads_detail_and_voucher_replies_parse():
+    uploads = {"code": 0, "data": {"list": {"vlist": [
+        {"aid": 1, "bvid": "BV17x411w7KC", "mid": 42, "created": 1700000000, "typeid": 21, "play": 5},
+        {"aid": 2, "bvid": "BV/../../../", "mid": 42}]}, "page": {"pn": 1, "ps": 30, "count": 2}}}
+    page = api.parse_uploads(uploads, "arc/search")
+    assert [(u.bvid, u.mid, u.typeid) for u in page.uploads] == [("BV17x411w7KC", 42, 21)]
+    assert (page.bad_items, page.count) == (1, 2)
+    view = {**{k: v for k, v in VIDEO.items() if k not in ("tidv2", "pid_v2")}, "tid_v2": 2094,
+            "honor_reply": {"honor": [{"type": 4}, {"type": 3}]}}
+    detail = api.parse_detail({"code": 0, "data": {"View": view, "Card": {"card": {"mid": "42", "fans": 99}},
+                                                   "Related": [{**VIDEO, "bvid": "BV17x411w7KD"}, {"bvid": 1}]}},
+                              "view/detail")
+    assert (detail.video.pid_v2, detail.honors, detail.followers) == (1010, [4, 3], 99)
+    assert [r.bvid for r in detail.related] == ["BV17x411w7KD"] and detail.bad_related == 1
+    assert api.is_voucher_only({"code": 0, "data": {"v_voucher": "voucher_x"}})
+    assert not api.is_voucher_only({"code": 0, "data": {"v_voucher": "x", "list": []}})
 
 
 def test_follower_from_relation_stat_or_card():
@@ -62,8 +93,8 @@ def test_follower_from_relation_stat_or_card():
 
 
 def test_honours_and_keys():
-    assert api.parse_honor_types({"data": {"honor_reply": {}}}, "view") == []
-    assert api.parse_honor_types({"data": {"honor_reply": {"honor": [{"type": 4}, {"type": 3}]}}}, "view") == [4, 3]
+    assert api.parse_honor_types({"honor_reply": {}}, "view") == []
+    assert api.parse_honor_types({"honor_reply": {"honor": [{"type": 4}, {"type": 3}]}}, "view") == [4, 3]
     nav = {"code": -101, "data": {"wbi_img": {"img_url": "https://i0.hdslb.com/bfs/wbi/7cd084941338484aae1ad9425b84077c.png",
                                                "sub_url": "https://i0.hdslb.com/bfs/wbi/4932caff0ff746eab6f01bf08b70ac45.png"}}}
     assert api.parse_wbi_keys(nav) == "ea1db124af3c7062474693fa704f4ff8"
@@ -97,16 +128,26 @@ def test_rate_limiter_keeps_every_10_second_window_at_or_below_the_rate(rate):
     assert (len(starts) - 1) / (starts[-1] - starts[0]) >= 0.9 * rate or rate * 10 < 10
 
 
-def test_a_persistent_fault_is_reported_while_retrying(caplog):
-    # An unreachable --api-base retries for minutes with the real back-off; the user must hear about it meanwhile.
+def test_an_unreachable_host_fails_within_about_30_seconds_with_one_line(caplog):
+    # Before: ~8 minutes of retries. A fake clock counts the waits the real back-off would make.
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    client = HttpClient(f"http://127.0.0.1:{port}", rate=0, backoff=Backoff(base_s=0.001, max_s=0.002, retries=4))
-    with caplog.at_level(logging.DEBUG, logger="bilipop"), pytest.raises(CrawlError, match="after 4 retries"):
+    clock = [0.0]
+
+    def sleep(seconds):
+        clock[0] += seconds
+
+    client = HttpClient(f"http://127.0.0.1:{port}", rate=0, sleep=sleep, clock=lambda: clock[0])
+    started = time.monotonic()
+    with caplog.at_level(logging.DEBUG, logger="bilipop"), pytest.raises(CrawlError) as info:
         client.get_json("/x/web-interface/nav", signed=False)
+    assert Backoff().unreachable_s <= 30 and 29 <= clock[0] <= 31, clock[0]
+    assert time.monotonic() - started < 5
+    message = str(info.value)
+    assert "\n" not in message and "cannot reach" in message and "connection refused" in message
     loud = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
-    assert len(loud) == 1 and "ConnectionError (3 times in a row)" in loud[0], loud
+    assert len(loud) == 1, loud  # said once while trying, not once per retry
 
 
 def test_backoff_grows_and_stays_capped():
@@ -116,13 +157,14 @@ def test_backoff_grows_and_stays_capped():
     assert backoff.delay(20) <= 8.0
 
 
-def test_cookies_come_from_the_environment_only_and_stay_on_the_api_host():
+def test_cookies_come_from_the_environment_only():
     cookies = cookie_from_env({"BILIPOP_COOKIE": "SESSDATA=abc123; bili_jct=xyz ; broken"})
     assert cookies == {"SESSDATA": "abc123", "bili_jct": "xyz"}
     client = HttpClient("https://api.bilibili.com", cookies=cookies)
-    assert {c.domain for c in client.session.cookies} == {".bilibili.com"}
+    assert list(client.session.cookies) == []  # no jar: a Cookie header goes to the API host only
     assert "python" not in client.session.headers["User-Agent"].lower()
     assert client.session.headers["Referer"] == "https://www.bilibili.com/"
+    assert client.session.headers["Origin"] == "https://www.bilibili.com"
 
 
 def _image_bytes(mode: str, size: tuple[int, int], fmt: str) -> bytes:
@@ -159,20 +201,67 @@ def test_cover_writes_leave_no_temp_files_and_leftovers_are_removed(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["BV17x411w7KC.jpg"]
 
 
-def test_store_page_and_cursor_commit_together_and_export(tmp_path):
+def test_store_hot_page_walk_and_examination_commit_together_and_export(tmp_path):
     store = Store(tmp_path / "bilipop.db")
     video = api.parse_video(VIDEO)
-    assert store.save_listing_page([video, video], "list:201", 2, False, now=1) == 1
-    assert store.save_listing_page([video], "list:201", 3, True, now=2) == 0  # a page read again adds nothing
-    assert store.cursor("list:201") == (3, True)
-    store.save_followers(42, 10_000, now=3)
-    store.save_sightings([(42, "weekly", "7", video.bvid)], now=3, cursor="weekly:7")
+    store.save_hot_page("weekly", "7", [video], 1, 1, cursor="weekly:7", value=None, done=True)
+    assert store.cursor("weekly:7") == (None, True) and store.rank_sighted_uploaders(2) == 1
+    assert store.uploaders_to_walk() == [(42, 1)]
+    store.save_upload_page(42, 1, [video.bvid, "BV17x411w7KD"], 2, 0, True, 3)
+    store.save_upload_page(42, 1, [video.bvid], 2, 0, True, 3)  # a page read again adds nothing
+    assert store.uploaders_to_walk() == [] and store.candidates_to_examine() == [
+        ("BV17x411w7KC", 42), ("BV17x411w7KD", 42)]
+    assert store.facts(video.bvid) == video  # the hot-list item describes the candidate already
+    store.save_examined(video.bvid, "kept", 4, video=video, followers=10_000)
+    store.save_examined("BV17x411w7KD", "other", 4)
+    counts = store.counts()
     store.close()
+    assert (counts["examined"], counts["videos"], counts["other_sections"], counts["bad_ids"]) == (2, 1, 1, 1)
     assert sqlite3.connect(tmp_path / "bilipop.db").execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     table = read_store_table(tmp_path / "bilipop.db")
     row = table.iloc[0]
     assert len(table) == 1 and row["followers"] == 10_000 and bool(row["on_hot_list"])
+    assert (row["tid"], row["tid_v2"], row["pid_v2"]) == (201, 2094, 1010)
     assert row["hot_sources"] == "weekly" and row["cover_path"] == "" and row["owner_name"] == "科普君"
+
+
+V1_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE videos (bvid TEXT PRIMARY KEY, aid INTEGER, title TEXT NOT NULL, tid INTEGER, tid_v2 INTEGER,
+    pic TEXT NOT NULL, pubdate INTEGER, duration INTEGER, owner_mid INTEGER NOT NULL, views INTEGER, likes INTEGER,
+    coins INTEGER, favorites INTEGER, shares INTEGER, danmaku INTEGER, replies INTEGER, fetched_at INTEGER NOT NULL,
+    status TEXT NOT NULL DEFAULT 'ok', skip_code INTEGER, honors_checked_at INTEGER);
+CREATE TABLE uploaders (mid INTEGER PRIMARY KEY, name TEXT NOT NULL DEFAULT '', followers INTEGER,
+    fetched_at INTEGER, error TEXT);
+CREATE TABLE sightings (mid INTEGER NOT NULL, source TEXT NOT NULL, ref TEXT NOT NULL, bvid TEXT,
+    seen_at INTEGER NOT NULL, PRIMARY KEY (mid, source, ref));
+CREATE TABLE cursors (name TEXT PRIMARY KEY, value INTEGER, done INTEGER NOT NULL DEFAULT 0,
+    updated_at INTEGER NOT NULL);
+CREATE TABLE covers (bvid TEXT PRIMARY KEY, status TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, error TEXT,
+    width INTEGER, height INTEGER, updated_at INTEGER NOT NULL);
+INSERT INTO meta VALUES ('schema_version', '1');
+INSERT INTO videos (bvid, title, tid, tid_v2, pic, owner_mid, views, fetched_at) VALUES
+    ('BV17x411w7KC', 'k', 201, 2094, 'http://x/a.jpg', 42, 5, 1),
+    ('BV17x411w7KD', 'o', 122, 2112, 'http://x/b.jpg', 42, 5, 1),
+    ('BV17x411w7KE', 'u', 201, NULL, 'http://x/c.jpg', 42, 5, 1);
+INSERT INTO uploaders VALUES (42, 'n', 7, 1, NULL);
+"""
+
+
+def test_a_store_of_the_previous_version_is_migrated_with_one_message(tmp_path, caplog):
+    with sqlite3.connect(tmp_path / "bilipop.db") as conn:
+        conn.executescript(V1_SCHEMA)
+    with caplog.at_level(logging.WARNING, logger="bilipop"):
+        table = read_store_table(tmp_path / "bilipop.db")
+        Store(tmp_path / "bilipop.db").close()  # opening it again says nothing more
+    messages = [r.getMessage() for r in caplog.records]
+    assert len(messages) == 1 and "from schema 1 to 2" in messages[0], messages
+    assert "1 stored video(s) are in another section" in messages[0]
+    assert list(table["bvid"]) == ["BV17x411w7KC"] and table["pid_v2"].tolist() == [1010]
+    store = Store(tmp_path / "bilipop.db")
+    store.requeue_unverified(2)  # the one without v2 ids is examined again by the next crawl
+    assert store.candidates_to_examine() == [("BV17x411w7KE", 42)]
+    store.close()
 
 
 def _newer_store(folder):
@@ -202,8 +291,10 @@ def test_a_database_that_is_not_a_store_is_refused(tmp_path):
 
 @pytest.mark.parametrize(("args", "message"), [
     (["--section", "music"], "only section is: knowledge"),
-    (["--tids", "201,999"], "999 is not a knowledge sub-partition"),
-    (["--tids", "science"], "--tids takes partition ids"),
+    (["--tids", "2094,999"], "999 is not a knowledge sub-partition"),
+    (["--tids", "201"], "201 is an old (before 2025) partition id; Bilibili renumbered its partitions in 2025"),
+    (["--tids", "36"], "now main partition 1010 with sub-partitions 2084 应试教育"),
+    (["--tids", "science"], "--tids takes v2 sub-partition ids"),
     (["--max-videos", "0"], "--max-videos must be at least 1"),
     (["--rate", "-1"], "--rate must be"),
     (["--rate", "0"], "only for a local server"),
@@ -213,7 +304,7 @@ def test_bad_crawl_options_exit_1_before_anything_is_written(tmp_path, args, mes
     data = tmp_path / "data"
     result = runner.invoke(app, ["crawl", "--data", str(data), *args])
     assert result.exit_code == 1, result.output
-    assert message in result.output
+    assert message in result.output and len(result.output.strip().splitlines()) == 1
     assert not data.exists()
 
 
@@ -224,13 +315,24 @@ def test_cli_flags_reach_crawl_under_their_own_names(tmp_path, monkeypatch):
 
     def fake_crawl(**kwargs):
         seen.update(kwargs)
-        return crawler.CrawlSummary(tmp_path / "bilipop.db", 3, 3, 0, 2, 2, 1, 3, 0, 0, 9, 0, 0, 0, 0.5)
+        return crawler.CrawlSummary(tmp_path / "bilipop.db", 3, 3, 0, 5, 2, 0, 2, 2, 2, 1, 3, 0, 9, 9, 0, 0, 0, 0.5)
 
     monkeypatch.setattr(crawler, "crawl", fake_crawl)
-    result = runner.invoke(app, ["crawl", "--data", str(tmp_path), "--max-videos", "3", "--tids", "201,124",
-                                 "--rate", "0.5", "--api-base", "http://127.0.0.1:1", "--check-honors", "--refresh"])
+    result = runner.invoke(app, ["crawl", "--data", str(tmp_path), "--max-videos", "3", "--tids", "2094,2090",
+                                 "--rate", "0.5", "--api-base", "http://127.0.0.1:1", "--widen", "--refresh"])
     assert result.exit_code == 0, result.output
-    assert {k: v for k, v in seen.items() if k != "progress"} == {
-        "data": tmp_path, "section": "knowledge", "max_videos": 3, "tids": "201,124", "rate": 0.5,
-        "api_base": "http://127.0.0.1:1", "ignore_robots": False, "check_honors": True, "refresh": True}
+    assert {k: v for k, v in seen.items() if k not in ("progress", "on_plan")} == {
+        "data": tmp_path, "section": "knowledge", "max_videos": 3, "tids": "2094,2090", "rate": 0.5,
+        "api_base": "http://127.0.0.1:1", "ignore_robots": False, "widen": True, "refresh": True}
     assert "videos in the dataset" in result.output
+    for row in ("videos examined", "kept as Knowledge", "skipped as other sections"):
+        assert row in result.output
+
+
+def test_the_plan_estimates_the_studys_size_at_the_chosen_rate(tmp_path):
+    plan = crawl_plan(tmp_path, rate=1.0)
+    assert "27,000 Knowledge videos" in plan.lines[-1] and "at --rate 1" in plan.lines[-1]
+    assert plan.seconds is not None and 8 * 3600 < plan.seconds < 30 * 3600  # an overnight job
+    assert crawl_plan(tmp_path, rate=2.0).seconds == pytest.approx(plan.seconds / 2)
+    assert "with --widen also uploaders found in Related" in crawl_plan(tmp_path, rate=1.0, widen=True).lines[1]
+    assert "with --widen" not in plan.lines[1]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import random
 import subprocess
 import sys
 import time
@@ -15,9 +16,12 @@ import requests
 from PIL import Image
 
 from bilipop.crawl import wbi
+from bilipop.crawl.api import KNOWLEDGE_V2, OLD_KNOWLEDGE_TIDS
+from bilipop.crawl.steps import anti_bot_fields
 from bilipop.errors import InputError
 from bilipop.sim import FaultConfig, SimServer, World
 from bilipop.sim.__main__ import main as sim_main
+from bilipop.sim.world import V2_NAMES
 
 VIDEOS = 200
 
@@ -34,11 +38,11 @@ class Client:
         img = self.http.get(self.base + "/x/web-interface/nav", timeout=5).json()["data"]["wbi_img"]
         self.mixin = wbi.mixin_key(wbi.key_from_url(img["img_url"]), wbi.key_from_url(img["sub_url"]))
 
-    def get(self, path: str, **params: object) -> requests.Response:
-        return self.http.get(self.base + path, params=wbi.sign(params, self.mixin), timeout=5)
+    def get(self, path: str, headers: dict | None = None, **params: object) -> requests.Response:
+        return self.http.get(self.base + path, params=wbi.sign(params, self.mixin), timeout=5, headers=headers)
 
-    def api(self, path: str, **params: object) -> dict:
-        return self.get(path, **params).json()
+    def api(self, path: str, headers: dict | None = None, **params: object) -> dict:
+        return self.get(path, headers=headers, **params).json()
 
 
 @pytest.fixture(scope="module")
@@ -52,13 +56,14 @@ def client(sim):
     return Client(sim)
 
 
-def listed(client: Client, path: str, tid: int, ps: int) -> list[dict]:
-    archives, pn = [], 1
+def uploads_of(client: Client, mid: int, ps: int) -> list[dict]:
+    items, pn = [], 1
     while True:
-        data = client.api(path, rid=tid, pn=pn, ps=ps, type=0)["data"]
-        archives += data["archives"]
-        if not data["archives"] or pn * ps >= data["page"]["count"]:
-            return archives
+        data = client.api("/x/space/wbi/arc/search", headers={"Referer": f"https://space.bilibili.com/{mid}"},
+                          mid=mid, pn=pn, ps=ps, **anti_bot_fields(random.Random(pn)))["data"]
+        items += data["list"]["vlist"]
+        if not data["list"]["vlist"] or pn * ps >= data["page"]["count"]:
+            return items
         pn += 1
 
 
@@ -68,23 +73,56 @@ def test_nav_answers_logged_out_with_the_keys(sim):
     assert reply["code"] == -101
     keys = [wbi.key_from_url(reply["data"]["wbi_img"][k]) for k in ("img_url", "sub_url")]
     assert all(len(k) == 32 and int(k, 16) >= 0 for k in keys)
+    spi = requests.get(sim.base_url + "/x/frontend/finger/spi", timeout=5).json()
+    assert spi["code"] == 0 and spi["data"]["b_3"].endswith("infoc") and spi["data"]["b_4"]
 
 
-def test_listing_video_objects_carry_the_documented_fields(sim, client):
-    reply = client.api("/x/web-interface/newlist", rid=201, pn=1, ps=5, type=0)
+def test_v2_names_match_the_recorded_table():
+    # BILIBILI_API.md section 2, as recorded.
+    recorded = ("2084 应试教育, 2085 非应试语言学习, 2086 大学专业知识, 2087 商业财经, 2088 社会观察, 2089 时政解读, "
+                "2090 人文历史, 2091 设计艺术, 2092 心理杂谈, 2093 职场发展, 2094 科学科普, 2095 其他知识杂谈")
+    table = dict(item.split(" ") for item in recorded.split(", "))
+    assert {str(k): v for k, v in KNOWLEDGE_V2.items()} == table
+    assert all(V2_NAMES[int(k)] == v for k, v in table.items()) and V2_NAMES[2094] == "科学科普"
+
+
+def test_list_items_and_single_video_objects_carry_the_recorded_field_names(sim, client):
+    reply = client.api("/x/web-interface/popular", pn=1, ps=5)
     assert reply["code"] == 0 and reply["message"] == "0" and reply["ttl"] == 1
-    assert reply["data"]["page"] == {"count": reply["data"]["page"]["count"], "num": 1, "size": 5}
-    video = reply["data"]["archives"][0]
-    for key in ("aid", "bvid", "tid", "tname", "tid_v2", "pic", "title", "pubdate", "ctime", "duration"):
-        assert key in video
-    assert set(video["owner"]) == {"mid", "name", "face"}
-    assert set(video["stat"]) == {"aid", "view", "danmaku", "reply", "favorite", "coin", "share", "now_rank",
-                                  "his_rank", "like", "dislike", "vt", "vv"}
-    assert video["bvid"].startswith("BV") and len(video["bvid"]) == 12
-    assert not set(video["bvid"][2:]) & set("0OIl")
-    assert video["pic"].startswith(sim.base_url + "/bfs/archive/")
-    pubdates = [v["pubdate"] for v in reply["data"]["archives"]]
-    assert pubdates == sorted(pubdates, reverse=True)  # newest first
+    item = reply["data"]["list"][0]
+    for key in ("aid", "bvid", "tid", "tname", "tidv2", "tnamev2", "pid_v2", "pid_name_v2", "pic", "title",
+                "pubdate", "duration", "stat", "owner"):
+        assert key in item
+    assert "tid_v2" not in item
+    assert set(item["owner"]) == {"mid", "name", "face"}
+    assert {"view", "like", "coin", "favorite", "share", "danmaku", "reply", "his_rank"} <= set(item["stat"])
+    assert item["bvid"].startswith("BV1") and len(item["bvid"]) == 12
+    assert not set(item["bvid"][2:]) & set("0OIl")
+    assert item["pic"].startswith(sim.base_url + "/bfs/archive/")
+    view = client.api("/x/web-interface/view", bvid=item["bvid"])["data"]
+    assert "tid_v2" in view and "tname_v2" in view and "pid_v2" not in view and "tidv2" not in view
+    assert view["tid_v2"] == item["tidv2"]
+    views = [client.api("/x/web-interface/view", bvid=b)["data"] for b in list(sim.world.by_bvid)[::4]
+             if sim.world.by_bvid[b].visible]
+    assert any(v["tname"] == "" for v in views) and any(v["tname_v2"] == "" for v in views)
+
+
+def test_view_detail_answers_view_card_and_related_in_one_reply(sim, client):
+    truth = sim.truth()
+    bvid, row = next((b, r) for b, r in truth["videos"].items() if r["visible"] and r["knowledge"])
+    reply = client.api("/x/web-interface/wbi/view/detail", bvid=bvid, need_elec=0)
+    data = reply["data"]
+    assert reply["code"] == 0 and {"View", "Card", "Related"} <= set(data)
+    assert (data["View"]["stat"]["view"], data["View"]["tid_v2"]) == (row["views"], row["tid_v2"])
+    followers = truth["uploaders"][row["owner_mid"]]["followers"]
+    assert data["Card"]["follower"] == data["Card"]["card"]["fans"] == followers
+    assert data["Card"]["card"]["mid"] == str(row["owner_mid"])
+    related = data["Related"]
+    assert 0 < len(related) <= 40 and all("pid_v2" in r and "tidv2" in r and "view" in r["stat"] for r in related)
+    assert any(r["owner"]["mid"] == row["owner_mid"] for r in related)  # a few of the same uploader's videos
+    same = client.api("/x/web-interface/archive/related", bvid=bvid)["data"]
+    assert [r["bvid"] for r in same] == [r["bvid"] for r in related]
+    assert client.api("/x/web-interface/view/detail", bvid=bvid)["data"]["View"]["bvid"] == bvid
 
 
 def test_view_relation_and_card_agree_with_truth(sim, client):
@@ -97,33 +135,50 @@ def test_view_relation_and_card_agree_with_truth(sim, client):
     assert "honor_reply" in data and data["pages"][0]["cid"] == data["cid"]
     followers = truth["uploaders"][row["owner_mid"]]["followers"]
     assert client.api("/x/relation/stat", vmid=row["owner_mid"])["data"]["follower"] == followers
-    card = client.api("/x/web-interface/card", mid=row["owner_mid"])["data"]
-    assert card["follower"] == card["card"]["fans"] == followers and card["card"]["mid"] == str(row["owner_mid"])
 
 
 def test_unknown_and_bad_requests_get_the_documented_codes(client):
     assert client.api("/x/web-interface/view", bvid="BV1xx411c7mD")["code"] == -404
     assert client.api("/x/web-interface/view", bvid="not-a-bvid")["code"] == -400
-    assert client.api("/x/web-interface/newlist", rid="abc")["code"] == -400
     assert client.api("/x/web-interface/popular/series/one", number=99999)["code"] == -404
     assert client.api("/x/relation/stat", vmid=1)["code"] == -404
 
 
-def test_main_partition_36_lists_nothing_and_page_size_is_capped(client):
-    empty = client.api("/x/web-interface/newlist", rid=36, pn=1, ps=20)["data"]
-    assert empty["archives"] == [] and empty["page"]["count"] == 0
-    assert client.api("/x/web-interface/newlist", rid=201, pn=1, ps=500)["data"]["page"]["size"] == 50
+def test_the_old_partition_listings_are_dead_exactly_as_recorded(client):
+    for rid in (36, 201, 124):
+        reply = client.api("/x/web-interface/newlist", rid=rid, pn=1, ps=20, type=0)
+        assert (reply["code"], reply["message"]) == (0, "OK")
+        assert reply["data"]["archives"] == [] and reply["data"]["page"]["count"] == 0
+        reply = client.api("/x/web-interface/dynamic/region", rid=rid, pn=1, ps=20)
+        assert (reply["code"], reply["message"], reply["data"]) == (-404, "啥都木有", None)
 
 
-def test_paging_covers_every_video_exactly_once(sim, client):
-    truth = sim.truth()
-    seen = []
-    for tid in truth["tids"]:
-        path = "/x/web-interface/newlist" if tid % 2 else "/x/web-interface/dynamic/region"
-        seen += [v["bvid"] for v in listed(client, path, tid, ps=7)]
-    assert sorted(seen) == sorted(truth["videos"])
-    assert [v["bvid"] for v in listed(client, "/x/web-interface/newlist", 201, 50)] == [
-        v["bvid"] for v in listed(client, "/x/web-interface/dynamic/region", 201, 3)]
+def test_an_uploaders_uploads_page_through_every_upload_exactly_once(sim, client):
+    mid = max(sim.world.uploads, key=lambda m: len(sim.world.uploads[m]))
+    items = uploads_of(client, mid, ps=3)
+    assert [v["bvid"] for v in items] == [v.bvid for v in sim.world.uploads[mid]]
+    assert len(items) == len({v["bvid"] for v in items}) and len(items) >= 4
+    first = items[0]
+    assert {"aid", "bvid", "title", "pic", "created", "length", "play", "video_review", "comment", "typeid",
+            "mid"} <= set(first)
+    assert not {"tidv2", "pid_v2", "tid_v2", "stat"} & set(first)  # no v2 ids, no full counters here
+    created = [v["created"] for v in items]
+    assert created == sorted(created, reverse=True)
+
+
+def test_arc_search_refuses_requests_without_the_anti_bot_fields_or_the_space_referer(sim, client):
+    mid = next(iter(sim.world.uploaders))
+    for headers, extra in (({"Referer": f"https://space.bilibili.com/{mid}"}, {}),
+                           ({}, anti_bot_fields(random.Random(1)))):
+        reply = client.get("/x/space/wbi/arc/search", headers=headers, mid=mid, pn=1, ps=30, **extra)
+        body = reply.json()
+        assert body["code"] == -352 and body["data"]["v_voucher"].startswith("voucher_")
+        assert reply.headers["x-bili-gaia-vvoucher"] == body["data"]["v_voucher"]
+    # a wrong signature: code 0 with nothing but v_voucher, a block posing as success
+    params = wbi.sign({"mid": mid, "pn": 1, "ps": 30, **anti_bot_fields(random.Random(2))}, "0" * 32)
+    body = requests.get(sim.base_url + "/x/space/wbi/arc/search", params=params, timeout=5,
+                        headers={"Referer": f"https://space.bilibili.com/{mid}"}).json()
+    assert body["code"] == 0 and set(body["data"]) == {"v_voucher"}
 
 
 def test_hot_lists_and_honours_match_ground_truth(sim, client):
@@ -143,9 +198,15 @@ def test_hot_lists_and_honours_match_ground_truth(sim, client):
         assert one["config"]["number"] == issue["number"] and all(isinstance(v["rcmd_reason"], str)
                                                                   for v in one["list"])
         mids |= {v["owner"]["mid"] for v in one["list"]}
-    mids |= {v["owner"]["mid"] for v in
-             client.api("/x/web-interface/popular/precious", page_size=85, page=1)["data"]["list"]}
+    precious = client.api("/x/web-interface/popular/precious", page_size=100, page=1)["data"]
+    assert precious["explain"] and all("achievement" in v for v in precious["list"])
+    mids |= {v["owner"]["mid"] for v in precious["list"]}
+    ranking = client.api("/x/web-interface/ranking/v2", rid=1010, type="all")["data"]["list"]
+    assert ranking and all(v["pid_v2"] == 1010 and "score" in v for v in ranking)
+    mids |= {v["owner"]["mid"] for v in ranking}
     assert mids == truth["hot_mids_lists"]
+    # The hot lists are site-wide: other sections are on them too.
+    assert any(v["pid_v2"] != 1010 for v in client.api("/x/web-interface/popular", pn=1, ps=50)["data"]["list"])
 
     honour_mids, types = set(), Counter()
     for row in truth["videos"].values():
@@ -159,27 +220,84 @@ def test_hot_lists_and_honours_match_ground_truth(sim, client):
     assert truth["hot_mids_honors"] - truth["hot_mids_lists"], "type 7 should make some uploaders hot off-list"
 
 
+def test_the_precious_list_holds_98_and_a_page_of_85_cuts_it_short():
+    with SimServer(videos=500, seed=1) as sim:
+        client = Client(sim)
+        full = client.api("/x/web-interface/popular/precious", page_size=100, page=1)["data"]["list"]
+        short = client.api("/x/web-interface/popular/precious", page_size=85, page=1)["data"]["list"]
+    assert len(full) == 98 and len(short) == 85
+
+
+def test_ranking_takes_rid_not_tid_and_an_old_rid_answers_stale_data(sim, client):
+    knowledge = client.api("/x/web-interface/ranking/v2", rid=1010, type="all")["data"]["list"]
+    with_tid = client.api("/x/web-interface/ranking/v2", tid=1010, type="all")["data"]["list"]
+    stale = client.api("/x/web-interface/ranking/v2", rid=36, type="all")["data"]["list"]
+    assert all(v["pid_v2"] == 1010 for v in knowledge)
+    assert any(v["pid_v2"] != 1010 for v in with_tid)  # silently the whole-site list
+    assert stale and {v["bvid"] for v in stale} != {v["bvid"] for v in knowledge}
+
+
+def test_the_region_feed_is_a_stream_that_runs_dry(sim, client):
+    seen, page = [], 1
+    while True:
+        archives = client.api("/x/web-interface/region/feed/rcmd", display_id=page, request_cnt=15, from_region=1010,
+                              device="web", plat=30, web_location="333.40138")["data"]["archives"]
+        if not archives:
+            break
+        seen += archives
+        page += 1
+    assert seen and all({"aid", "bvid", "cid", "title", "cover", "duration", "pubdate", "stat", "author"} <= set(v)
+                        for v in seen)
+    assert all(sim.world.by_bvid[v["bvid"]].knowledge for v in seen)
+
+
+# -- the world ---------------------------------------------------------------------------------------------------
+def test_the_world_mixes_sections_the_way_a_2026_crawl_meets_them():
+    world = World(300, 1)
+    truth = world.truth("http://x")
+    videos, hot = truth["videos"], truth["hot_mids_lists"]
+    assert len({v["pid_v2"] for v in videos.values()}) >= 3
+    by_owner: dict[int, set[bool]] = {}
+    for v in videos.values():
+        by_owner.setdefault(v["owner_mid"], set()).add(v["knowledge"])
+    assert any(by_owner[m] == {True, False} for m in hot)  # hot uploaders with both kinds of uploads
+    assert any(by_owner[m] == {False} for m in hot)  # hot uploaders of other sections only
+    never_hot = {v["bvid"] for v in videos.values() if v["knowledge"] and v["owner_mid"] not in hot}
+    assert never_hot and not never_hot & truth["must_hold"]
+    assert any(videos[b]["tid"] not in OLD_KNOWLEDGE_TIDS for b in truth["must_hold"])  # e.g. old tid 21 日常
+    assert any(v["tid"] == 122 and not v["knowledge"] for v in videos.values())  # an old Knowledge tid elsewhere
+    assert truth["must_hold"] == {b for b, v in videos.items() if v["knowledge"] and v["visible"]
+                                  and v["owner_mid"] in hot}
+
+
 # -- signing ---------------------------------------------------------------------------------------------------
-def test_unsigned_or_wrongly_signed_requests_get_352(sim, client):
-    url = sim.base_url + "/x/web-interface/view"
-    bvid = next(iter(sim.truth()["videos"]))
-    assert requests.get(url, params={"bvid": bvid}, timeout=5).json()["code"] == -352
+def test_signed_endpoints_refuse_unsigned_or_stale_requests_in_their_recorded_ways(sim, client):
+    bvid = next(b for b, v in sim.world.by_bvid.items() if v.visible)
+    url = sim.base_url + "/x/web-interface/popular/series/one"
+    unsigned = requests.get(url, params={"number": 1}, timeout=5).json()
+    assert unsigned["code"] == -352 and "v_voucher" in unsigned["data"]
+    assert client.api("/x/web-interface/popular/series/one", number=1)["code"] == 0
+    detail = sim.base_url + "/x/web-interface/wbi/view/detail"
     signed = wbi.sign({"bvid": bvid}, client.mixin)
-    assert requests.get(url, params={**signed, "w_rid": "0" * 32}, timeout=5).json()["code"] == -352
-    assert requests.get(url, params={**signed, "bvid": "BV1xx411c7mD"}, timeout=5).json()["code"] == -352
-    assert requests.get(url, params=signed, timeout=5).json()["code"] == 0
+    assert requests.get(detail, params={**signed, "w_rid": "0" * 32}, timeout=5).json()["code"] == -403
+    assert requests.get(detail, params=signed, timeout=5).json()["code"] == 0
+    feed = requests.get(sim.base_url + "/x/web-interface/region/feed/rcmd", params={"from_region": 1010},
+                        timeout=5).json()
+    assert feed["code"] == 0 and set(feed["data"]) == {"v_voucher"}
+    # unchecked endpoints answer unsigned requests, as the real ones do
+    assert requests.get(sim.base_url + "/x/web-interface/popular", timeout=5).json()["code"] == 0
 
 
 def test_rotated_keys_invalidate_old_signatures():
     with SimServer(videos=50, seed=3) as sim:
         client = Client(sim)
         old = client.mixin
-        assert client.api("/x/web-interface/popular", pn=1, ps=5)["code"] == 0
+        assert client.api("/x/web-interface/popular/series/one", number=1)["code"] == 0
         sim.rotate_keys()
-        assert client.api("/x/web-interface/popular", pn=1, ps=5)["code"] == -352
+        assert client.api("/x/web-interface/popular/series/one", number=1)["code"] == -352
         client.refresh_keys()
         assert client.mixin != old
-        assert client.api("/x/web-interface/popular", pn=1, ps=5)["code"] == 0
+        assert client.api("/x/web-interface/popular/series/one", number=1)["code"] == 0
 
 
 # -- covers ----------------------------------------------------------------------------------------------------
@@ -286,6 +404,22 @@ def test_json_block_and_malformed_json():
             json.loads(reply.text)
 
 
+def test_the_2026_block_signals_can_be_switched_on():
+    url = "/x/web-interface/nav"
+    with _faulty(voucher=1.0) as sim:
+        body = requests.get(sim.base_url + url, timeout=5).json()
+        assert body["code"] == 0 and set(body["data"]) == {"v_voucher"}
+    with _faulty(risk_control=1.0) as sim:
+        reply = requests.get(sim.base_url + url, timeout=5)
+        assert reply.json()["code"] == -352 and reply.headers["x-bili-gaia-vvoucher"] == reply.json()["data"][
+            "v_voucher"]
+    with _faulty(unauthorized=1.0) as sim:
+        assert requests.get(sim.base_url + url, timeout=5).json()["code"] == -401
+    with SimServer(videos=30, seed=2, faults=FaultConfig(too_many=1.0, retry_after_s=7)) as sim:
+        reply = requests.get(sim.base_url + url, timeout=5)
+        assert reply.status_code == 429 and reply.headers["Retry-After"] == "7"
+
+
 def test_bad_image_is_not_a_readable_image():
     with _faulty(bad_image=1.0) as sim:
         pic = next(iter(sim.truth()["videos"].values()))["pic"]
@@ -316,7 +450,8 @@ def test_invisible_videos_answer_62xxx_and_are_not_visible_in_truth():
 def test_fault_all_switches_everything_on():
     faults = FaultConfig.all(0.1)
     assert faults.rate_limit_412 and all(getattr(faults, k) == 0.1 for k in (
-        "json_block", "server_error", "slow", "drop", "bad_image", "malformed_json", "invisible"))
+        "json_block", "server_error", "slow", "drop", "bad_image", "malformed_json", "invisible", "voucher",
+        "risk_control", "unauthorized", "too_many"))
 
 
 def test_412_above_the_rate_and_not_below():
@@ -364,13 +499,13 @@ def test_world_is_heavy_tailed_and_has_the_documented_edge_cases():
     assert views[0] == 0 and views[-1] > 200 * median and views[len(views) // 10] < 100
     assert any(r["likes"] > r["views"] for r in truth["videos"].values())
     followers = [u["followers"] for u in truth["uploaders"].values()]
-    assert 20 <= len(followers) <= 300 and 500_000 in followers
+    assert 20 <= len(followers) <= 500 and 500_000 in followers
     assert any(f < 500_000 for f in followers) and any(f > 500_000 for f in followers)
     per_owner = Counter(r["owner_mid"] for r in truth["videos"].values())
     assert min(per_owner.values()) >= 2
     assert any(r["title"].isascii() is False and any(ord(ch) > 0xFFFF for ch in r["title"])
                for r in truth["videos"].values())  # some emoji
-    assert len({r["tid"] for r in truth["videos"].values()}) == 8
+    assert len({r["tid_v2"] for r in truth["videos"].values() if r["knowledge"]}) == 12
 
 
 def test_bump_counters_changes_every_visible_video():

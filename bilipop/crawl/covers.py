@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 from bilipop.errors import CrawlError
@@ -13,6 +14,8 @@ from bilipop.files import TEMP_SUFFIX, atomic_write
 SIZE_SUFFIX = "@480w_270h_1c.jpg"
 MAX_WIDTH = 480
 JPEG_QUALITY = 90
+#: The only file names the covers folder ever gets: ``<bvid>.jpg`` with a valid BV id.
+BVID_FILE = re.compile(r"BV1[1-9A-HJ-NP-Za-km-z]{9}\.jpg")
 
 
 class BadCover(CrawlError):
@@ -67,7 +70,13 @@ def _flatten(image):  # noqa: ANN001, ANN202 - PIL types stay out of the module'
 
 
 def cover_path(covers_dir: Path, bvid: str) -> Path:
-    """Where a video's cover lives: ``covers/<bvid>.jpg``."""
+    """Where a video's cover lives: ``covers/<bvid>.jpg``.
+
+    Raises:
+        ValueError: ``bvid`` is not a BV id (it never becomes a path).
+    """
+    if not BVID_FILE.fullmatch(f"{bvid}.jpg"):
+        raise ValueError(f"not a BV id: {bvid[:40]!r}")
     return covers_dir / f"{bvid}.jpg"
 
 

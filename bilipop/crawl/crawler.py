@@ -1,16 +1,18 @@
-"""``crawl()``: the resumable Knowledge-section crawl that ``bilipop crawl`` runs.
+"""``crawl()``: the resumable Knowledge-section crawl that ``bilipop crawl`` runs, and ``crawl_plan()``, what it
+will do and about how long it takes, said before it starts.
 
-Order of work (``steps.py``), each step resumable from what the store already holds: list every
-sub-partition page by page (round robin, so that ``max_videos`` samples all of them), fetch the follower count of
-each new uploader, collect hot-list sightings (popular, every weekly must-watch issue, precious), ``view`` each
-video when honours or fresh counters are asked for, then download the missing covers.
+The 2026 site has no listing of a whole section (BILIBILI_API.md section 0): the crawl starts from the hot lists,
+walks the uploads of every uploader sighted there and keeps the videos whose v2 partition ids say Knowledge
+(``steps.py``). A crawl that lists nothing, or that the site keeps blocking, stops with one line.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import math
 import os
+import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -20,7 +22,7 @@ from urllib.parse import urlsplit
 
 from bilipop.crawl import api, covers
 from bilipop.crawl.http import Backoff, HttpClient, cookie_from_env
-from bilipop.crawl.steps import PAGE_SIZE, CrawlProgress, CrawlRun
+from bilipop.crawl.steps import UPLOADS_PAGE, CrawlProgress, CrawlRun
 from bilipop.crawl.store import Store, check_store
 from bilipop.data.schema import COVERS_DIR, STORE_FILE
 from bilipop.errors import CrawlError, InputError
@@ -28,8 +30,14 @@ from bilipop.errors import CrawlError, InputError
 log = logging.getLogger(__name__)
 
 DEFAULT_API_BASE = "https://api.bilibili.com"
-REAL_WWW = "https://www.bilibili.com"
 _LOCK_FILE = ".bilipop-crawl.lock"
+#: Requests per stored Knowledge video beyond the hot lists, covers excluded: what benchmarks/bench_crawl.py
+#: measured on the stand-in (README "Crawling the real site"); the real site's mix of sections decides the truth.
+REQUESTS_PER_VIDEO = 0.6
+#: The hot lists on the real site in 2026: 1 ranking + about 10 popular pages + the series list + about 380 weekly
+#: issues + precious, plus nav and finger/spi.
+HOT_LIST_REQUESTS = 395
+PAPER_SIZE = 27_000
 
 
 @dataclass
@@ -40,13 +48,17 @@ class CrawlSummary:
     videos: int
     new_videos: int
     skipped: int
-    uploaders: int
+    examined: int
+    other_sections: int
+    bad_ids: int
+    uploaders_in_dataset: int
     uploaders_with_followers: int
+    uploaders_walked: int
     hot_uploaders: int
     covers: int
     covers_failed: int
-    viewed: int
     requests: int
+    api_requests: int
     retries: int
     blocks: int
     pauses: int
@@ -56,16 +68,75 @@ class CrawlSummary:
     def rows(self) -> list[tuple[str, str]]:
         return [
             ("videos in the dataset", f"{self.videos:,} ({self.new_videos:,} new)"),
-            ("videos skipped (not visible)", f"{self.skipped:,}"),
-            ("uploaders (with followers)", f"{self.uploaders:,} ({self.uploaders_with_followers:,})"),
-            ("uploaders seen on a hot list", f"{self.hot_uploaders:,}"),
+            ("videos examined", f"{self.examined:,}"),
+            ("  kept as Knowledge", f"{self.examined - self.other_sections - self.skipped:,}"),
+            ("  skipped as other sections", f"{self.other_sections:,}"),
+            ("videos skipped (not visible; bad ids)", f"{self.skipped:,}; {self.bad_ids:,}"),
+            ("uploaders walked (seen on a hot list)", f"{self.uploaders_walked:,} ({self.hot_uploaders:,})"),
+            ("uploaders in the dataset (with followers)",
+             f"{self.uploaders_in_dataset:,} ({self.uploaders_with_followers:,})"),
             ("covers (failed, retried next run)", f"{self.covers:,} ({self.covers_failed:,})"),
-            ("videos viewed (honours, refresh)", f"{self.viewed:,}"),
-            ("requests (retries, blocks, pauses)",
-             f"{self.requests:,} ({self.retries:,}, {self.blocks:,}, {self.pauses:,})"),
+            ("requests: API, all (retries, blocks, pauses)",
+             f"{self.api_requests:,}, {self.requests:,} ({self.retries:,}, {self.blocks:,}, {self.pauses:,})"),
             ("time", f"{self.seconds:,.1f} s"),
             ("store", str(self.store)),
         ]
+
+
+@dataclass
+class CrawlPlan:
+    """What a crawl will do, and about how many requests and how long at its ``rate``."""
+
+    lines: list[str]
+    requests: int
+    seconds: float | None
+
+
+def crawl_plan(data: str | os.PathLike[str] = "data", max_videos: int | None = None, rate: float = 1.0,
+               widen: bool = False, cover_rate: float | None = None) -> CrawlPlan:
+    """The plan and estimate ``bilipop crawl`` prints before it starts (no network; reads the store if any)."""
+    store_path = Path(data) / STORE_FILE
+    held, hot_done = 0, False
+    if store_path.is_file():
+        try:
+            check_store(store_path)
+            store = Store(store_path)
+            try:
+                held = store.video_count()
+                hot_done = store.cursor("hot:precious")[1]
+            finally:
+                store.close()
+        except (InputError, OSError):
+            pass
+    target = max_videos if max_videos is not None else PAPER_SIZE
+    left = max(0, target - held)
+    api_requests = (0 if hot_done else HOT_LIST_REQUESTS) + math.ceil(left * REQUESTS_PER_VIDEO)
+    cover_requests = left
+    cover_rate = rate if cover_rate is None else cover_rate
+    seconds = None
+    if rate > 0 and cover_rate > 0:
+        seconds = api_requests / rate + cover_requests / cover_rate
+    size = f"{target:,} Knowledge videos" + ("" if max_videos is not None else " (the study's size; no --max-videos)")
+    lines = [
+        "plan: 1) the hot lists (Knowledge ranking, popular, every weekly must-watch issue, precious)"
+        + (" - already read" if hot_done else ""),
+        f"      2) the uploads of every uploader seen there ({UPLOADS_PAGE} per request)"
+        + ("; with --widen also uploaders found in Related lists (about as many again)" if widen else ""),
+        "      3) each upload once (view/detail), unless a list already described it; keep v2 main 1010 (知识)",
+        "      4) the covers",
+        f"estimate for {size}" + (f", {held:,} already stored" if held else "") +
+        f": about {api_requests:,} API requests + {cover_requests:,} covers"
+        + (f", about {_duration(seconds)} at --rate {rate:g}" if seconds is not None else " (no rate limit)"),
+    ]
+    return CrawlPlan(lines=lines, requests=api_requests + cover_requests, seconds=seconds)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 2 * 3600:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def crawl(
@@ -76,37 +147,40 @@ def crawl(
     rate: float = 1.0,
     api_base: str = DEFAULT_API_BASE,
     ignore_robots: bool = False,
-    check_honors: bool = False,
+    widen: bool = False,
     refresh: bool = False,
     progress: Callable[[CrawlProgress], None] | None = None,
     *,
     cover_rate: float | None = None,
-    page_size: int = PAGE_SIZE,
     backoff: Backoff | None = None,
+    on_plan: Callable[[CrawlPlan], None] | None = None,
 ) -> CrawlSummary:
     """Crawl a section into ``data/bilipop.db`` and ``data/covers/``, resuming whatever an earlier run left.
 
     Args:
         data: the dataset folder.
-        max_videos: stop listing once the store holds this many videos.
-        tids: sub-partition ids to list (a comma list or ints); default all of the section.
+        max_videos: stop examining videos once the store holds this many Knowledge videos.
+        tids: v2 sub-partition ids to keep (a comma list or ints, e.g. 2094,2090); default all of Knowledge.
         rate: API requests per second (0: no limit, only for a custom ``api_base``).
         api_base: the JSON API origin; a custom one (a local sim) serves everything, covers aside.
         ignore_robots: fetch what robots.txt disallows (only with the right to crawl anyway).
-        check_honors: ``view`` every video for hot-list honours.
-        refresh: ``view`` every stored video again for fresh counters.
+        widen: also walk the uploaders of Knowledge videos in the Related lists of hot uploaders' videos.
+        refresh: ``view/detail`` every stored video again for fresh counters.
         progress: called with a CrawlProgress snapshot as work goes on.
         cover_rate: cover downloads per second (default: ``rate``), on a limiter of their own.
         backoff: waits after failures and blocks (tests shorten them).
+        on_plan: called with the plan and estimate (``crawl_plan``) once the arguments and robots.txt allow the
+            crawl, before any other request.
 
     Raises:
         InputError: a bad argument, or a store from a newer bilipop.
-        CrawlError: robots.txt forbids the crawl, the site keeps blocking it, or another crawl holds the folder.
+        CrawlError: robots.txt forbids the crawl, the site lists nothing or keeps blocking it, the host cannot be
+            reached, the disk is full, or another crawl holds the folder.
     """
-    tid_list = _check_tids(section, tids)
+    tid_set = _check_tids(section, tids)
     api_base = _check_api_base(api_base)
     real_site = urlsplit(api_base).hostname == urlsplit(DEFAULT_API_BASE).hostname
-    _check_numbers(max_videos, rate, cover_rate, page_size, real_site)
+    _check_numbers(max_videos, rate, cover_rate, real_site)
     folder = Path(data)
     if (folder / STORE_FILE).is_file():
         check_store(folder / STORE_FILE)
@@ -115,49 +189,75 @@ def crawl(
                         cookies=cookie_from_env())
     try:
         # robots.txt is read before anything is written, so a refused crawl leaves no trace behind.
-        client.check_robots(api_base + "/x/web-interface/newlist")
+        client.check_robots(api_base + "/x/web-interface/popular")
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise InputError(f"cannot create the dataset folder {folder}: {exc.strerror}; choose another --data"
                              ) from exc
         with _folder_lock(folder):
-            store = Store(folder / STORE_FILE)
-            run = CrawlRun(store, client, folder / COVERS_DIR, tid_list, max_videos, page_size, progress)
-            try:
-                removed = covers.remove_temp_files(folder / COVERS_DIR)
-                if removed:
-                    log.info("removed %d partial cover file(s) left by an interrupted crawl", removed)
-                run.execute(www=REAL_WWW if real_site else api_base, check_honors=check_honors, refresh=refresh)
-                counts = store.counts()
-            finally:
-                store.close()
+            if on_plan is not None:
+                on_plan(crawl_plan(folder, max_videos=max_videos, rate=rate, widen=widen, cover_rate=cover_rate))
+            with _disk_full_is_one_line(folder):
+                store = Store(folder / STORE_FILE)
+                run = CrawlRun(store, client, folder / COVERS_DIR, tid_set, max_videos, widen, progress)
+                try:
+                    removed = covers.remove_temp_files(folder / COVERS_DIR)
+                    if removed:
+                        log.info("removed %d partial cover file(s) left by an interrupted crawl", removed)
+                    run.execute(refresh=refresh)
+                    counts = store.counts()
+                finally:
+                    store.close()
     finally:
         client.close()
     stats = client.stats
-    return CrawlSummary(store=folder / STORE_FILE, new_videos=run.new_videos, viewed=run.viewed,
-                        requests=stats.requests, retries=stats.retries, blocks=stats.blocks, pauses=stats.pauses,
-                        seconds=time.monotonic() - started, warnings=run.warnings, **counts)
+    for key in ("candidates", "uploaders"):
+        counts.pop(key)
+    return CrawlSummary(store=folder / STORE_FILE, new_videos=run.new_videos, requests=stats.requests,
+                        api_requests=stats.api_requests, retries=stats.retries, blocks=stats.blocks,
+                        pauses=stats.pauses, seconds=time.monotonic() - started, warnings=run.warnings, **counts)
 
 
-def _check_tids(section: str, tids: str | Sequence[int] | None) -> list[int]:
+@contextmanager
+def _disk_full_is_one_line(folder: Path) -> Iterator[None]:
+    """A full disk (SQLite's "database or disk is full", ENOSPC on a cover) is one line; every transaction is
+    whole, so the store stays sound and a rerun resumes."""
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        if "full" not in str(exc).lower():
+            raise
+        raise CrawlError(f"the disk holding {folder} is full ({exc}); free some space, then run the same command "
+                         "again: what is stored is intact and the crawl resumes") from None
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        raise CrawlError(f"the disk holding {folder} is full ({exc.strerror}); free some space, then run the same "
+                         "command again: what is stored is intact and the crawl resumes") from None
+
+
+def _check_tids(section: str, tids: str | Sequence[int] | None) -> set[int] | None:
+    """The v2 sub-partitions to keep (None: all of the section)."""
     if section not in api.SECTIONS:
         raise InputError(f"--section {section!r} is not supported; the only section is: {', '.join(api.SECTIONS)}")
-    known = api.SECTIONS[section]
+    main, known = api.SECTIONS[section]
     if tids is None or (isinstance(tids, str) and not tids.strip()):
-        return list(known)
+        return None
     items = tids.split(",") if isinstance(tids, str) else list(tids)
-    chosen = []
+    chosen: set[int] = set()
+    names = ", ".join(f"{t} {n}" for t, n in known.items())
     for item in items:
         try:
             tid = int(str(item).strip())
         except ValueError:
-            raise InputError(f"--tids takes partition ids separated by commas, got {item!r}") from None
+            raise InputError(f"--tids takes v2 sub-partition ids separated by commas, got {item!r}") from None
+        if tid in api.OLD_KNOWLEDGE_TIDS or tid == api.OLD_KNOWLEDGE_MAIN:
+            raise InputError(f"--tids: {tid} is an old (before 2025) partition id; Bilibili renumbered its partitions "
+                             f"in 2025 and {section} is now main partition {main} with sub-partitions {names}")
         if tid not in known:
-            names = ", ".join(f"{t} {n}" for t, n in known.items())
             raise InputError(f"--tids: {tid} is not a {section} sub-partition; choose from {names}")
-        if tid not in chosen:
-            chosen.append(tid)
+        chosen.add(tid)
     return chosen
 
 
@@ -168,8 +268,7 @@ def _check_api_base(api_base: str) -> str:
     return api_base.strip().rstrip("/")
 
 
-def _check_numbers(max_videos: int | None, rate: float, cover_rate: float | None, page_size: int,
-                   real_site: bool) -> None:
+def _check_numbers(max_videos: int | None, rate: float, cover_rate: float | None, real_site: bool) -> None:
     if max_videos is not None and max_videos < 1:
         raise InputError(f"--max-videos must be at least 1, got {max_videos}")
     for name, value in (("--rate", rate), ("cover_rate", cover_rate)):
@@ -180,8 +279,6 @@ def _check_numbers(max_videos: int | None, rate: float, cover_rate: float | None
     if real_site and rate > 3:
         log.warning("--rate %g is above what Bilibili tolerates (people report blocks from about 3-6 per "
                     "second); expect blocks and pauses", rate)
-    if not 1 <= page_size <= PAGE_SIZE:
-        raise InputError(f"page_size must be between 1 and {PAGE_SIZE}, got {page_size}")
 
 
 @contextmanager
@@ -204,4 +301,4 @@ def _folder_lock(folder: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-__all__ = ["CrawlProgress", "CrawlSummary", "crawl"]
+__all__ = ["CrawlPlan", "CrawlProgress", "CrawlSummary", "crawl", "crawl_plan"]

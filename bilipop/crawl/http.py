@@ -1,13 +1,18 @@
 """One polite HTTP session for the crawl: rate limits, retries with back-off, block handling, WBI keys, robots.txt.
 
-Bilibili answers an impolite client in several ways (BILIBILI_API.md, "Being blocked"): HTTP 412 with an HTML page,
-or HTTP 200 with a JSON block code. Every one of them slows the crawl down; if they persist after long pauses the
-crawl stops cleanly, because everything fetched so far is already committed and a rerun resumes.
+Bilibili answers an impolite client in several ways (BILIBILI_API.md section 6): HTTP 412 with an HTML page, HTTP
+429 with ``Retry-After``, or HTTP 200 with a JSON block code (-412, -352, -799, -509, -401) or even code 0 with
+nothing but ``data.v_voucher``. Every one of them slows the crawl down; if they persist after long pauses the crawl
+stops with one line, because everything fetched so far is already committed and a rerun resumes.
+
+Every request has a whole deadline and a size cap (``transport``); redirects are never followed to another host
+for the API, and cookies go to the API host only. A host that cannot be reached fails within ``unreachable_s``.
 """
 
 from __future__ import annotations
 
 import collections
+import json
 import logging
 import math
 import os
@@ -17,11 +22,11 @@ import urllib.robotparser
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import requests
 
-from bilipop.crawl import api, wbi
+from bilipop.crawl import api, transport, wbi
 from bilipop.errors import CrawlError
 
 log = logging.getLogger(__name__)
@@ -31,28 +36,38 @@ USER_AGENT = (
     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
 )
 REFERER = "https://www.bilibili.com/"
+ORIGIN = "https://www.bilibili.com"
 COOKIE_ENV = "BILIPOP_COOKIE"
-#: JSON codes that mean "you are asking too much" (-352 also means: fetch new WBI keys).
-BLOCK_CODES = frozenset({-412, -352, -799, -509})
+#: JSON codes that mean "you are asking too much" or "prove you are a browser" (-352 also: fetch new WBI keys).
+BLOCK_CODES = frozenset({-412, -352, -799, -509, -401})
 #: JSON codes for a passing server-side failure.
 SERVER_CODES = frozenset({-500, -503, -504})
 WBI_KEY_LIFETIME_S = 12 * 3600  # keys rotate about daily
+MAX_API_BYTES = 8 * 2**20  # the largest real reply (view/detail with 40 Related) is well under 200 KB
+MAX_IMAGE_BYTES = 16 * 2**20
+MAX_REDIRECTS = 3
 _FAILURES_TO_MENTION = 3
-RESUME_HINT = "everything fetched so far is saved: run the same command again later to resume"
+RESUME_HINT = "everything fetched so far is saved: run the same command again to resume"
+BLOCK_ADVICE = ("log in (export BILIPOP_COOKIE with your browser's cookie), lower --rate, or wait an hour or so; "
+                + RESUME_HINT)
 
 
 @dataclass
 class Backoff:
     """How long to wait after failures. Defaults suit the real site; tests shrink them."""
 
-    base_s: float = 2.0  # first retry after a fault (timeout, 5xx...) waits about this long, doubling each time
+    base_s: float = 2.0  # first retry after a fault (5xx, dropped connection...) waits about this long, doubling
     block_base_s: float = 5.0  # the same after a block: a rate-limit window has to pass before trying again
     max_s: float = 120.0
-    retries: int = 10  # per request, for timeouts, dropped connections, 5xx and malformed replies
+    retries: int = 10  # per request, for dropped connections, 5xx and malformed replies
     blocks_before_pause: int = 5  # consecutive block replies that trigger a long pause
     pause_s: float = 900.0  # the long pause (people report blocks lasting 10-30 minutes)
     max_pauses: int = 3  # long pauses in a row without a success before the crawl stops
-    timeout_s: float = 20.0
+    timeout_s: float = 20.0  # per socket read
+    connect_timeout_s: float = 10.0
+    deadline_s: float = 30.0  # the whole request, however slowly the reply trickles in
+    overdue_retries: int = 2  # requests that miss their deadline this many times more in a row stop the crawl
+    unreachable_s: float = 30.0  # a host that cannot be connected to for this long stops the crawl
 
     def delay(self, attempt: int, *, block: bool = False) -> float:
         """Exponential back-off with jitter, so that restarted clients do not retry in lockstep."""
@@ -63,6 +78,8 @@ class Backoff:
 @dataclass
 class HttpStats:
     requests: int = 0
+    api_requests: int = 0
+    cover_requests: int = 0
     retries: int = 0
     blocks: int = 0
     pauses: int = 0
@@ -81,9 +98,14 @@ class HttpStats:
 class RateLimiter:
     """At most ``rate`` requests per second, over any stretch of time: each request waits until ``1/rate`` (plus
     1-9 % jitter) after the previous one started, and at most ``floor(10 * rate)`` start in any 10 seconds (spacing
-    alone lets 13 requests into 10 s at rate 1.25). Jitter only lengthens the waits. ``rate`` 0 means no limit."""
+    alone lets 13 requests into 10 s at rate 1.25). At a whole-number rate the same holds for any 1 second with a
+    5 % margin, so that a request delayed on its way does not give a server-side second one too many (at a
+    fractional rate that would cost throughput: 1.25 would become 0.95). Jitter only lengthens the waits.
+    ``rate`` 0 means no limit."""
 
     WINDOW_S = 10.0
+    SHORT_WINDOW_S = 1.0
+    SHORT_MARGIN = 1.05
 
     def __init__(self, rate: float, sleep: Callable[[float], None] = time.sleep,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -92,6 +114,8 @@ class RateLimiter:
         self._sleep, self._clock = sleep, clock
         self._per_window = max(1, math.floor(rate * self.WINDOW_S + 1e-9))
         self._starts: collections.deque[float] = collections.deque(maxlen=self._per_window)
+        self._per_second = round(rate) if rate >= 1 and abs(rate - round(rate)) < 0.01 else 0
+        self._recent: collections.deque[float] = collections.deque(maxlen=max(1, self._per_second))
 
     def wait(self) -> None:
         """Sleep until the next request may start, and count it as started."""
@@ -101,24 +125,34 @@ class RateLimiter:
         if len(self._starts) == self._per_window:
             # 1 % past the window, so that the server's clock sees the oldest start leave it first.
             earliest = max(earliest, self._starts[0] + self.WINDOW_S * 1.01)
+        if self._per_second >= 1 and len(self._recent) == self._per_second:
+            earliest = max(earliest, self._recent[0] + self.SHORT_WINDOW_S * self.SHORT_MARGIN)
         now = self._clock()
         if earliest > now:
             self._sleep(earliest - now)
             now = max(self._clock(), earliest)
         self._starts.append(now)
+        self._recent.append(now)
         self._next = now + (1.0 / self.rate) * random.uniform(1.01, 1.09)
 
 
 class FailedAttempt(Exception):
-    """Internal: one failed attempt that may be retried. ``block`` marks a block signal rather than a fault."""
+    """Internal: one failed attempt that may be retried. ``block`` marks a block signal rather than a fault;
+    ``wait_s`` is a wait the server asked for (``Retry-After``)."""
 
-    def __init__(self, reason: str, *, block: bool = False) -> None:
+    def __init__(self, reason: str, *, block: bool = False, wait_s: float | None = None,
+                 unreachable: bool = False, overdue: bool = False) -> None:
         super().__init__(reason)
-        self.reason, self.block = reason, block
+        self.reason, self.block, self.wait_s = reason, block, wait_s
+        self.unreachable, self.overdue = unreachable, overdue
 
 
 class NotFound(CrawlError):
-    """An HTTP 4xx other than 412 (e.g. a cover that no longer exists)."""
+    """An HTTP 4xx other than 412 and 429 (e.g. a cover that no longer exists)."""
+
+
+class CoverFailed(CrawlError):
+    """One cover could not be fetched (bad URL, robots, unreachable host, too large...): that cover only."""
 
 
 def cookie_from_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -137,48 +171,58 @@ class HttpClient:
         rate: API requests per second (0: no limit). Covers have their own limiter at ``cover_rate``.
         ignore_robots: fetch paths that robots.txt disallows (the caller has announced it).
         cookies: sent to the API origin only; never logged.
+        sleep, clock: injectable for tests.
     """
 
     def __init__(self, api_base: str, *, rate: float = 1.0, cover_rate: float | None = None,
                  backoff: Backoff | None = None, ignore_robots: bool = False,
-                 cookies: Mapping[str, str] | None = None, sleep: Callable[[float], None] = time.sleep) -> None:
+                 cookies: Mapping[str, str] | None = None, sleep: Callable[[float], None] = time.sleep,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.api_base = api_base.rstrip("/")
+        self.api_origin = _origin(self.api_base)
         self.backoff = backoff or Backoff()
         self.ignore_robots = ignore_robots
         self.stats = HttpStats()
         self.on_wait: Callable[[str], None] | None = None
-        self._sleep = sleep
+        self._sleep, self._clock = sleep, clock
         self._api_limit = RateLimiter(rate, sleep)
         self._cover_limit = RateLimiter(rate if cover_rate is None else cover_rate, sleep)
         self._robots: dict[str, urllib.robotparser.RobotFileParser] = {}
         self._robots_ignored: set[str] = set()
+        self._dead_hosts: dict[str, str] = {}
         self._mixin: str | None = None
         self._mixin_at = 0.0
         self._blocks_in_row = 0
         self._pauses_in_row = 0
-        self.session = requests.Session()
-        self.session.headers.update({"User-Agent": USER_AGENT, "Referer": REFERER,
+        self._unreachable_since: float | None = None
+        self._overdue_in_row = 0
+        self.cookies: dict[str, str] = dict(cookies or {})
+        self.session = transport.new_session()
+        self.session.headers.update({"User-Agent": USER_AGENT, "Referer": REFERER, "Origin": ORIGIN,
                                      "Accept": "application/json, text/plain, */*",
                                      "Accept-Language": "zh-CN,zh;q=0.9,en;q=0.8"})
-        host = urlsplit(self.api_base).hostname or ""
-        domain = ".bilibili.com" if host.endswith("bilibili.com") else host
-        for name, value in (cookies or {}).items():
-            self.session.cookies.set(name, value, domain=domain, path="/")
 
     def close(self) -> None:
         self.session.close()
 
     # -- public calls ------------------------------------------------------------------------------------------
-    def get_json(self, path: str, params: Mapping[str, Any] | None = None, *, signed: bool = True) -> dict:
+    def get_json(self, path: str, params: Mapping[str, Any] | None = None, *, signed: bool = True,
+                 referer: str | None = None, expect: Callable[[dict], str | None] | None = None) -> dict:
         """GET a JSON endpoint of the API origin and return its envelope once it is neither a fault nor a block.
 
         Codes other than the block and server codes (0, -101, per-video codes...) are returned for the caller.
+        ``referer`` replaces the Referer and Origin (the space page for an uploader's endpoints). ``expect``
+        returns a reason when a reply that should hold content holds none: that is treated as a block.
 
         Raises:
-            CrawlError: robots.txt forbids the path, retries ran out, or blocks persisted after long pauses.
+            CrawlError: robots.txt forbids the path, the host is unreachable, retries ran out, the API redirected
+                elsewhere, or blocks persisted after long pauses.
         """
         url = self.api_base + path
         self.check_robots(url)
+        headers = {"Cookie": _cookie_header(self.cookies)} if self.cookies else {}
+        if referer:
+            headers.update({"Referer": referer, "Origin": _origin(referer)})
         failures = 0
         while True:
             query = dict(params or {})
@@ -186,106 +230,205 @@ class HttpClient:
                 if signed:
                     query = wbi.sign(query, self._mixin_key())
                 full = f"{url}?{wbi.encode_query(query)}" if query else url
-                resp = self._send(full, self._api_limit)
-                if resp.status_code >= 400:
-                    raise CrawlError(f"{url} answered HTTP {resp.status_code}; check that --api-base "
-                                     f"({self.api_base}) is the Bilibili API or a bilipop sim")
-                envelope = _decode(resp)
+                reply = self._fetch_api(full, headers)
+                envelope = _decode(reply)
                 code = envelope["code"]
                 if code == -352:
                     self._mixin = None  # signature refused: the keys have probably rotated
                 if code in BLOCK_CODES:
                     raise FailedAttempt(f"code {code} ({envelope.get('message', '')})", block=True)
+                if api.is_voucher_only(envelope):
+                    self._mixin = None
+                    raise FailedAttempt("code 0 with only data.v_voucher (a refused request posing as success)",
+                                        block=True)
                 if code in SERVER_CODES:
                     raise FailedAttempt(f"code {code}")
+                if expect is not None and (empty := expect(envelope)):
+                    raise FailedAttempt(empty, block=True)
             except FailedAttempt as problem:
                 failures = self._recover(problem, failures, path)
                 continue
             self._succeeded()
             return envelope
 
+    def refresh_keys(self) -> None:
+        """Forget the WBI keys, so that the next signed request fetches new ones from ``nav``."""
+        self._mixin = None
+
     def get_bytes(self, url: str) -> bytes:
-        """GET an image (or any non-API URL) through the cover limiter.
+        """GET an image through the cover limiter, following redirects (each host's robots.txt obeyed).
 
         Raises:
-            NotFound: HTTP 404 and similar answers; the caller records them.
-            CrawlError: as ``get_json``.
+            CoverFailed: this cover cannot be had now (bad URL, HTTP 4xx, robots, dead host, too large, retries).
         """
-        self.check_robots(url)
-        failures = 0
-        while True:
+        for _ in range(MAX_REDIRECTS + 1):
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise CoverFailed(f"cover URL {url[:80]!r} is not an http(s) address")
+            origin = _origin(url)
+            if origin in self._dead_hosts:
+                raise CoverFailed(f"{origin} could not be reached earlier in this run ({self._dead_hosts[origin]})")
             try:
-                resp = self._send(url, self._cover_limit)
-            except FailedAttempt as problem:
-                failures = self._recover(problem, failures, urlsplit(url).path)
+                self.check_robots(url)
+            except CoverFailed:
+                raise
+            except CrawlError as exc:
+                raise CoverFailed(str(exc).split(". ")[0]) from None
+            reply = self._fetch_cover(url, origin)
+            if reply.status in (301, 302, 303, 307, 308) and reply.headers.get("Location"):
+                url = urljoin(url, reply.headers["Location"])
                 continue
-            self._succeeded()
-            if resp.status_code >= 400:
-                raise NotFound(f"{urlsplit(url).path} answered HTTP {resp.status_code}")
-            return resp.content
+            if reply.status >= 400:
+                raise CoverFailed(f"{parts.path[:80]} answered HTTP {reply.status}")
+            return reply.body
+        raise CoverFailed(f"more than {MAX_REDIRECTS} redirects")
 
-    def visit_home(self, url: str) -> None:
-        """Fetch the site's home page for its ``buvid3`` cookie; optional, so robots or failures only skip it."""
-        if not self._allowed(url):
-            log.debug("robots.txt disallows %s; going on without a buvid3 cookie", url)
+    def fetch_buvid(self) -> None:
+        """Anonymous ``buvid3``/``buvid4`` (``finger/spi``) and ``b_nut`` cookies, unless the user gave theirs.
+
+        Optional: a failure only means going on without them.
+        """
+        if "buvid3" in self.cookies:
             return
         try:
-            self._send(url, self._api_limit)
-        except (FailedAttempt, CrawlError) as exc:
-            log.debug("could not fetch %s (%s); going on without a buvid3 cookie", url, exc)
+            envelope = self.get_json("/x/frontend/finger/spi", signed=False)
+            found = api.parse_buvid(envelope) if envelope["code"] == 0 else {}
+        except CrawlError as exc:
+            if "robots.txt" in str(exc):
+                raise
+            log.debug("no buvid cookies (%s); going on without them", exc)
+            return
+        if found:
+            self.cookies.update(found)
+            self.cookies.setdefault("b_nut", str(int(time.time())))
 
     # -- internals ---------------------------------------------------------------------------------------------
-    def _send(self, url: str, limiter: RateLimiter) -> requests.Response:
+    def _fetch_api(self, url: str, headers: dict[str, str]) -> transport.Reply:
+        for _ in range(MAX_REDIRECTS + 1):
+            self.stats.api_requests += 1  # every attempt, answered or not
+            try:
+                reply = self._send(url, self._api_limit, headers, MAX_API_BYTES)
+            except transport.TooLarge as exc:
+                raise CrawlError(f"{urlsplit(url).path} sent a reply too large to be an API answer ({exc}); "
+                                 "check --api-base") from None
+            if reply.status not in (301, 302, 303, 307, 308):
+                break
+            target = urljoin(url, reply.headers.get("Location", ""))
+            if _origin(target) != self.api_origin:
+                raise CrawlError(f"{_origin(url)} redirected an API request to {_origin(target)}; bilipop does not "
+                                 "follow the API to another host (nor send it your cookies): check --api-base")
+            self.check_robots(target)
+            url = target
+        else:
+            raise CrawlError(f"{urlsplit(url).path} redirected more than {MAX_REDIRECTS} times; check --api-base")
+        if reply.status == 429:
+            raise FailedAttempt("HTTP 429 (too many requests)", block=True, wait_s=_retry_after(reply))
+        if reply.status >= 400:
+            raise CrawlError(f"{url.split('?')[0]} answered HTTP {reply.status}; check that --api-base "
+                             f"({self.api_base}) is the Bilibili API or a bilipop sim")
+        return reply
+
+    def _fetch_cover(self, url: str, origin: str) -> transport.Reply:
+        failures = 0
+        while True:
+            self.stats.cover_requests += 1
+            try:
+                reply = self._send(url, self._cover_limit, {"Referer": REFERER}, MAX_IMAGE_BYTES)
+                if reply.status == 429 or reply.status >= 500:
+                    raise FailedAttempt(f"HTTP {reply.status}", wait_s=_retry_after(reply))
+            except FailedAttempt as problem:
+                if problem.unreachable:
+                    self._dead_hosts[origin] = problem.reason
+                    raise CoverFailed(f"{origin} cannot be reached ({problem.reason})") from None
+                failures += 1
+                if failures > min(self.backoff.retries, 3) or problem.overdue:
+                    raise CoverFailed(f"{urlsplit(url).path[:80]}: {problem.reason}") from None
+                self.stats.retries += 1
+                self._sleep(min(problem.wait_s or self.backoff.delay(failures), self.backoff.max_s))
+                continue
+            except transport.TooLarge as exc:
+                raise CoverFailed(f"cover reply too large ({exc})") from None
+            return reply
+
+    def _send(self, url: str, limiter: RateLimiter, headers: dict[str, str], max_bytes: int) -> transport.Reply:
         """One attempt. Faults and blocks raise FailedAttempt; every other answer is returned."""
         limiter.wait()
         self.stats.requests += 1
         self.stats.recent.append(time.monotonic())
+        b = self.backoff
+        if _origin(url) != self.api_origin:
+            headers = {k: v for k, v in headers.items() if k.lower() != "cookie"}
         try:
-            resp = self.session.get(url, timeout=self.backoff.timeout_s)
-            resp.content  # noqa: B018 - read the body here so that a dropped connection is retried
-        except (requests.Timeout, requests.ConnectionError, requests.exceptions.ChunkedEncodingError,
-                requests.exceptions.ContentDecodingError) as exc:
-            raise FailedAttempt(f"{type(exc).__name__}") from None
-        if resp.status_code == 412:
-            raise FailedAttempt("HTTP 412", block=True)
-        if resp.status_code >= 500:
-            raise FailedAttempt(f"HTTP {resp.status_code}")
-        return resp
+            reply = transport.get(self.session, url, headers=headers, deadline_s=b.deadline_s,
+                                  connect_timeout_s=b.connect_timeout_s, read_timeout_s=b.timeout_s,
+                                  max_bytes=max_bytes)
+        except transport.Overdue:
+            raise FailedAttempt(f"no complete reply within {b.deadline_s:g} s", overdue=True) from None
+        except requests.RequestException as exc:
+            if transport.is_connect_failure(exc):
+                raise FailedAttempt(_connect_reason(exc), unreachable=True) from None
+            raise FailedAttempt(type(exc).__name__) from None
+        if reply.status == 412:
+            raise FailedAttempt("HTTP 412 (an HTML block page)", block=True)
+        if reply.status >= 500:
+            raise FailedAttempt(f"HTTP {reply.status}")
+        return reply
 
     def _recover(self, problem: FailedAttempt, failures: int, what: str) -> int:
         self.stats.retries += 1
         if problem.block:
-            self._blocked(problem.reason, what)
+            self._blocked(problem, what)
             return failures
+        if problem.unreachable:
+            now = self._clock()
+            if self._unreachable_since is None:
+                self._unreachable_since = now
+            waited = now - self._unreachable_since
+            if waited >= self.backoff.unreachable_s:
+                raise CrawlError(f"cannot reach {self.api_origin} ({problem.reason}) for {waited:.0f} s: check the "
+                                 f"network connection and --api-base; {RESUME_HINT}")
+            failures += 1
+            delay = min(self.backoff.delay(failures), self.backoff.unreachable_s - waited)
+            log.log(logging.WARNING if failures == 1 else logging.DEBUG, "%s: %s, trying again for up to %.0f s",
+                    self.api_origin, problem.reason, self.backoff.unreachable_s - waited)
+            self._sleep(max(0.0, delay))
+            return failures
+        if problem.overdue:
+            self._overdue_in_row += 1
+            if self._overdue_in_row > self.backoff.overdue_retries:
+                raise CrawlError(f"{what}: {problem.reason}, {self._overdue_in_row} times in a row; the site or the "
+                                 f"network is too slow now: {RESUME_HINT} later")
         failures += 1
         if failures > self.backoff.retries:
             raise CrawlError(f"{what} kept failing ({problem.reason}) after {self.backoff.retries} retries; "
                              f"{RESUME_HINT}")
         delay = self.backoff.delay(failures)
-        # Said out loud once a fault persists: an unreachable --api-base would otherwise wait minutes in silence.
+        # Said out loud once a fault persists, so that a long wait is never silent.
         level = logging.WARNING if failures == _FAILURES_TO_MENTION else logging.DEBUG
         log.log(level, "%s: %s (%d times in a row), retrying in %.1f s, at most %d times", what, problem.reason,
                 failures, delay, self.backoff.retries)
         self._sleep(delay)
         return failures
 
-    def _blocked(self, reason: str, what: str) -> None:
+    def _blocked(self, problem: FailedAttempt, what: str) -> None:
         self.stats.blocks += 1
         self._blocks_in_row += 1
         if self._blocks_in_row < self.backoff.blocks_before_pause:
             delay = self.backoff.delay(self._blocks_in_row, block=True)
-            log.debug("%s: blocked (%s), waiting %.1f s", what, reason, delay)
+            if problem.wait_s is not None:  # Retry-After: the server said how long
+                delay = max(delay, min(problem.wait_s, self.backoff.pause_s))
+            log.debug("%s: blocked (%s), waiting %.1f s", what, problem.reason, delay)
             self._sleep(delay)
             return
         self._blocks_in_row = 0
         self._pauses_in_row += 1
         if self._pauses_in_row > self.backoff.max_pauses:
             raise CrawlError(
-                f"Bilibili keeps blocking this crawl ({reason}) even after {self.backoff.max_pauses} long pauses; "
-                f"{RESUME_HINT}, after waiting an hour or so, perhaps with a lower --rate")
+                f"Bilibili keeps refusing this crawl ({what}: {problem.reason}) even after "
+                f"{self.backoff.max_pauses} long pauses; {BLOCK_ADVICE}")
         self.stats.pauses += 1
         log.warning("blocked %d times in a row (%s): pausing %.0f s before going on",
-                    self.backoff.blocks_before_pause, reason, self.backoff.pause_s)
+                    self.backoff.blocks_before_pause, problem.reason, self.backoff.pause_s)
         if self.on_wait:
             self.on_wait(f"paused {self.backoff.pause_s:.0f} s after repeated blocks")
         self._sleep(self.backoff.pause_s)
@@ -294,10 +437,15 @@ class HttpClient:
     def _succeeded(self) -> None:
         self._blocks_in_row = 0
         self._pauses_in_row = 0
+        self._unreachable_since = None
+        self._overdue_in_row = 0
 
     def _mixin_key(self) -> str:
         if self._mixin is None or time.monotonic() - self._mixin_at > WBI_KEY_LIFETIME_S:
+            # nav answering does not mean the blocked request would now: its run of blocks goes on counting.
+            in_row = self._blocks_in_row, self._pauses_in_row
             envelope = self.get_json("/x/web-interface/nav", signed=False)
+            self._blocks_in_row, self._pauses_in_row = in_row
             self._mixin = api.parse_wbi_keys(envelope)  # answered with -101 when logged out: keys still there
             self._mixin_at = time.monotonic()
         return self._mixin
@@ -326,36 +474,63 @@ class HttpClient:
 
     def _load_robots(self, origin: str) -> urllib.robotparser.RobotFileParser:
         parser = urllib.robotparser.RobotFileParser(origin + "/robots.txt")
-        failures = 0
-        while True:
+        if origin != self.api_origin:
             try:
-                resp = self._send(origin + "/robots.txt", self._api_limit)
-                break
-            except FailedAttempt as problem:
-                failures = self._recover(problem, failures, "/robots.txt")
-        self._succeeded()
-        # The usual reading of robots.txt answers: 401/403 forbid everything, other 4xx allow everything.
-        if resp.status_code in (401, 403):
+                reply = self._fetch_cover(origin + "/robots.txt", origin)
+            except CoverFailed as exc:
+                raise CoverFailed(f"robots.txt of {origin} could not be read ({exc})") from None
+        else:
+            failures = 0
+            while True:
+                try:
+                    reply = self._send(origin + "/robots.txt", self._api_limit, {}, MAX_API_BYTES)
+                    break
+                except FailedAttempt as problem:
+                    failures = self._recover(problem, failures, f"{origin}/robots.txt")
+                except transport.TooLarge as exc:
+                    raise CrawlError(f"{origin}/robots.txt is too large ({exc}); check --api-base") from None
+            self._succeeded()
+        # The usual reading of robots.txt answers: 401/403 forbid everything, other 4xx (and 3xx) allow everything.
+        if reply.status in (401, 403):
             parser.disallow_all = True
-        elif resp.status_code >= 400:
+        elif reply.status >= 300:
             parser.allow_all = True
         else:
-            parser.parse(resp.text.splitlines())
+            parser.parse(reply.body.decode("utf-8", "replace").splitlines())
         return parser
 
 
 def _origin(url: str) -> str:
     parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}"
+    return f"{parts.scheme}://{parts.netloc}".lower()
 
 
-def _decode(resp: requests.Response) -> dict:
-    """The JSON envelope; an HTML page or broken JSON is a passing fault (checked before parsing)."""
-    ctype = resp.headers.get("Content-Type", "")
-    if "html" in ctype:
+def _cookie_header(cookies: Mapping[str, str]) -> str:
+    return "; ".join(f"{k}={v}" for k, v in cookies.items())
+
+
+def _retry_after(reply: transport.Reply) -> float | None:
+    value = reply.headers.get("Retry-After", "").strip()
+    return float(value) if value.isdigit() else None
+
+
+def _connect_reason(exc: BaseException) -> str:
+    text = str(exc)
+    for key, reason in (("Name or service not known", "the name does not resolve"),
+                        ("Temporary failure in name resolution", "the name does not resolve"),
+                        ("NameResolution", "the name does not resolve"), ("refused", "connection refused"),
+                        ("timed out", "connection timed out"), ("unreachable", "network unreachable")):
+        if key in text:
+            return reason
+    return "cannot connect"
+
+
+def _decode(reply: transport.Reply) -> dict:
+    """The JSON envelope; an HTML page is a block, broken JSON a passing fault (checked before parsing)."""
+    if "html" in reply.content_type:
         raise FailedAttempt("an HTML page instead of JSON", block=True)
     try:
-        envelope = resp.json()
+        envelope = json.loads(reply.body)
     except ValueError:
         raise FailedAttempt("a reply that is not valid JSON") from None
     if not isinstance(envelope, dict) or not isinstance(envelope.get("code"), int):

@@ -1,41 +1,61 @@
-"""The resumable steps of one crawl run, in the order ``crawl()`` takes them.
+"""The resumable steps of one crawl run, in the order ``crawl()`` takes them (BILIBILI_API.md section 3).
 
-Each step reads what is left to do from the store (cursors, rows without followers, honours or covers), so a run
-killed anywhere simply starts the unfinished step again; every unit of work is committed on its own.
+1. Hot lists: the Knowledge ranking (``rid=1010``), every page of ``popular``, every weekly must-watch issue and
+   the precious list; each item's owner is a sighted uploader, each item's facts are kept.
+2. Walk each sighted uploader's uploads (``arc/search``, signed, with the anti-bot fields and the space page as
+   Referer): every upload becomes a candidate.
+3. Examine each candidate once: a candidate that a list item already described (v2 ids and full counters) needs
+   no request; any other gets one ``view/detail`` (counters, v2 ids, honours, the uploader's followers and up to
+   40 Related items, whose facts spare later requests). A video is kept when its v2 ids say Knowledge.
+4. With ``widen``, Knowledge videos in the Related lists of hot uploaders' videos name further uploaders, whose
+   uploads are walked and examined the same way (one hop).
+5. ``refresh`` re-reads every stored video; then the missing covers are downloaded.
+
+Each step reads what is left to do from the store (cursors, walk pages, candidate states), so a run killed
+anywhere starts the unfinished step again; every unit of work is committed on its own.
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
 import math
+import random
+import string
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from bilipop.crawl import api, covers
-from bilipop.crawl.http import HttpClient, NotFound
+from bilipop.crawl.http import CoverFailed, HttpClient
 from bilipop.crawl.store import Store
 from bilipop.errors import CrawlError
 
 log = logging.getLogger(__name__)
 
-PAGE_SIZE = 50  # the most the listings serve per page
+POPULAR_PAGE = 50  # the most popular serves per page
+UPLOADS_PAGE = 30  # what the space page asks arc/search for
+PRECIOUS_PAGE = 100  # a page size of 85 cuts the 98-video list short
+MAX_POPULAR_PAGES = 40
 COVER_ATTEMPTS = 4  # downloads of one cover per run before it is recorded as failed (and retried next run)
-MAX_HOT_PAGES = 20
+HOT_LIST_WEB_LOCATION = "333.934"
+UPLOADS_WEB_LOCATION = "333.1387"
+DETAIL_PATH = "/x/web-interface/wbi/view/detail"
 
 
 @dataclass
 class CrawlProgress:
-    """A snapshot for a progress display."""
+    """A snapshot for a progress display: the phase, its own progress, and the totals so far."""
 
     phase: str
+    done: int = 0
+    total: int = 0
     videos: int = 0
     videos_target: int | None = None
-    uploaders_done: int = 0
-    uploaders_total: int = 0
-    covers_done: int = 0
-    covers_total: int = 0
+    examined: int = 0
+    other: int = 0
     requests: int = 0
     request_rate: float = 0.0
     blocks: int = 0
@@ -43,186 +63,256 @@ class CrawlProgress:
     note: str = ""
 
 
+def anti_bot_fields(rnd: random.Random) -> dict[str, str]:
+    """The fields a browser adds to ``arc/search`` (BILIBILI_API.md section 3): an empty ``dm_img_list``, two
+    base64 strings of random printable text with their last two characters dropped, and a small ``dm_img_inter``."""
+    def b64(low: int, high: int) -> str:
+        text = "".join(rnd.choice(string.ascii_letters + string.digits) for _ in range(rnd.randint(low, high)))
+        return base64.b64encode(text.encode()).decode()[:-2]
+
+    inter = {"ds": [], "wh": [rnd.randint(1000, 6000), rnd.randint(1000, 6000), 0],
+             "of": [rnd.randint(10, 500), rnd.randint(10, 900), 0]}
+    return {"dm_img_list": "[]", "dm_img_str": b64(16, 64), "dm_cover_img_str": b64(32, 128),
+            "dm_img_inter": json.dumps(inter, separators=(",", ":"))}
+
+
+def listed_nothing(what: str) -> Callable[[dict], str | None]:
+    """An ``expect`` check for ``HttpClient.get_json``: a code-0 reply whose list is empty is not a finished list
+    but a failure to report (BILIBILI_API.md section 0: the dead listings answer politely with nothing)."""
+    def check(envelope: dict) -> str | None:
+        if envelope.get("code") != 0:
+            return None
+        data = envelope.get("data")
+        items = None
+        if isinstance(data, dict):
+            items = data.get("list", data.get("archives"))
+            if isinstance(items, dict):  # arc/search: data.list.vlist
+                items = items.get("vlist")
+        return None if items else f"{what} listed nothing"
+    return check
+
+
 class CrawlRun:
     """The state of one crawl run; each method is one resumable step."""
 
-    def __init__(self, store: Store, client: HttpClient, covers_dir: Path, tids: list[int],
-                 max_videos: int | None, page_size: int,
+    def __init__(self, store: Store, client: HttpClient, covers_dir: Path, tids: set[int] | None,
+                 max_videos: int | None, widen: bool,
                  progress: Callable[[CrawlProgress], None] | None) -> None:
         self.store, self.client, self.covers_dir = store, client, covers_dir
-        self.tids, self.max_videos, self.page_size = tids, max_videos, page_size
+        self.tids, self.max_videos, self.widen = tids, max_videos, widen
         self.progress = progress
         self.new_videos = 0
-        self.viewed = 0
         self.warnings: list[str] = []
-        self._listing_counts: dict[int, int] = {}
+        self._rnd = random.Random()
         self._phase = "starting"
         self._done = self._total = 0
         self._last_report = 0.0
+        self._start_videos = store.video_count()
+        # Work that failed in this run (an odd code, a bad shape) waits for the next run instead of looping here.
+        self._tried_walks: set[int] = set()
+        self._tried: set[str] = set()
         client.on_wait = lambda note: self._report(note=note, force=True)
 
-    def execute(self, *, www: str, check_honors: bool, refresh: bool) -> None:
-        self.client.visit_home(www + "/")
-        self.list_partitions()
-        self.fetch_followers()
+    def execute(self, *, refresh: bool) -> None:
+        self.client.fetch_buvid()
         self.collect_hot_lists()
-        if check_honors or refresh:
-            self.view_videos(check_honors=check_honors, refresh=refresh)
+        self.store.rank_sighted_uploaders(_now())
+        self.store.requeue_unverified(_now())
+        while self._room():
+            walked = self.walk_uploaders()
+            examined = self.examine_candidates()
+            if not walked and not examined:
+                break
+        if refresh:
+            self.refresh_videos()
         self.download_covers()
+        self.new_videos = self.store.video_count() - self._start_videos
         self._report(force=True)
 
-    # -- steps -------------------------------------------------------------------------------------------------
-    def list_partitions(self) -> None:
-        self._phase = "listing"
-        active = [t for t in self.tids if not self.store.cursor(f"list:{t}")[1]]
-        while active:
-            if self.max_videos is not None and self.store.video_count() >= self.max_videos:
-                return
-            # The least advanced partition goes next: a deterministic order, whatever run got how far.
-            tid = min(active, key=lambda t: (self.store.cursor(f"list:{t}")[0] or 1, self.tids.index(t)))
-            page_no = self.store.cursor(f"list:{tid}")[0] or 1
-            page = self._listing_page(tid, page_no)
-            videos, truncated = page.videos, False
-            if self.max_videos is not None:
-                videos, truncated = self._fit(videos, self.max_videos - self.store.video_count())
-            size = page.size or self.page_size
-            done = not page.videos and not page.bad_items or (
-                page.count is not None and page_no * size >= page.count)
-            if page.count is not None:
-                self._listing_counts[tid] = page.count
-            # A truncated page is read again by a later, larger crawl: upserts make that harmless.
-            self.new_videos += self.store.save_listing_page(
-                videos, f"list:{tid}", page_no if truncated else page_no + 1, done and not truncated, _now())
-            if page.bad_items:
-                self._warn(f"partition {tid} page {page_no}: {page.bad_items} video(s) in an unexpected shape "
-                           "were skipped")
-            if done:
-                active.remove(tid)
-            self._report()
+    def _room(self) -> bool:
+        return self.max_videos is None or self.store.video_count() < self.max_videos
 
-    def _listing_page(self, tid: int, page_no: int) -> api.ListingPage:
-        params = {"rid": tid, "pn": page_no, "ps": self.page_size}
-        codes = []
-        for path, extra in (("/x/web-interface/newlist", {"type": 0}), ("/x/web-interface/dynamic/region", {})):
-            envelope = self.client.get_json(path, {**params, **extra})
-            if envelope["code"] == 0:
-                return api.parse_listing(envelope, f"{path} rid={tid} pn={page_no}")
-            codes.append(f"{path} code {envelope['code']} ({envelope.get('message', '')})")
-        raise CrawlError(f"cannot list partition {tid} page {page_no}: {'; '.join(codes)}; the API may have "
-                         "changed: check for a newer bilipop, then run the same command again to resume")
+    def _wanted(self, video: api.Video) -> bool:
+        return video.knowledge and (self.tids is None or video.tid_v2 in self.tids)
 
-    def _fit(self, videos: list[api.Video], room: int) -> tuple[list[api.Video], bool]:
-        """The head of ``videos`` holding at most ``room`` videos that are not yet stored."""
-        kept, new = [], 0
-        for video in videos:
-            stored = self.store.conn.execute("SELECT 1 FROM videos WHERE bvid = ?", (video.bvid,)).fetchone()
-            if not stored:
-                if new == room:
-                    return kept, True
-                new += 1
-            kept.append(video)
-        return kept, False
-
-    def fetch_followers(self) -> None:
-        """Follower counts, one uploader at a time (user endpoints are the most tightly limited)."""
-        self._phase = "uploaders"
-        mids = self.store.uploaders_without_followers()
-        self._done, self._total = 0, len(mids)
-        for mid in mids:
-            followers, error = None, None
-            for path, params in (("/x/relation/stat", {"vmid": mid}), ("/x/web-interface/card", {"mid": mid})):
-                envelope = self.client.get_json(path, params)
-                if envelope["code"] == 0:
-                    try:
-                        followers, error = api.parse_follower(envelope, f"{path} mid={mid}"), None
-                        break
-                    except api.ApiFormatError as exc:
-                        error = str(exc)
-                else:
-                    error = f"{path} code {envelope['code']}"
-            if error:
-                self._warn(f"no follower count for uploader {mid} ({error}); retried on the next run")
-            self.store.save_followers(mid, followers, _now(), error)
-            self._done += 1
-            self._report()
-
+    # -- 1. hot lists ------------------------------------------------------------------------------------------
     def collect_hot_lists(self) -> None:
-        """Sightings on the current popular list, every weekly must-watch issue not yet read, and precious."""
         self._phase = "hot lists"
-        for page_no in range(1, MAX_HOT_PAGES + 1):
-            envelope = self._hot("/x/web-interface/popular", {"pn": page_no, "ps": PAGE_SIZE})
-            if envelope is None:
-                break
-            found = api.parse_owner_mids(envelope, "popular")
-            self.store.save_sightings([(mid, "popular", "", bvid) for mid, bvid in found], _now())
+        if not self.store.cursor("hot:ranking")[1]:
+            envelope = self._hot("/x/web-interface/ranking/v2", {"rid": api.KNOWLEDGE_MAIN, "type": "all"},
+                                 "the Knowledge ranking")
+            self._save_hot(envelope, "ranking", str(api.KNOWLEDGE_MAIN), "hot:ranking", None, True)
+        page_no, done = self.store.cursor("hot:popular")
+        page_no = page_no or 1
+        while not done and page_no <= MAX_POPULAR_PAGES:
+            envelope = self._hot("/x/web-interface/popular", {"pn": page_no, "ps": POPULAR_PAGE},
+                                 "the popular list", require=page_no == 1)
+            done = api.parse_no_more(envelope, "popular") or not envelope["data"].get("list")
+            self._save_hot(envelope, "popular", "", "hot:popular", page_no + 1, done)
+            page_no += 1
             self._report()
-            if not found or api.parse_no_more(envelope, "popular"):
-                break
-        envelope = self._hot("/x/web-interface/popular/series/list", {})
-        numbers = api.parse_series_numbers(envelope, "series/list") if envelope else []
+        envelope = self._hot("/x/web-interface/popular/series/list", {}, "the weekly must-watch series")
+        numbers = api.parse_series_numbers(envelope, "series/list")
         todo = [n for n in numbers if not self.store.cursor(f"weekly:{n}")[1]]
         self._done, self._total = 0, len(todo)
         for number in todo:
-            envelope = self._hot("/x/web-interface/popular/series/one", {"number": number})
-            if envelope is not None:
-                found = api.parse_owner_mids(envelope, f"weekly issue {number}")
-                self.store.save_sightings([(mid, "weekly", str(number), bvid) for mid, bvid in found], _now(),
-                                          cursor=f"weekly:{number}")
+            envelope = self._hot("/x/web-interface/popular/series/one", {"number": number},
+                                 f"weekly must-watch issue {number}", require=False)
+            if envelope["code"] == 0:
+                self._save_hot(envelope, "weekly", str(number), f"weekly:{number}", None, True)
+            else:
+                self._warn(f"weekly issue {number} answered code {envelope['code']} ({envelope.get('message', '')})"
+                           "; its sightings are missing and it is asked for again on the next run")
             self._done += 1
             self._report()
-        envelope = self._hot("/x/web-interface/popular/precious", {"page_size": 85, "page": 1})
-        if envelope is not None:
-            found = api.parse_owner_mids(envelope, "precious")
-            self.store.save_sightings([(mid, "precious", "", bvid) for mid, bvid in found], _now())
+        if not self.store.cursor("hot:precious")[1]:
+            envelope = self._hot("/x/web-interface/popular/precious", {"page_size": PRECIOUS_PAGE, "page": 1},
+                                 "the precious list")
+            self._save_hot(envelope, "precious", "", "hot:precious", None, True)
 
-    def _hot(self, path: str, params: dict) -> dict | None:
-        envelope = self.client.get_json(path, params)
-        if envelope["code"] != 0:
-            self._warn(f"{path} answered code {envelope['code']} ({envelope.get('message', '')}); hot-list "
-                       "sightings from it are missing, so on_hot_list may be incomplete")
-            return None
+    def _hot(self, path: str, params: dict, what: str, *, require: bool = True) -> dict:
+        envelope = self.client.get_json(path, {**params, "web_location": HOT_LIST_WEB_LOCATION},
+                                        expect=listed_nothing(what) if require else None)
+        if envelope["code"] != 0 and require:
+            raise CrawlError(f"{what} ({path}) answered code {envelope['code']} ({envelope.get('message', '')}) "
+                             "instead of a list; the site may have changed: check for a newer bilipop")
         return envelope
 
-    def view_videos(self, *, check_honors: bool, refresh: bool) -> None:
-        """``view`` each video needing it: honours (``check_honors``) and fresh counters (``refresh``)."""
-        self._phase = "viewing"
-        refresh_range = None
-        if refresh:
-            after, _ = self.store.cursor("refresh")
-            until, _ = self.store.cursor("refresh_end")
-            if until is None:  # a new refresh covers the videos stored now; a resumed one keeps its range
-                after, until = 0, self.store.max_rowid()
-                with self.store.transaction():
-                    self.store._set_cursor("refresh", 0, False, _now())
-                    self.store._set_cursor("refresh_end", until, False, _now())
-            refresh_range = (after or 0, until)
-        todo = self.store.videos_to_view(honors=check_honors, refresh_range=refresh_range)
+    def _save_hot(self, envelope: dict, source: str, ref: str, cursor: str, value: int | None, done: bool) -> None:
+        videos, bad_ids, bad = api.parse_video_list(envelope, source)
+        if bad:
+            self._warn(f"{source} {ref}: {bad} item(s) in an unexpected shape were skipped".replace("  ", " "))
+        self.store.save_hot_page(source, ref, videos, bad_ids, _now(), cursor=cursor, value=value, done=done)
+
+    # -- 2. uploaders' uploads ---------------------------------------------------------------------------------
+    def walk_uploaders(self) -> int:
+        """Read the upload lists not read to the end; returns how many pages were read."""
+        self._phase = "uploaders"
+        todo = [(mid, page) for mid, page in self.store.uploaders_to_walk() if mid not in self._tried_walks]
+        self._tried_walks |= {mid for mid, _ in todo}
+        walked, self._total = self.store.walk_counts()
+        self._done = walked
+        pages = 0
+        for mid, page_no in todo:
+            while True:
+                params = {"mid": mid, "ps": UPLOADS_PAGE, "pn": page_no, "order": "pubdate", "tid": 0,
+                          "keyword": "", "platform": "web", "web_location": UPLOADS_WEB_LOCATION,
+                          "order_avoided": "true", **anti_bot_fields(self._rnd)}
+                envelope = self.client.get_json(
+                    "/x/space/wbi/arc/search", params, referer=f"https://space.bilibili.com/{mid}",
+                    expect=listed_nothing(f"the upload list of uploader {mid}") if page_no == 1 else None)
+                pages += 1
+                if envelope["code"] != 0:
+                    self._warn(f"the uploads of uploader {mid} answered code {envelope['code']} "
+                               f"({envelope.get('message', '')}); they are skipped in this run")
+                    break
+                page = api.parse_uploads(envelope, f"arc/search mid={mid} pn={page_no}")
+                own = [u.bvid for u in page.uploads if u.mid == mid]
+                done = not page.uploads or (page.count is not None and page_no * UPLOADS_PAGE >= page.count)
+                self.store.save_upload_page(mid, page_no, own, page.count, page.bad_items, done, _now())
+                self._report()
+                if done:
+                    break
+                page_no += 1
+            self._done += 1
+        return pages
+
+    # -- 3. candidates -----------------------------------------------------------------------------------------
+    def examine_candidates(self) -> int:
+        """Examine every candidate not yet examined (until ``max_videos``); returns how many were examined."""
+        self._phase = "videos"
+        todo = [(bvid, mid) for bvid, mid in self.store.candidates_to_examine() if bvid not in self._tried]
         self._done, self._total = 0, len(todo)
-        for rowid, bvid in todo:
-            envelope = self.client.get_json("/x/web-interface/view", {"bvid": bvid})
-            code, now = envelope["code"], _now()
-            cursor = ("refresh", rowid) if refresh_range and rowid <= refresh_range[1] else None
-            if code in api.VIDEO_SKIP_CODES:
-                log.debug("%s: view answered %s, skipping the video", bvid, code)
-                self.store.skip_video(bvid, code, now, cursor)
-                covers.cover_path(self.covers_dir, bvid).unlink(missing_ok=True)
-            elif code != 0:
-                self._warn(f"{bvid}: view answered code {code} ({envelope.get('message', '')}); left as it was")
-            else:
-                try:
-                    video = api.parse_video(api.data_of(envelope, "view"), f"view {bvid}")
-                    honors = api.parse_honor_types(envelope, f"view {bvid}")
-                except api.ApiFormatError as exc:
-                    self._warn(f"{bvid}: {exc}; left as it was")
-                else:
-                    self.store.save_view(bvid, video, honors, now, update_counters=refresh,
-                                         hot_types=api.HOT_HONOR_TYPES, cursor=cursor)
-            self.viewed += 1
+        walked = self.store.walked_mids()
+        hot = {m for m in walked if self._via(m) == "hot"}
+        examined = 0
+        for bvid, mid in todo:
+            if not self._room():
+                break
+            self._tried.add(bvid)
+            self._examine(bvid, mid, walked, nominate=self.widen and mid in hot)
+            examined += 1
             self._done += 1
             self._report()
-        if refresh:
-            self.store.clear_cursor("refresh")
-            self.store.clear_cursor("refresh_end")
+        return examined
+
+    def _sighted(self, mid: int) -> bool:
+        """Whether the uploader was seen on a hot list or has a hot honour (a sighting of any kind)."""
+        return self.store.one("SELECT 1 FROM sightings WHERE mid = ? LIMIT 1", (mid,)) is not None
+
+    def _via(self, mid: int) -> str | None:
+        return self.store.one("SELECT via FROM uploaders WHERE mid = ?", (mid,))  # type: ignore[return-value]
+
+    def _examine(self, bvid: str, mid: int, walked: set[int], *, nominate: bool) -> None:
+        known = self.store.facts(bvid)
+        if known is not None and known.pid_v2 is not None:
+            if not self._wanted(known):
+                self.store.save_examined(bvid, "other", _now())
+                return
+            # A list item lacks the video's honours; they decide whether an uploader reached by widening has been
+            # on the hot list, so such an uploader's videos are asked for until one honour is found.
+            if known.has_counters and self.store.followers_of(mid) is not None and self._sighted(mid):
+                self.store.save_examined(bvid, "kept", _now(), video=known)
+                return
+        envelope = self._detail(bvid)
+        code = envelope["code"]
+        if code in api.VIDEO_SKIP_CODES:
+            log.debug("%s: view/detail answered %s, skipping the video", bvid, code)
+            self.store.save_examined(bvid, "gone", _now(), code=code)
+            covers.cover_path(self.covers_dir, bvid).unlink(missing_ok=True)
+            return
+        if code != 0:
+            self._warn(f"{bvid}: view/detail answered code {code} ({envelope.get('message', '')}); it is examined "
+                       "again on the next run")
+            return
+        try:
+            detail = api.parse_detail(envelope, f"view/detail {bvid}")
+        except api.ApiFormatError as exc:
+            self._warn(f"{bvid}: {exc}; it is examined again on the next run")
+            return
+        video = detail.video
+        nominated = set()
+        if nominate:
+            nominated = {r.owner_mid for r in detail.related if r.knowledge and r.owner_mid not in walked}
+            walked |= nominated
+        related = [r for r in detail.related if r.owner_mid in walked]
+        state = "kept" if self._wanted(video) and video.bvid == bvid else "other"
+        self.store.save_examined(bvid, state, _now(), video=video, followers=detail.followers,
+                                 honors=detail.honors, hot_types=api.HOT_HONOR_TYPES, related=related,
+                                 nominate=sorted(nominated))
+
+    def _detail(self, bvid: str) -> dict:
+        """``view/detail`` of one video; a -403 on this signed call may mean stale keys: fetch them again, once."""
+        envelope = self.client.get_json(DETAIL_PATH, {"bvid": bvid, "need_elec": 0})
+        if envelope["code"] == -403:
+            self.client.refresh_keys()
+            envelope = self.client.get_json(DETAIL_PATH, {"bvid": bvid, "need_elec": 0})
+        return envelope
+
+    # -- 5. refresh and covers ---------------------------------------------------------------------------------
+    def refresh_videos(self) -> None:
+        """``view/detail`` each stored video again for fresh counters (one request each, resumable)."""
+        self._phase = "refresh"
+        after, until = self.store.start_refresh(_now())
+        todo = self.store.videos_to_refresh(after, until)
+        self._done, self._total = 0, len(todo)
+        for rowid, bvid in todo:
+            envelope = self._detail(bvid)
+            code = envelope["code"]
+            video = None
+            if code == 0:
+                try:
+                    video = api.parse_detail(envelope, f"view/detail {bvid}").video
+                except api.ApiFormatError as exc:
+                    self._warn(f"{bvid}: {exc}; left as it was")
+                    code = None
+            elif code not in api.VIDEO_SKIP_CODES:
+                self._warn(f"{bvid}: view/detail answered code {code}; left as it was")
+                code = None
+            self.store.save_refresh(rowid, bvid, video, code if code else None, _now())
+            self._done += 1
+            self._report()
+        self.store.finish_refresh()
 
     def download_covers(self) -> None:
         self._phase = "covers"
@@ -234,12 +324,14 @@ class CrawlRun:
             self._report()
 
     def _download_cover(self, bvid: str, pic: str) -> None:
-        url = covers.sized_url(pic)
+        if not api.BVID.fullmatch(bvid):  # a store of an older bilipop may hold one: never a path
+            self.store.save_cover(bvid, False, _now(), error="not a BV id")
+            return
         error = ""
         for _ in range(COVER_ATTEMPTS):
             try:
-                jpeg, size = covers.to_jpeg(self.client.get_bytes(url))
-            except NotFound as exc:
+                jpeg, size = covers.to_jpeg(self.client.get_bytes(covers.sized_url(pic)))
+            except CoverFailed as exc:
                 error = str(exc)
                 break
             except covers.BadCover as exc:
@@ -249,7 +341,7 @@ class CrawlRun:
             self.store.save_cover(bvid, True, _now(), size=size)
             return
         log.info("cover of %s failed (%s); it is retried on the next run", bvid, error)
-        self.store.save_cover(bvid, False, _now(), error=error)
+        self.store.save_cover(bvid, False, _now(), error=error[:300])
 
     # -- reporting ---------------------------------------------------------------------------------------------
     def _warn(self, message: str) -> None:
@@ -265,28 +357,22 @@ class CrawlRun:
         self._last_report = now
         counts = self.store.counts()
         stats = self.client.stats
-        target = self.max_videos
-        if target is None and self._listing_counts:
-            target = max(sum(self._listing_counts.values()), counts["videos"] + counts["skipped"])
         snapshot = CrawlProgress(
-            phase=self._phase, videos=counts["videos"], videos_target=target,
-            uploaders_done=counts["uploaders_with_followers"], uploaders_total=counts["uploaders"],
-            covers_done=counts["covers"], covers_total=counts["videos"], requests=stats.requests,
-            request_rate=stats.request_rate(), blocks=stats.blocks, note=note)
-        snapshot.eta_s = self._eta(snapshot)
+            phase=self._phase, done=self._done, total=self._total, videos=counts["videos"],
+            videos_target=self.max_videos, examined=counts["examined"], other=counts["other_sections"],
+            requests=stats.requests, request_rate=stats.request_rate(), blocks=stats.blocks, note=note)
+        snapshot.eta_s = self._eta(snapshot, counts)
         self.progress(snapshot)
 
-    def _eta(self, p: CrawlProgress) -> float | None:
-        """Remaining requests over the recent request rate; the uploader count is extrapolated while listing."""
+    def _eta(self, p: CrawlProgress, counts: dict[str, int]) -> float | None:
+        """Requests left (pages of uploads not read, candidates not examined, covers) over the recent rate."""
         if p.request_rate <= 0:
             return None
-        videos_left = max(0, (p.videos_target or p.videos) - p.videos)
-        uploaders_per_video = p.uploaders_total / p.videos if p.videos else 0.5
-        uploaders_left = p.uploaders_total - p.uploaders_done + videos_left * uploaders_per_video
-        covers_left = max(0, (p.videos_target or p.videos) - p.covers_done)
-        viewing = self._total - self._done if self._phase == "viewing" else 0
-        pages_left = math.ceil(videos_left / self.page_size)
-        return (pages_left + uploaders_left + covers_left + viewing) / p.request_rate
+        walked, to_walk = self.store.walk_counts()
+        left = (to_walk - walked) * 2 + (counts["candidates"] - counts["examined"]) + (p.videos - counts["covers"])
+        if self._phase == "hot lists":
+            left += self._total - self._done
+        return max(0, left) / p.request_rate if math.isfinite(left) else None
 
 
 def _now() -> int:

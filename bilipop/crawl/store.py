@@ -1,27 +1,38 @@
 """The crawl store: one SQLite file, ``DIR/bilipop.db``, in WAL mode.
 
-Every unit of crawl work (a listing page with its cursor, an uploader's followers, a hot-list issue, a video's
-``view``, a cover) is written in one transaction, so a crawl killed at any moment loses at most the unit in flight
-and a rerun continues from the cursors without duplicates (``bvid``, ``mid`` and sightings are primary keys).
+Every unit of crawl work (a hot-list page, a page of an uploader's uploads with its cursor, the examination of one
+candidate video, a cover) is written in one transaction, so a crawl killed at any moment loses at most the unit in
+flight and a rerun continues from the cursors without duplicates (``bvid``, ``mid`` and sightings are keys).
+
+Tables: ``videos`` (the dataset: kept Knowledge videos, ``status = 'ok'``), ``uploaders`` (followers and the state
+of the walk through their uploads), ``sightings`` (where an uploader was seen on a hot list, or a hot honour),
+``candidates`` (every upload to examine, and what it turned out to be), ``facts`` (video facts known from list
+items, so that a candidate already described by a list needs no request), ``cursors`` and ``covers``.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bilipop.crawl.api import STAT_FIELDS, Video
+from bilipop.crawl.api import KNOWLEDGE_MAIN, KNOWLEDGE_V2, STAT_FIELDS, Video
 from bilipop.data.schema import COVERS_DIR
 from bilipop.errors import InputError
 
 if TYPE_CHECKING:
     import pandas as pd
 
-#: Bumped on every change to the tables below; a store from a newer bilipop is refused, never half-read.
-SCHEMA_VERSION = 1
+log = logging.getLogger(__name__)
+
+#: Bumped on every change to the tables below; a store from a newer bilipop is refused, never half-read, and one
+#: from an older one is migrated (``_MIGRATIONS``).
+SCHEMA_VERSION = 2
 COUNTER_COLUMNS = tuple(STAT_FIELDS.values())
 
 _SCHEMA = f"""
@@ -31,12 +42,18 @@ CREATE TABLE IF NOT EXISTS videos (
     pubdate INTEGER, duration INTEGER, owner_mid INTEGER NOT NULL,
     {", ".join(f"{c} INTEGER" for c in COUNTER_COLUMNS)},
     fetched_at INTEGER NOT NULL,
-    status TEXT NOT NULL DEFAULT 'ok',   -- 'ok', or 'skipped' when view answered a per-video code
+    status TEXT NOT NULL DEFAULT 'ok',   -- 'ok' (in the dataset), else 'skipped', 'other', 'unverified': kept out
     skip_code INTEGER,
-    honors_checked_at INTEGER
+    honors_checked_at INTEGER,
+    pid_v2 INTEGER
 );
 CREATE TABLE IF NOT EXISTS uploaders (
-    mid INTEGER PRIMARY KEY, name TEXT NOT NULL DEFAULT '', followers INTEGER, fetched_at INTEGER, error TEXT
+    mid INTEGER PRIMARY KEY, name TEXT NOT NULL DEFAULT '', followers INTEGER, fetched_at INTEGER, error TEXT,
+    via TEXT,                 -- why their uploads are walked: 'hot' (a hot list), 'related' (widening), NULL: not
+    walk_rank INTEGER,        -- walking order (uploaders sighted with a Knowledge video first)
+    walk_next INTEGER,        -- next page of their uploads to read
+    walk_done INTEGER NOT NULL DEFAULT 0,
+    uploads INTEGER           -- the upload count their list reported
 );
 CREATE TABLE IF NOT EXISTS sightings (
     mid INTEGER NOT NULL, source TEXT NOT NULL, ref TEXT NOT NULL, bvid TEXT, seen_at INTEGER NOT NULL,
@@ -48,10 +65,39 @@ CREATE TABLE IF NOT EXISTS covers (
     bvid TEXT PRIMARY KEY, status TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, error TEXT,
     width INTEGER, height INTEGER, updated_at INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS candidates (
+    bvid TEXT PRIMARY KEY, mid INTEGER NOT NULL, seq INTEGER NOT NULL,
+    state TEXT NOT NULL DEFAULT 'todo',  -- 'todo', 'kept', 'other' (another section), 'gone' (a per-video code)
+    code INTEGER, updated_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS candidates_todo ON candidates (state, mid, seq);
+CREATE TABLE IF NOT EXISTS facts (
+    bvid TEXT PRIMARY KEY, mid INTEGER NOT NULL, pid_v2 INTEGER, video TEXT NOT NULL, source TEXT NOT NULL,
+    seen_at INTEGER NOT NULL
+);
 """
 
-_VIDEO_FIELDS = ("bvid", "aid", "title", "tid", "tid_v2", "pic", "pubdate", "duration", "owner_mid",
+_VIDEO_FIELDS = ("bvid", "aid", "title", "tid", "tid_v2", "pid_v2", "pic", "pubdate", "duration", "owner_mid",
                  *COUNTER_COLUMNS)
+_KNOWLEDGE_SUBS = ", ".join(str(t) for t in KNOWLEDGE_V2)
+
+
+def _migrate_1_to_2(conn: sqlite3.Connection) -> str:
+    """Schema 1 (partition listings) to 2 (hot lists -> uploaders -> videos, v2 ids)."""
+    conn.execute("ALTER TABLE videos ADD COLUMN pid_v2 INTEGER")
+    for column in ("via TEXT", "walk_rank INTEGER", "walk_next INTEGER", "walk_done INTEGER NOT NULL DEFAULT 0",
+                   "uploads INTEGER"):
+        conn.execute(f"ALTER TABLE uploaders ADD COLUMN {column}")
+    conn.execute(f"UPDATE videos SET pid_v2 = {KNOWLEDGE_MAIN} WHERE tid_v2 IN ({_KNOWLEDGE_SUBS})")
+    others = conn.execute("UPDATE videos SET status = 'other' WHERE status = 'ok' AND tid_v2 IS NOT NULL "
+                          "AND pid_v2 IS NULL").rowcount
+    unverified = conn.execute("UPDATE videos SET status = 'unverified' WHERE status = 'ok' AND tid_v2 IS NULL"
+                              ).rowcount
+    return (f"{others:,} stored video(s) are in another section by their v2 ids and left the dataset (kept in the "
+            f"store); {unverified:,} without v2 ids are examined again by the next crawl")
+
+
+_MIGRATIONS = {1: _migrate_1_to_2}
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -63,12 +109,13 @@ def _connect(path: Path) -> sqlite3.Connection:
         raise InputError(f"cannot open the crawl store {path}: {exc}") from exc
 
 
-def _check_version(conn: sqlite3.Connection, path: Path, *, create: bool) -> None:
+def _version(conn: sqlite3.Connection, path: Path, *, create: bool) -> int | None:
+    """The store's schema version (None: an empty file that may become a store)."""
     try:
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         if "meta" not in tables:
             if create and not tables:
-                return
+                return None
             raise InputError(f"{path} is not a bilipop crawl store (no meta table); crawl into an empty --data "
                              "folder or give the right file")
         row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
@@ -81,10 +128,47 @@ def _check_version(conn: sqlite3.Connection, path: Path, *, create: bool) -> Non
         raise InputError(
             f"{path} was written by a newer bilipop (store schema {version}; this version reads up to "
             f"{SCHEMA_VERSION}); upgrade bilipop (pip install -U bilipop) or crawl into another --data folder")
+    return version
+
+
+def _open(path: Path, *, create: bool) -> sqlite3.Connection:
+    """Connect, refuse what is not a store or too new, migrate an older one (one message) and create the tables."""
+    conn = _connect(path)
+    try:
+        version = _version(conn, path, create=create)
+        conn.execute("PRAGMA journal_mode = WAL")
+        # NORMAL is durable against a killed process in WAL mode; only an OS crash can lose the last commits.
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            notes = []
+            start = version
+            while version is not None and version < SCHEMA_VERSION:
+                notes.append(_MIGRATIONS[version](conn))
+                version += 1
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute("INSERT INTO meta VALUES ('schema_version', ?) ON CONFLICT(key) DO UPDATE SET "
+                         "value = excluded.value", (str(SCHEMA_VERSION),))
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        if notes:
+            log.warning("migrated the crawl store %s from schema %d to %d (the 2026 crawl: v2 partition ids, "
+                        "uploaders' upload lists): %s", path, start, SCHEMA_VERSION, "; ".join(notes))
+        return conn
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        raise InputError(f"{path} is not a usable SQLite crawl store ({exc}); check the file") from exc
+    except BaseException:
+        conn.close()
+        raise
 
 
 class Store:
-    """The crawl store of one dataset folder, open for writing.
+    """The crawl store of one dataset folder, open for writing (an older schema is migrated on opening).
 
     Raises:
         InputError: the file is not a bilipop store, or was written by a newer schema.
@@ -93,23 +177,7 @@ class Store:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.conn = _connect(self.path)
-        try:
-            _check_version(self.conn, self.path, create=True)
-            self.conn.execute("PRAGMA journal_mode = WAL")
-            # NORMAL is durable against a killed process in WAL mode; only an OS crash can lose the last commits.
-            self.conn.execute("PRAGMA synchronous = NORMAL")
-            with self.transaction():
-                for statement in _SCHEMA.split(";"):
-                    if statement.strip():
-                        self.conn.execute(statement)
-                self.conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-        except sqlite3.DatabaseError as exc:
-            self.conn.close()
-            raise InputError(f"{self.path} is not a usable SQLite crawl store ({exc}); check the file") from exc
-        except BaseException:
-            self.conn.close()
-            raise
+        self.conn = _open(self.path, create=True)
 
     def close(self) -> None:
         self.conn.close()
@@ -120,9 +188,14 @@ class Store:
         try:
             yield self.conn
         except BaseException:
-            self.conn.execute("ROLLBACK")
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
             raise
         self.conn.execute("COMMIT")
+
+    def one(self, sql: str, params: Sequence = ()) -> object:
+        row = self.conn.execute(sql, params).fetchone()
+        return row[0] if row else None
 
     # -- cursors -----------------------------------------------------------------------------------------------
     def cursor(self, name: str) -> tuple[int | None, bool]:
@@ -134,99 +207,180 @@ class Store:
             "INSERT INTO cursors VALUES (?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value, "
             "done = excluded.done, updated_at = excluded.updated_at", (name, value, int(done), now))
 
-    def set_cursor(self, name: str, value: int | None, done: bool, now: int) -> None:
-        with self.transaction():
-            self._set_cursor(name, value, done, now)
-
     def clear_cursor(self, name: str) -> None:
         with self.transaction():
             self.conn.execute("DELETE FROM cursors WHERE name = ?", (name,))
 
-    # -- listing -----------------------------------------------------------------------------------------------
-    def save_listing_page(self, videos: Sequence[Video], cursor: str, next_page: int, done: bool,
-                          now: int) -> int:
-        """Upsert a page of videos and their uploaders together with the listing cursor; returns new videos."""
-        with self.transaction():
-            before = self.video_count()
-            for video in videos:
-                self._upsert_video(video, now)
-            self._set_cursor(cursor, next_page, done, now)
-            return self.video_count() - before
+    def _add_count(self, name: str, n: int, now: int) -> None:
+        if n:
+            self.conn.execute("INSERT INTO cursors VALUES (?, ?, 0, ?) ON CONFLICT(name) DO UPDATE SET "
+                              "value = COALESCE(value, 0) + excluded.value, updated_at = excluded.updated_at",
+                              (name, n, now))
 
-    def _upsert_video(self, video: Video, now: int) -> None:
+    # -- videos ------------------------------------------------------------------------------------------------
+    def _upsert_video(self, video: Video, now: int, status: str = "ok") -> None:
         values = [getattr(video, f) for f in _VIDEO_FIELDS]
         updates = ", ".join(f"{f} = COALESCE(excluded.{f}, {f})" for f in _VIDEO_FIELDS[1:])
         self.conn.execute(
-            f"INSERT INTO videos ({', '.join(_VIDEO_FIELDS)}, fetched_at) VALUES ({', '.join('?' * len(values))}, ?)"
-            f" ON CONFLICT(bvid) DO UPDATE SET {updates}, fetched_at = excluded.fetched_at", (*values, now))
+            f"INSERT INTO videos ({', '.join(_VIDEO_FIELDS)}, fetched_at, status) VALUES "
+            f"({', '.join('?' * len(values))}, ?, ?) ON CONFLICT(bvid) DO UPDATE SET {updates}, "
+            "fetched_at = excluded.fetched_at, status = excluded.status, skip_code = NULL", (*values, now, status))
+        self._upsert_uploader(video.owner_mid, video.owner_name)
+
+    def _upsert_uploader(self, mid: int, name: str) -> None:
         self.conn.execute(
             "INSERT INTO uploaders (mid, name) VALUES (?, ?) ON CONFLICT(mid) DO UPDATE SET "
-            "name = CASE WHEN excluded.name != '' THEN excluded.name ELSE name END",
-            (video.owner_mid, video.owner_name))
+            "name = CASE WHEN excluded.name != '' THEN excluded.name ELSE name END", (mid, name))
 
     def video_count(self) -> int:
-        return self.conn.execute("SELECT COUNT(*) FROM videos").fetchone()[0]
+        return int(self.one("SELECT COUNT(*) FROM videos WHERE status = 'ok'"))
 
-    # -- uploaders ---------------------------------------------------------------------------------------------
-    def uploaders_without_followers(self) -> list[int]:
-        return [r[0] for r in self.conn.execute("SELECT mid FROM uploaders WHERE followers IS NULL ORDER BY mid")]
+    def _save_facts(self, videos: Iterable[Video], source: str, now: int) -> None:
+        self.conn.executemany(
+            "INSERT INTO facts VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(bvid) DO UPDATE SET pid_v2 = excluded.pid_v2, "
+            "video = excluded.video, source = excluded.source, seen_at = excluded.seen_at",
+            [(v.bvid, v.owner_mid, v.pid_v2, json.dumps(asdict(v), ensure_ascii=False), source, now)
+             for v in videos])
 
-    def save_followers(self, mid: int, followers: int | None, now: int, error: str | None = None) -> None:
-        with self.transaction():
-            self.conn.execute("UPDATE uploaders SET followers = ?, fetched_at = ?, error = ? WHERE mid = ?",
-                              (followers, now, error, mid))
+    def facts(self, bvid: str) -> Video | None:
+        text = self.one("SELECT video FROM facts WHERE bvid = ?", (bvid,))
+        return Video(**json.loads(str(text))) if text else None
 
     # -- hot lists ---------------------------------------------------------------------------------------------
-    def save_sightings(self, sightings: Iterable[tuple[int, str, str, str]], now: int,
-                       cursor: str | None = None) -> None:
-        """Record ``(mid, source, ref, bvid)`` sightings (and mark ``cursor`` done) in one transaction."""
+    def save_hot_page(self, source: str, ref: str, videos: Sequence[Video], bad_ids: int, now: int, *,
+                      cursor: str, value: int | None, done: bool) -> None:
+        """One page of a hot list: sightings of every owner, the items' facts, and the list's cursor."""
         with self.transaction():
+            for video in videos:
+                self._upsert_uploader(video.owner_mid, video.owner_name)
             self.conn.executemany("INSERT OR IGNORE INTO sightings VALUES (?, ?, ?, ?, ?)",
-                                  [(mid, source, ref, bvid, now) for mid, source, ref, bvid in sightings])
-            if cursor:
-                self._set_cursor(cursor, None, True, now)
+                                  [(v.owner_mid, source, ref, v.bvid, now) for v in videos])
+            self._save_facts(videos, source, now)
+            self._add_count("bad_ids", bad_ids, now)
+            self._set_cursor(cursor, value, done, now)
 
-    # -- view pass (honours, refresh) --------------------------------------------------------------------------
-    def videos_to_view(self, *, honors: bool, refresh_range: tuple[int, int] | None) -> list[tuple[int, str]]:
-        """``(rowid, bvid)`` of dataset videos with unchecked honours (``honors``) or, for a refresh, with a rowid
-        in ``(after, until]``: the refresh cursor moves through the videos stored when the refresh began."""
-        where = []
-        if honors:
-            where.append("honors_checked_at IS NULL")
-        if refresh_range is not None:
-            where.append(f"(rowid > {int(refresh_range[0])} AND rowid <= {int(refresh_range[1])})")
-        if not where:
-            return []
-        sql = f"SELECT rowid, bvid FROM videos WHERE status = 'ok' AND ({' OR '.join(where)}) ORDER BY rowid"
-        return [(r[0], r[1]) for r in self.conn.execute(sql)]
+    def rank_sighted_uploaders(self, now: int) -> int:
+        """Mark every uploader sighted on a hot list for walking (Knowledge sightings first); returns how many."""
+        with self.transaction():
+            rows = self.conn.execute(
+                "SELECT s.mid, MAX(COALESCE(f.pid_v2, 0) = ?) AS k FROM sightings s LEFT JOIN facts f "
+                "ON f.bvid = s.bvid WHERE s.source != 'honor' GROUP BY s.mid ORDER BY k DESC, s.mid",
+                (KNOWLEDGE_MAIN,)).fetchall()
+            for rank, (mid, _) in enumerate(rows):
+                self.conn.execute("UPDATE uploaders SET via = 'hot', walk_rank = ? WHERE mid = ? AND "
+                                  "(via IS NULL OR via != 'hot')", (rank, mid))
+            return len(rows)
+
+    # -- walking uploaders ---------------------------------------------------------------------------------------
+    def uploaders_to_walk(self) -> list[tuple[int, int]]:
+        """``(mid, next page)`` of uploaders whose upload list is not read to the end, in walking order."""
+        return [(r[0], r[1] or 1) for r in self.conn.execute(
+            "SELECT mid, walk_next FROM uploaders WHERE via IS NOT NULL AND walk_done = 0 "
+            "ORDER BY via = 'related', walk_rank, mid")]
+
+    def walk_counts(self) -> tuple[int, int]:
+        """``(walked, to walk)`` uploaders."""
+        row = self.conn.execute("SELECT SUM(walk_done), COUNT(*) FROM uploaders WHERE via IS NOT NULL").fetchone()
+        return int(row[0] or 0), int(row[1] or 0)
+
+    def save_upload_page(self, mid: int, page: int, bvids: Sequence[str], count: int | None, bad_ids: int,
+                         done: bool, now: int) -> None:
+        """A page of an uploader's uploads: new candidates (in list order) and the walk cursor, together."""
+        with self.transaction():
+            base = int(self.one("SELECT COALESCE(MAX(seq), -1) FROM candidates WHERE mid = ?", (mid,))) + 1
+            self.conn.executemany("INSERT OR IGNORE INTO candidates (bvid, mid, seq, updated_at) VALUES (?, ?, ?, ?)",
+                                  [(b, mid, base + i, now) for i, b in enumerate(bvids)])
+            self.conn.execute("UPDATE uploaders SET walk_next = ?, walk_done = ?, uploads = ? WHERE mid = ?",
+                              (page + 1, int(done), count, mid))
+            self._add_count("bad_ids", bad_ids, now)
+
+    # -- examining candidates ----------------------------------------------------------------------------------
+    def candidates_to_examine(self) -> list[tuple[str, int]]:
+        """``(bvid, mid)`` of candidates not yet examined, uploader by uploader in walking order."""
+        return [(r[0], r[1]) for r in self.conn.execute(
+            "SELECT c.bvid, c.mid FROM candidates c LEFT JOIN uploaders u ON u.mid = c.mid WHERE c.state = 'todo' "
+            "ORDER BY u.via = 'related', u.walk_rank, c.mid, c.seq")]
+
+    def followers_of(self, mid: int) -> int | None:
+        value = self.one("SELECT followers FROM uploaders WHERE mid = ?", (mid,))
+        return None if value is None else int(value)  # type: ignore[arg-type]
+
+    def save_examined(self, bvid: str, state: str, now: int, *, video: Video | None = None,
+                      followers: int | None = None, honors: Sequence[int] = (), hot_types: Iterable[int] = (),
+                      related: Sequence[Video] = (), nominate: Iterable[int] = (), code: int | None = None) -> None:
+        """Everything one examination learnt, in one transaction: the candidate's state, the video when kept, the
+        uploader's followers, hot honours as sightings, facts of Related items and uploaders found by widening."""
+        with self.transaction():
+            self.conn.execute("UPDATE candidates SET state = ?, code = ?, updated_at = ? WHERE bvid = ?",
+                              (state, code, now, bvid))
+            if video is not None:
+                self._save_facts([video], "detail", now)
+                if state == "kept":
+                    self._upsert_video(video, now)
+                    self.conn.execute("UPDATE videos SET honors_checked_at = ? WHERE bvid = ?", (now, bvid))
+                elif self.one("SELECT 1 FROM videos WHERE bvid = ?", (bvid,)):
+                    self.conn.execute("UPDATE videos SET status = 'other' WHERE bvid = ?", (bvid,))
+                owner = video.owner_mid
+                self._upsert_uploader(owner, video.owner_name)
+                if followers is not None:
+                    self.conn.execute("UPDATE uploaders SET followers = ?, fetched_at = ?, error = NULL WHERE "
+                                      "mid = ?", (followers, now, owner))
+                hot = sorted(set(honors) & set(hot_types))
+                self.conn.executemany("INSERT OR IGNORE INTO sightings VALUES (?, 'honor', ?, ?, ?)",
+                                      [(owner, f"{bvid}:{t}", bvid, now) for t in hot])
+            elif state == "gone":
+                self.conn.execute("UPDATE videos SET status = 'skipped', skip_code = ? WHERE bvid = ?", (code, bvid))
+                self.conn.execute("DELETE FROM covers WHERE bvid = ?", (bvid,))
+            self._save_facts(related, "related", now)
+            for mid in nominate:
+                self.conn.execute("INSERT INTO uploaders (mid, via, walk_rank) VALUES (?, 'related', 0) "
+                                  "ON CONFLICT(mid) DO UPDATE SET via = COALESCE(via, 'related'), "
+                                  "walk_rank = COALESCE(walk_rank, 0)", (mid,))
+
+    def walked_mids(self) -> set[int]:
+        return {r[0] for r in self.conn.execute("SELECT mid FROM uploaders WHERE via IS NOT NULL")}
+
+    def requeue_unverified(self, now: int) -> None:
+        """Videos of a migrated schema-1 store without v2 ids become candidates to examine again."""
+        with self.transaction():
+            self.conn.execute("INSERT OR IGNORE INTO candidates (bvid, mid, seq, updated_at) SELECT bvid, owner_mid, "
+                              "-rowid, ? FROM videos WHERE status = 'unverified'", (now,))
+
+    # -- refresh -----------------------------------------------------------------------------------------------
+    def videos_to_refresh(self, after: int, until: int) -> list[tuple[int, str]]:
+        """``(rowid, bvid)`` of dataset videos with a rowid in ``(after, until]``."""
+        return [(r[0], r[1]) for r in self.conn.execute(
+            "SELECT rowid, bvid FROM videos WHERE status = 'ok' AND rowid > ? AND rowid <= ? ORDER BY rowid",
+            (after, until))]
 
     def max_rowid(self) -> int:
-        return self.conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM videos").fetchone()[0]
+        return int(self.one("SELECT COALESCE(MAX(rowid), 0) FROM videos"))
 
-    def save_view(self, bvid: str, video: Video | None, honor_types: Sequence[int], now: int, *,
-                  update_counters: bool, hot_types: Iterable[int], cursor: tuple[str, int] | None = None) -> None:
-        """Record one ``view`` in one transaction: fresher fields (when ``update_counters``), honours checked,
-        hot-list honours as sightings, and the refresh cursor."""
-        with self.transaction():
-            if video is not None and update_counters:
-                self._upsert_video(video, now)
-            self.conn.execute("UPDATE videos SET honors_checked_at = ? WHERE bvid = ?", (now, bvid))
-            owner = self.conn.execute("SELECT owner_mid FROM videos WHERE bvid = ?", (bvid,)).fetchone()
-            hot = sorted(set(honor_types) & set(hot_types))
-            if owner and hot:
-                self.conn.executemany("INSERT OR IGNORE INTO sightings VALUES (?, 'honor', ?, ?, ?)",
-                                      [(owner[0], f"{bvid}:{t}", bvid, now) for t in hot])
-            if cursor:
-                self._set_cursor(cursor[0], cursor[1], False, now)
+    def start_refresh(self, now: int) -> tuple[int, int]:
+        """The refresh range: a new refresh covers the videos stored now; a resumed one keeps its range."""
+        after, _ = self.cursor("refresh")
+        until, _ = self.cursor("refresh_end")
+        if until is None:
+            after, until = 0, self.max_rowid()
+            with self.transaction():
+                self._set_cursor("refresh", 0, False, now)
+                self._set_cursor("refresh_end", until, False, now)
+        return after or 0, until
 
-    def skip_video(self, bvid: str, code: int, now: int, cursor: tuple[str, int] | None = None) -> None:
-        """A per-video code from ``view``: the video stays in the store, out of the dataset, without a cover."""
+    def save_refresh(self, rowid: int, bvid: str, video: Video | None, code: int | None, now: int) -> None:
+        """One refreshed video: fresh counters (or its per-video code) and the refresh cursor, together."""
         with self.transaction():
-            self.conn.execute("UPDATE videos SET status = 'skipped', skip_code = ?, honors_checked_at = ?, "
-                              "fetched_at = ? WHERE bvid = ?", (code, now, now, bvid))
-            self.conn.execute("DELETE FROM covers WHERE bvid = ?", (bvid,))
-            if cursor:
-                self._set_cursor(cursor[0], cursor[1], False, now)
+            if video is not None:
+                self._upsert_video(video, now, status="ok" if video.knowledge else "other")
+            elif code is not None:
+                self.conn.execute("UPDATE videos SET status = 'skipped', skip_code = ?, fetched_at = ? WHERE "
+                                  "bvid = ?", (code, now, bvid))
+                self.conn.execute("DELETE FROM covers WHERE bvid = ?", (bvid,))
+            self._set_cursor("refresh", rowid, False, now)
+
+    def finish_refresh(self) -> None:
+        with self.transaction():
+            self.conn.execute("DELETE FROM cursors WHERE name IN ('refresh', 'refresh_end')")
 
     # -- covers ------------------------------------------------------------------------------------------------
     def covers_to_fetch(self, covers_dir: Path) -> list[tuple[str, str]]:
@@ -249,12 +403,20 @@ class Store:
 
     # -- summary -----------------------------------------------------------------------------------------------
     def counts(self) -> dict[str, int]:
-        one = lambda sql: self.conn.execute(sql).fetchone()[0]  # noqa: E731
+        one = lambda sql: int(self.one(sql) or 0)  # noqa: E731
         return {
             "videos": one("SELECT COUNT(*) FROM videos WHERE status = 'ok'"),
-            "skipped": one("SELECT COUNT(*) FROM videos WHERE status != 'ok'"),
+            "skipped": one("SELECT COUNT(*) FROM candidates WHERE state = 'gone'"),
+            "examined": one("SELECT COUNT(*) FROM candidates WHERE state != 'todo'"),
+            "candidates": one("SELECT COUNT(*) FROM candidates"),
+            "other_sections": one("SELECT COUNT(*) FROM candidates WHERE state = 'other'"),
+            "bad_ids": one("SELECT COALESCE(MAX(value), 0) FROM cursors WHERE name = 'bad_ids'"),
             "uploaders": one("SELECT COUNT(*) FROM uploaders"),
-            "uploaders_with_followers": one("SELECT COUNT(*) FROM uploaders WHERE followers IS NOT NULL"),
+            "uploaders_with_followers": one("SELECT COUNT(*) FROM uploaders u WHERE followers IS NOT NULL AND "
+                                            "EXISTS (SELECT 1 FROM videos v WHERE v.owner_mid = u.mid AND "
+                                            "v.status = 'ok')"),
+            "uploaders_in_dataset": one("SELECT COUNT(DISTINCT owner_mid) FROM videos WHERE status = 'ok'"),
+            "uploaders_walked": one("SELECT COUNT(*) FROM uploaders WHERE walk_done = 1"),
             "hot_uploaders": one("SELECT COUNT(DISTINCT mid) FROM sightings"),
             "covers": one("SELECT COUNT(*) FROM covers WHERE status = 'ok'"),
             "covers_failed": one("SELECT COUNT(*) FROM covers WHERE status = 'failed'"),
@@ -269,17 +431,17 @@ def check_store(path: str | Path) -> None:
     """
     conn = _connect(Path(path))
     try:
-        _check_version(conn, Path(path), create=True)
+        _version(conn, Path(path), create=True)
     finally:
         conn.close()
 
 
 def read_store_table(path: str | Path) -> pd.DataFrame:
-    """The dataset of a crawl store: one row per video (skipped ones left out) joined with its uploader.
+    """The dataset of a crawl store: one row per kept Knowledge video, joined with its uploader.
 
-    ``on_hot_list`` is true when the uploader was sighted on any hot list (or, once honours were checked, has a
-    hot-list honour); ``hot_sources`` names where; ``cover_path`` is ``covers/<bvid>.jpg`` relative to the dataset
-    folder, or empty when the cover is not downloaded.
+    ``on_hot_list`` is true when the uploader was sighted on any hot list or has a hot-list honour; ``hot_sources``
+    names where; ``cover_path`` is ``covers/<bvid>.jpg`` relative to the dataset folder, or empty when the cover is
+    not downloaded. A store of an older schema is migrated first (with one message).
 
     Raises:
         InputError: not a bilipop store, or written by a newer schema.
@@ -289,14 +451,13 @@ def read_store_table(path: str | Path) -> pd.DataFrame:
     from bilipop.data.io import normalise_dtypes
 
     path = Path(path)
-    conn = _connect(path)
+    conn = _open(path, create=False)
     try:
-        _check_version(conn, path, create=False)
         counters = ", ".join(f"v.{c}" for c in COUNTER_COLUMNS)
         df = pd.read_sql_query(
             f"SELECT v.bvid, v.aid, v.title, v.pic AS cover_url, {counters}, v.owner_mid, "
             "COALESCE(u.name, '') AS owner_name, u.followers, v.pubdate, v.fetched_at, v.duration, v.tid, "
-            "v.tid_v2, c.status AS cover_status FROM videos v LEFT JOIN uploaders u ON u.mid = v.owner_mid "
+            "v.tid_v2, v.pid_v2, c.status AS cover_status FROM videos v LEFT JOIN uploaders u ON u.mid = v.owner_mid "
             "LEFT JOIN covers c ON c.bvid = v.bvid WHERE v.status = 'ok' ORDER BY v.bvid", conn)
         sources: dict[int, set[str]] = {}
         for mid, source in conn.execute("SELECT mid, source FROM sightings"):

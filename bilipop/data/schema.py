@@ -33,6 +33,7 @@ COLUMNS: dict[str, str] = {
     "duration": "int",
     "tid": "int",
     "tid_v2": "int",
+    "pid_v2": "int",
     "score": "float",
     "age_days": "float",
     **{f"s_{k}": "float" for k in COUNTERS},

@@ -20,10 +20,12 @@ def _parser() -> argparse.ArgumentParser:
         epilog="Example: python -m bilipop.sim --port 0 --videos 500 --seed 1 --faults 0.1",
     )
     p.add_argument("--port", type=int, default=0, help="TCP port (0: any free one; the URL is printed).")
-    p.add_argument("--videos", type=int, default=500, help="Number of Knowledge videos in the world.")
+    p.add_argument("--videos", type=int, default=500,
+                   help="Number of Knowledge videos in the world (other sections add about half as many).")
     p.add_argument("--seed", type=int, default=1, help="Seed of the world and of the faults.")
     p.add_argument("--faults", type=float, default=0.0, metavar="P",
-                   help="Switch every fault on at probability P (drops, 5xx, blocks, slow, bad images, ...).")
+                   help="Switch every fault on at probability P (the 2026 block signals: code 0 with v_voucher, "
+                        "-352, -401, 429; and -799/-412, 5xx, drops, slow replies, bad images, ...).")
     p.add_argument("--rate-limit", type=float, default=None, metavar="R",
                    help="Answer HTTP 412 above R API requests per second.")
     p.add_argument("--robots", default="allow",

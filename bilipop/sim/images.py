@@ -22,7 +22,8 @@ from bilipop.sim.world import Video
 
 FORMATS = {"jpg": ("JPEG", "image/jpeg"), "jpeg": ("JPEG", "image/jpeg"), "png": ("PNG", "image/png"),
            "webp": ("WEBP", "image/webp"), "avif": ("AVIF", "image/avif")}
-TID_HUES = {201: 210, 124: 280, 228: 30, 207: 120, 208: 190, 209: 0, 229: 320, 122: 60}
+TID_HUES = {201: 210, 124: 280, 228: 30, 207: 120, 208: 190, 209: 0, 229: 320, 122: 60, 21: 40, 17: 260, 65: 250,
+            172: 300, 95: 200, 230: 170, 231: 150, 76: 20, 212: 10}
 # Other parameters the real image server knows (e for edge mode, s, ...) are accepted and ignored.
 _TOKEN = re.compile(r"(\d+)([a-z]+)")
 

@@ -1,7 +1,9 @@
-"""A local Bilibili-compatible HTTP server: the documented endpoints, the WBI check, blocks and faults.
+"""A local stand-in of Bilibili as it answered in 2026: the recorded endpoints, the WBI and anti-bot checks, the
+2026 block signals and other faults (BILIBILI_API.md).
 
 Everything (API, robots.txt, the cookie page, covers) is served from one origin on 127.0.0.1, so a crawler pointed
-at ``base_url`` exercises the same code it would use against the real site.
+at ``base_url`` exercises the same code it would use against the real site. Tests can take over replies with
+``tamper`` (rewrite a JSON body) and ``intercept`` (answer a request themselves) to play a hostile server.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -43,6 +46,10 @@ class FaultConfig:
     Args:
         rate_limit_412: API requests per second above which the server answers HTTP 412 (None: never).
         json_block: chance of a 200 reply with code -799 or -412.
+        voucher: chance of a 200 reply with code 0 and nothing but ``data.v_voucher`` (a block posing as success).
+        risk_control: chance of code -352 with ``data.v_voucher`` and the ``x-bili-gaia-vvoucher`` header.
+        unauthorized: chance of code -401.
+        too_many: chance of HTTP 429 with ``Retry-After: retry_after_s``.
         server_error: chance of an HTTP 500 or 503.
         slow: chance of a reply delayed by about 0.3 s.
         drop: chance of the connection closing without a reply.
@@ -59,11 +66,19 @@ class FaultConfig:
     bad_image: float = 0.0
     malformed_json: float = 0.0
     invisible: float = 0.0
+    voucher: float = 0.0
+    risk_control: float = 0.0
+    unauthorized: float = 0.0
+    too_many: float = 0.0
+    retry_after_s: int = 1
 
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name == "rate_limit_412":
+            if f.name == "retry_after_s":
+                if not isinstance(value, int) or value < 0:
+                    raise InputError(f"retry_after_s must be a whole number of seconds >= 0, got {value!r}.")
+            elif f.name == "rate_limit_412":
                 if value is not None and not value > 0:
                     raise InputError(f"rate_limit_412 must be a positive number of requests/s or None, got {value!r}.")
             elif not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
@@ -71,9 +86,10 @@ class FaultConfig:
 
     @classmethod
     def all(cls, p: float = 0.1, rate_limit_412: float = 20.0) -> FaultConfig:
-        """Every fault at probability ``p`` and a 412 block above ``rate_limit_412`` requests/s."""
+        """Every fault (the 2026 block signals included) at probability ``p`` and a 412 block above
+        ``rate_limit_412`` requests/s."""
         return cls(rate_limit_412=rate_limit_412, json_block=p, server_error=p, slow=p, drop=p, bad_image=p,
-                   malformed_json=p, invisible=p)
+                   malformed_json=p, invisible=p, voucher=p, risk_control=p, unauthorized=p, too_many=p)
 
 
 class _HTTPServer(ThreadingHTTPServer):
@@ -142,6 +158,13 @@ class SimServer:
         self.rate_limit = rate_limit if rate_limit is not None else faults.rate_limit_412
         self.port = port
         self.requests: list[tuple[float, str, str, dict[str, str]]] = []
+        #: The headers of each request in ``requests`` (lower-case names), in the same order.
+        self.request_headers: list[dict[str, str]] = []
+        #: ``tamper(path, query, body) -> body``: rewrites each JSON reply (tests play a hostile server with it).
+        self.tamper: Callable[[str, dict, dict], dict] | None = None
+        #: ``intercept(handler, path, query) -> bool``: answers a request itself when it returns True.
+        self.intercept: Callable[[BaseHTTPRequestHandler, str, dict], bool] | None = None
+        self._visitors = 0
         self.images = images.ByteCache()
         self.covers = {v.cover: v for v in self.world.videos}
         self.faces = {u.face for u in self.world.uploaders.values()}
@@ -212,9 +235,15 @@ class SimServer:
         self.mixin = wbi.mixin_key(self.img_key, self.sub_key)
 
     # -- per-request decisions -------------------------------------------------------------------------------
-    def record(self, method: str, path: str, query: dict[str, str]) -> None:
+    def record(self, method: str, path: str, query: dict[str, str], headers: dict[str, str]) -> None:
         with self.lock:
             self.requests.append((time.monotonic(), method, path, query))
+            self.request_headers.append(headers)
+
+    def next_visitor(self) -> int:
+        """A new anonymous visitor number for ``finger/spi``'s buvid cookies (called under the lock)."""
+        self._visitors += 1
+        return self._visitors * 7919 + self.world.seed
 
     def draw_faults(self) -> dict[str, bool | float]:
         """One draw per fault kind, in a fixed order, so a seed gives a reproducible fault sequence.
@@ -225,7 +254,8 @@ class SimServer:
         with self.lock:
             drawn: dict[str, bool | float] = {
                 name: self._fault_rng.random() < getattr(f, name)
-                for name in ("drop", "server_error", "slow", "json_block", "malformed_json", "bad_image")
+                for name in ("drop", "server_error", "slow", "json_block", "malformed_json", "bad_image", "voucher",
+                             "risk_control", "unauthorized", "too_many")
             }
             drawn["pick"] = self._fault_rng.random()
             return drawn
@@ -292,8 +322,10 @@ class _Handler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         path = unquote(parts.path)
         query = dict(parse_qsl(parts.query, keep_blank_values=True))
-        sim.record(self.command, path, query)
+        sim.record(self.command, path, query, {k.lower(): v for k, v in self.headers.items()})
         try:
+            if sim.intercept is not None and sim.intercept(self, path, query):
+                return
             if path.startswith("/x/"):
                 self._api(sim, path, query)
             elif path.startswith("/bfs/"):
@@ -320,12 +352,29 @@ class _Handler(BaseHTTPRequestHandler):
             return self._html(status, f"<html><body>{status} Server Error</body></html>")
         if faults["slow"]:
             time.sleep(SLOW_SECONDS)
+        if faults["too_many"]:
+            return self._send(429, b"<html><body>429 Too Many Requests</body></html>", "text/html; charset=utf-8",
+                              {"Retry-After": str(sim.faults.retry_after_s)})
         if faults["json_block"]:
             return self._json(payloads.envelope(-799 if faults["pick"] < 0.5 else -412))
+        seed = f"fault-{path}-{faults['pick']}"
+        if faults["voucher"]:
+            return self._reply(routes.voucher_reply(seed))
+        if faults["risk_control"]:
+            return self._reply(routes.risk_reply(seed))
+        if faults["unauthorized"]:
+            return self._json(payloads.envelope(-401))
         if faults["malformed_json"]:
             body = b'{"code":0,"message":"0","ttl":1,"data":{"list":[{"aid":'
             return self._send(200, body, "application/json; charset=utf-8")
-        self._json(routes.answer(sim, path, query))
+        reply = routes.answer(sim, path, query, {k.lower(): v for k, v in self.headers.items()})
+        if sim.tamper is not None:
+            reply.body = sim.tamper(path, query, reply.body)
+        self._reply(reply)
+
+    def _reply(self, reply: routes.Reply) -> None:
+        body = json.dumps(reply.body, ensure_ascii=False).encode()
+        self._send(200, body, "application/json; charset=utf-8", reply.headers)
 
     def _image(self, sim: SimServer, path: str) -> None:
         faults = sim.draw_faults()

@@ -10,11 +10,7 @@ import random
 
 from bilipop.sim.popularity import TitleStyle
 
-# The old-scheme Knowledge sub-partitions are the crawler's own table (bilipop.crawl.api.KNOWLEDGE_TIDS).
-# The newer (2025) scheme: Knowledge main 1010, sub-partitions 2084-2095; the mapping is deliberately loose.
-TID_V2 = list(range(2084, 2096))
-TID_V2_PRIMARY = {201: 2084, 124: 2086, 228: 2087, 207: 2088, 208: 2089, 209: 2090, 229: 2093, 122: 2085}
-
+# Topics by old tid (the world decides v2 ids; titles follow the old partition a video was filed under).
 TOPICS: dict[int, list[str]] = {
     201: ["黑洞", "量子纠缠", "核聚变", "光速", "DNA", "疫苗", "恐龙灭绝", "宇宙膨胀", "火星", "引力波", "细胞", "大脑",
           "睡眠", "蚂蚁", "章鱼", "彩虹", "闪电", "地震", "火山", "超导体"],
@@ -26,6 +22,15 @@ TOPICS: dict[int, list[str]] = {
     209: ["面试", "简历", "职场沟通", "升职加薪", "裸辞", "副业", "时间管理", "Excel", "PPT", "跳槽"],
     229: ["配色", "字体设计", "Logo", "海报", "UI设计", "建筑", "摄影构图", "手绘", "3D建模", "包装设计"],
     122: ["Python", "CPU", "显卡", "树莓派", "Arduino", "Linux", "AI绘画", "机械键盘", "3D打印", "NAS"],
+    21: ["城中村", "外卖骑手", "县城生活", "打工人", "早高峰", "菜市场", "相亲", "独居", "老小区", "夜市"],
+    17: ["黑神话", "艾尔登法环", "塞尔达", "独立游戏", "速通", "魂类游戏", "开放世界", "像素游戏"],
+    65: ["原神", "英雄联盟", "魔兽世界", "MMO", "副本", "天梯", "电竞", "版本更新"],
+    172: ["王者荣耀", "手游", "抽卡", "和平精英", "二游", "卡池", "氪金", "新角色"],
+    95: ["手机", "耳机", "平板", "相机", "充电宝", "手表", "开箱", "评测"],
+    230: ["剪映", "Photoshop", "Notion", "浏览器插件", "效率软件", "输入法", "网盘", "AI工具"],
+    231: ["Rust", "Java", "算法题", "数据库", "Docker", "前端", "GPU编程", "操作系统"],
+    76: ["红烧肉", "家常菜", "烘焙", "火锅", "早餐", "减脂餐", "面条", "卤味"],
+    212: ["探店", "路边摊", "自助餐", "网红店", "米其林", "苍蝇馆子", "夜宵", "食堂"],
 }
 #: The hook words of a title whose style has ``hook`` (the stated cause: bilipop.sim.popularity.TITLE_EFFECTS).
 HOOKS = ["震惊！", "绝了！", "万万没想到，", "太离谱了！", "保姆级", "史上最全", "千万别错过："]

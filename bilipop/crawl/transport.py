@@ -1,0 +1,157 @@
+"""One GET with a whole-request deadline and a cap on the reply's size, no redirects followed and no cookie jar.
+
+``requests`` only bounds each socket read: a server trickling a byte every few seconds holds a request for ever.
+Here a watchdog shuts down the socket of the request in flight once its deadline passes, whatever phase it is in,
+and the body is read in pieces so that an oversized reply is dropped as soon as it passes the cap. Cookies are
+never stored from replies; the caller adds its own Cookie header only for the host they belong to.
+"""
+
+from __future__ import annotations
+
+import http.cookiejar
+import socket
+import threading
+import time
+from dataclasses import dataclass
+
+import requests
+import urllib3
+from requests.adapters import HTTPAdapter
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+_IN_FLIGHT: dict[int, urllib3.connection.HTTPConnection] = {}
+
+
+class _Tracked:
+    """Registers the connection that carries the calling thread's request, so the watchdog can find it."""
+
+    def request(self, *args, **kwargs):  # noqa: ANN002, ANN003, ANN201 - urllib3's own signature
+        _IN_FLIGHT[threading.get_ident()] = self
+        return super().request(*args, **kwargs)
+
+
+class _HTTPConnection(_Tracked, urllib3.connection.HTTPConnection):
+    pass
+
+
+class _HTTPSConnection(_Tracked, urllib3.connection.HTTPSConnection):
+    pass
+
+
+class _HTTPPool(HTTPConnectionPool):
+    ConnectionCls = _HTTPConnection
+
+
+class _HTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _HTTPSConnection
+
+
+class _Adapter(HTTPAdapter):
+    def init_poolmanager(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
+
+
+class _NoCookies(http.cookiejar.DefaultCookiePolicy):
+    def set_ok(self, cookie, request) -> bool:  # noqa: ANN001
+        return False
+
+    def return_ok(self, cookie, request) -> bool:  # noqa: ANN001
+        return False
+
+
+class Overdue(Exception):
+    """The reply did not arrive in full before the deadline."""
+
+
+class TooLarge(Exception):
+    """The reply is larger than the cap."""
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: requests.structures.CaseInsensitiveDict
+    body: bytes
+
+    @property
+    def content_type(self) -> str:
+        return self.headers.get("Content-Type", "")
+
+
+def new_session() -> requests.Session:
+    """A session that follows no redirects by itself, keeps no cookies and can be cut off by a deadline."""
+    session = requests.Session()
+    session.cookies.set_policy(_NoCookies())
+    adapter = _Adapter()
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
+def _cut(ident: int, fired: threading.Event) -> None:
+    fired.set()
+    conn = _IN_FLIGHT.get(ident)
+    sock = getattr(conn, "sock", None)
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
+def get(session: requests.Session, url: str, *, headers: dict[str, str], deadline_s: float,
+        connect_timeout_s: float, read_timeout_s: float, max_bytes: int) -> Reply:
+    """GET ``url`` within ``deadline_s`` seconds in all, reading at most ``max_bytes`` of body.
+
+    Raises:
+        Overdue: the deadline passed first.
+        TooLarge: the body (or its announced length) is over ``max_bytes``.
+        requests.RequestException: as ``requests`` raises it (connection refused, reset...).
+    """
+    ident = threading.get_ident()
+    fired = threading.Event()
+    timer = threading.Timer(deadline_s, _cut, (ident, fired))
+    timer.daemon = True
+    timer.start()
+    started = time.monotonic()
+    try:
+        with session.get(url, headers=headers, timeout=(connect_timeout_s, read_timeout_s), stream=True,
+                         allow_redirects=False) as resp:
+            length = resp.headers.get("Content-Length", "")
+            if length.isdigit() and int(length) > max_bytes:
+                raise TooLarge(f"announced {int(length):,} bytes")
+            chunks, size = [], 0
+            for chunk in resp.iter_content(64 * 1024):
+                size += len(chunk)
+                if size > max_bytes:
+                    raise TooLarge(f"more than {max_bytes:,} bytes")
+                chunks.append(chunk)
+            if fired.is_set():
+                raise Overdue()
+            return Reply(resp.status_code, resp.headers, b"".join(chunks))
+    except (requests.RequestException, urllib3.exceptions.HTTPError, OSError):
+        if fired.is_set() or time.monotonic() - started >= deadline_s:
+            raise Overdue() from None
+        raise
+    finally:
+        timer.cancel()
+        _IN_FLIGHT.pop(ident, None)
+
+
+def is_connect_failure(exc: BaseException) -> bool:
+    """Whether a requests error means the host could not be reached at all (refused, no route, no DNS)."""
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return True
+    seen: set[int] = set()
+    stack: list[BaseException | None] = [exc]
+    while stack:
+        item = stack.pop()
+        if item is None or id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, urllib3.exceptions.NewConnectionError | urllib3.exceptions.ConnectTimeoutError):
+            return True
+        stack += [getattr(item, "reason", None), item.__cause__, item.__context__]
+        stack += [a for a in getattr(item, "args", ()) if isinstance(a, BaseException)]
+    return False
