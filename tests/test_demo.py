@@ -10,6 +10,9 @@ from typer.testing import CliRunner
 from bilipop import views
 from bilipop.cli import app
 from bilipop.demo import (
+    DEMO_BATCH_SIZE,
+    DEMO_EPOCHS,
+    DEMO_VIDEOS,
     CreatorQuestion,
     Option,
     claim_world,
@@ -21,7 +24,9 @@ from bilipop.errors import InputError
 from bilipop.sim import World
 
 runner = CliRunner()
-DEMO_TEST_VIDEOS, DEMO_TEST_EPOCHS, DEMO_TEST_BATCH = 900, 6, 32
+# The demo's own settings: smaller worlds leave a test part too small to tell a model from a constant for every
+# seed (1,800 and 2,700 videos did not, with the 2026 crawl keeping about half of the world's videos).
+DEMO_TEST_VIDEOS, DEMO_TEST_EPOCHS, DEMO_TEST_BATCH = DEMO_VIDEOS, DEMO_EPOCHS, DEMO_BATCH_SIZE
 
 
 def test_demo_runs_every_stage_and_leaves_its_folders(tmp_path):
@@ -114,8 +119,8 @@ def test_the_verdict_takes_the_lower_end_of_evaluates_interval():
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_the_demo_learns_for_every_seed(tmp_path, seed):
-    # Tiny settings (a small world, few epochs): the model still beats the best constant, with the lower end of
-    # its 95 % interval above it, and its ranking puts the appealing cover with the appealing title first.
+    # The model beats the best constant, with the lower end of its 95 % interval above it, and its ranking puts
+    # the appealing cover with the appealing title first, for each of three seeds (seeds 0-4 were checked by hand).
     result = run_demo(tmp_path, videos=DEMO_TEST_VIDEOS, epochs=DEMO_TEST_EPOCHS, seed=seed,
                       batch_size=DEMO_TEST_BATCH)
     verdict = result.verdict
