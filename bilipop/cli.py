@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, TypeVar
+from typing import Annotated
 
 import click
 import typer
@@ -22,10 +22,6 @@ from bilipop import __version__, views
 from bilipop.data.schema import DEFAULT_MAX_FOLLOWERS, DEFAULT_THRESHOLDS, DEFAULT_WEIGHTS
 from bilipop.errors import BilipopError, InputError
 
-if TYPE_CHECKING:
-    import pandas as pd
-
-R = TypeVar("R")
 
 class _PipelineOrder(TyperGroup):
     """Lists the commands in the order of the pipeline rather than the order they are defined in."""
@@ -191,26 +187,6 @@ def _comma_list(numbers: tuple[float, ...]) -> str:
     return ",".join(f"{x:g}" for x in numbers)
 
 
-def run_stage(stage: str, data: Path, input: Path | None, output: Path | None,
-              apply: Callable[[pd.DataFrame], tuple[pd.DataFrame, R]]) -> tuple[pd.DataFrame, R, Path, Path]:
-    """Read a stage's input (-i, else the previous stage's file in --data), ``apply`` its core function and write
-    the table it returns (-o, else the stage's file in --data); a BilipopError anywhere leaves no output file.
-
-    Returns the written table, ``apply``'s report, and the input and output paths.
-    """
-    from bilipop.data.io import anchor_cover_paths, check_output_path, read_table, write_table
-    from bilipop.data.schema import STAGE_FILES, STAGE_INPUTS
-
-    src = input if input is not None else data / STAGE_INPUTS[stage]
-    dst = output if output is not None else data / STAGE_FILES[stage]
-    with user_errors():
-        check_output_path(dst)
-        table, report = apply(read_table(src))
-        table = anchor_cover_paths(table, src, dst)
-        write_table(table, dst)
-    return table, report, src, dst
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # Data stages
 @app.command("filter", epilog="Example: bilipop filter --data data --max-followers 500000")
@@ -226,12 +202,11 @@ def filter_cmd(
     ] = True,
 ) -> None:
     """Clean the crawl: de-duplicate, drop bad counters, keep small uploaders who have been on the hot list."""
-    from bilipop.data.filtering import filter_videos
+    from bilipop.data.stages import filter_file
 
-    _, report, src, dst = run_stage(
-        "filter", data, input, output,
-        lambda df: filter_videos(df, max_followers=max_followers, require_hot=require_hot))
-    out.print(views.filter_table(report, src, dst))
+    with user_errors():
+        done = filter_file(input, output, data=data, max_followers=max_followers, require_hot=require_hot)
+    out.print(views.filter_table(done.report, done.input, done.output))
 
 
 @app.command("score", epilog="Example: bilipop score --data data --weights 0.75,0.1,0.1,0.05,0 --norm paper")
@@ -251,13 +226,12 @@ def score_cmd(
              "1 hour.")] = "none",
 ) -> None:
     """Compute the study's popularity score from the five counters."""
-    from bilipop.data.scoring import score_videos
+    from bilipop.data.stages import score_file
 
     with user_errors():
         ws = parse_floats(weights, "--weights")
-    table, _, src, dst = run_stage("score", data, input, output,
-                                   lambda df: (score_videos(df, weights=ws, norm=norm, age=age), None))
-    out.print(views.score_table(table, ws, src, dst))
+        done = score_file(input, output, data=data, weights=ws, norm=norm, age=age)
+    out.print(views.score_table(done.table, ws, done.input, done.output))
 
 
 @app.command("label", epilog="Example: bilipop label --data data --thresholds 0.00025,0.0015,0.005,0.02")
@@ -276,16 +250,15 @@ def label_cmd(
         help="With --quantiles: five equal classes within each of N equal-count buckets of the video's age.")] = None,
 ) -> None:
     """Cut the score into the study's five ordered popularity classes and print their sizes."""
-    from bilipop.data.labeling import label_videos
+    from bilipop.data.stages import label_file
 
     with user_errors():
         if quantiles and thresholds != _comma_list(DEFAULT_THRESHOLDS):
             raise InputError("give --thresholds or --quantiles, not both")
         cuts = [] if quantiles else parse_floats(thresholds, "--thresholds")
-    table, report, src, dst = run_stage("label", data, input, output,
-                                        lambda df: label_videos(df, thresholds=cuts, quantiles=quantiles,
-                                                                by_age=by_age))
-    out.print(views.label_table(table, report, src, dst))
+        done = label_file(input, output, data=data, thresholds=cuts, quantiles=quantiles, by_age=by_age)
+    report = done.report
+    out.print(views.label_table(done.table, report, done.input, done.output))
     for message in report.warnings:
         warn(message)
 

@@ -41,6 +41,8 @@ COLUMNS: dict[str, str] = {
 
 STRING_COLUMNS = tuple(c for c, kind in COLUMNS.items() if kind == "str")
 
+#: The dataset folder when none is given (``--data``, env ``BILIPOP_DATA``).
+DEFAULT_DATA_DIR = "data"
 #: Default file of each stage inside a dataset folder (SPEC section 3).
 STORE_FILE = "bilipop.db"
 COVERS_DIR = "covers"
