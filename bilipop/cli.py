@@ -21,6 +21,16 @@ from typer.core import TyperGroup
 from bilipop import __version__, views
 from bilipop.data.schema import DEFAULT_MAX_FOLLOWERS, DEFAULT_THRESHOLDS, DEFAULT_WEIGHTS
 from bilipop.errors import BilipopError, InputError
+from bilipop.layout import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_BERT,
+    DEFAULT_CHECKPOINT,
+    DEFAULT_EPOCHS,
+    DEFAULT_TEXT,
+    DEFAULT_VISION,
+    DEFAULT_VIT,
+    DEFAULT_VIT_WEIGHT,
+)
 
 
 class _PipelineOrder(TyperGroup):
@@ -361,15 +371,15 @@ def train_cmd(
     input: InputFile = None,
     out_dir: Annotated[Path, typer.Option("--out", help="Run folder to write (a sweep writes RUN/w<weight>/).")] = ...,
     vit: Annotated[str, typer.Option(help="Cover model: pretrained name, tiny, or a .pth path (with --vision vgg: "
-                                          "vgg16, random, tiny or a path).")] = "B_16_imagenet1k",
+                                          "vgg16, random, tiny or a path).")] = DEFAULT_VIT,
     bert: Annotated[str, typer.Option(help="Title model: Hugging Face name, tiny, or a save_pretrained folder.")
-                    ] = "bert-base-chinese",
-    vision: Annotated[str, typer.Option(help="Cover encoder: vit or vgg (the study's Table 2).")] = "vit",
-    text: Annotated[str, typer.Option(help="Title encoder: bert or rnn (the study's Table 2).")] = "bert",
+                    ] = DEFAULT_BERT,
+    vision: Annotated[str, typer.Option(help="Cover encoder: vit or vgg (the study's Table 2).")] = DEFAULT_VISION,
+    text: Annotated[str, typer.Option(help="Title encoder: bert or rnn (the study's Table 2).")] = DEFAULT_TEXT,
     vit_weight: Annotated[str, typer.Option(help="Cover weight w in w*vision + (1-w)*text; a comma list sweeps "
-                                                 "(Table 1).")] = "0.75",
-    epochs: Annotated[int, typer.Option(help="Training epochs.")] = 5,
-    batch_size: Annotated[int, typer.Option(help="Rows per step (over all processes).")] = 32,
+                                                 "(Table 1).")] = f"{DEFAULT_VIT_WEIGHT:g}",
+    epochs: Annotated[int, typer.Option(help="Training epochs.")] = DEFAULT_EPOCHS,
+    batch_size: Annotated[int, typer.Option(help="Rows per step (over all processes).")] = DEFAULT_BATCH_SIZE,
     lr: Annotated[float | None, typer.Option(help="AdamW learning rate \\[default: 5e-5; 1e-3 with tiny models].")
                   ] = None,
     gpus: Annotated[int | None, typer.Option(help="Use cuda:0..N-1 (GPipe when N >= 2) \\[default: every visible "
@@ -382,7 +392,7 @@ def train_cmd(
                                                      "differs between runs) \\[default: cost, from each layer's "
                                                      "FLOPs: the same every run].")] = None,
     checkpoint: Annotated[str, typer.Option(help="GPipe activation checkpointing: never, except_last or always.")
-                          ] = "except_last",
+                          ] = DEFAULT_CHECKPOINT,
     precision: Annotated[str | None, typer.Option(help="bf16, fp16 or fp32 \\[default: bf16/fp16 on GPU, fp32 on "
                                                        "CPU].")] = None,
     cache: Annotated[bool, typer.Option("--cache", help="Keep resized covers in a uint8 memmap (RUN/cover_cache) "
