@@ -25,7 +25,7 @@ TABLE1_MD = "table1.md"
 TABLE1_CSV = "table1.csv"
 
 # ---------------------------------------------------------------------------------------------------------------
-# The study's model and training settings (README "What the study did"): the flag, the function keyword and the
+# The study's model and training settings (README, "What it does"): the flag, the function keyword and the
 # registry all read these.
 DEFAULT_VIT = "B_16_imagenet1k"
 DEFAULT_BERT = "bert-base-chinese"

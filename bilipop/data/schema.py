@@ -1,4 +1,5 @@
-"""The one place that names the columns of the stage files (SPEC section 3) and the default file of each stage."""
+"""The one place that names the columns of the stage files (docs/reference.md, "The dataset folder") and the
+default file of each stage."""
 
 from __future__ import annotations
 
@@ -43,7 +44,7 @@ STRING_COLUMNS = tuple(c for c, kind in COLUMNS.items() if kind == "str")
 
 #: The dataset folder when none is given (``--data``, env ``BILIPOP_DATA``).
 DEFAULT_DATA_DIR = "data"
-#: Default file of each stage inside a dataset folder (SPEC section 3).
+#: Default file of each stage inside a dataset folder (docs/reference.md, "The dataset folder").
 STORE_FILE = "bilipop.db"
 COVERS_DIR = "covers"
 STAGE_FILES = {
@@ -63,7 +64,7 @@ STAGE_INPUTS = {
 NUM_CLASSES = 5
 LABEL_NAMES = ("very low", "low", "medium", "high", "very high")
 
-# The study's settings (SPEC section 1), here rather than in the stage modules so that the CLI can show them as
+# The study's settings (README, "What it does"), here rather than in the stage modules so that the CLI can show them as
 # its defaults without importing pandas.
 DEFAULT_MAX_FOLLOWERS = 500_000
 #: Weights of COUNTERS, in that order.

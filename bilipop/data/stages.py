@@ -4,7 +4,7 @@ Each ``*_file`` function is what the command of its name does, with the command'
 (``bilipop label --by-age 4 -i in.csv`` is ``label_file(input="in.csv", by_age=4)``). The frame-in/frame-out
 functions they wrap (``filter_videos``, ``score_videos``, ``label_videos``) are there for tables already in memory.
 Without ``input``/``output`` a stage reads the previous stage's file in the dataset folder ``data`` and writes its
-own there (README "The dataset folder").
+own there (docs/reference.md, "The dataset folder").
 """
 
 from __future__ import annotations
