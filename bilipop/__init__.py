@@ -32,6 +32,7 @@ _API = {
     "label_file": "bilipop.data.stages",
     "evaluate": "bilipop.evaluation.report",
     "load_run": "bilipop.models.run",
+    "list_encoders": "bilipop.models.registry",
     "predict_one": "bilipop.prediction.predict",
     "rank_candidates": "bilipop.prediction.predict",
     "predict_batch": "bilipop.prediction.predict",
