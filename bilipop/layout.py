@@ -2,10 +2,18 @@
 
 It imports nothing (no torch, no pandas), so the CLI can show the defaults in ``--help`` and a reader of run folders
 (report, demo, web page) can name their files without loading a model. The run folder is described in
-docs/reference.md ("The run folder"); the dataset folder's names are in ``bilipop.data.schema``.
+docs/reference.md ("The run folder"); the stage files of the dataset folder are in ``bilipop.data.schema``.
 """
 
 from __future__ import annotations
+
+# ---------------------------------------------------------------------------------------------------------------
+# The dataset folder's own names, here (not in bilipop.data) so that bilipop.crawl can name them without importing
+# bilipop.data, which reads crawl stores (docs/reference.md, "The dataset folder")
+#: The dataset folder when none is given (``--data``, env ``BILIPOP_DATA``).
+DEFAULT_DATA_DIR = "data"
+STORE_FILE = "bilipop.db"  # the crawl store (SQLite)
+COVERS_DIR = "covers"  # covers/<bvid>.jpg
 
 # ---------------------------------------------------------------------------------------------------------------
 # The run folder that ``train`` writes and ``evaluate``/``predict`` read

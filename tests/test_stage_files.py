@@ -82,3 +82,16 @@ def test_stage_keywords_are_the_flag_names_with_the_same_defaults(command, funct
         if name in flags:
             assert flags[name].default == keywords[name].default, name
     assert str(flags["data"].default) == keywords["data"].default == "data"
+
+
+def test_read_table_normalises_whatever_the_store_hands_over(tmp_path, monkeypatch):
+    # So that the crawl store can return its raw query result and stop importing bilipop.data.io (pyproject.toml).
+    from bilipop.crawl import store
+    from bilipop.data.io import read_table
+
+    raw = pd.DataFrame({"bvid": ["BV1"], "views": ["12"], "on_hot_list": ["yes"], "followers": [3.0]})
+    monkeypatch.setattr(store, "read_store_table", lambda path: raw.copy())
+    (tmp_path / "bilipop.db").write_bytes(b"")
+    table = read_table(tmp_path / "bilipop.db")
+    assert table["views"].tolist() == [12] and table["views"].dtype == "int64"
+    assert table["on_hot_list"].tolist() == [True] and table["followers"].dtype == "int64"

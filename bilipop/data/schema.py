@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from bilipop.errors import InputError
+from bilipop.layout import COVERS_DIR, DEFAULT_DATA_DIR, STORE_FILE  # noqa: F401  (the dataset folder's names)
 
 #: The five counters of the study, in the order of ``--weights``.
 COUNTERS: tuple[str, ...] = ("views", "likes", "coins", "favorites", "shares")
@@ -42,11 +43,7 @@ COLUMNS: dict[str, str] = {
 
 STRING_COLUMNS = tuple(c for c, kind in COLUMNS.items() if kind == "str")
 
-#: The dataset folder when none is given (``--data``, env ``BILIPOP_DATA``).
-DEFAULT_DATA_DIR = "data"
 #: Default file of each stage inside a dataset folder (docs/reference.md, "The dataset folder").
-STORE_FILE = "bilipop.db"
-COVERS_DIR = "covers"
 STAGE_FILES = {
     "filter": "filtered.parquet",
     "score": "scored.parquet",
