@@ -27,6 +27,7 @@ SPLIT = "split.json"  # the bvids of the train, valid and test parts
 CHECKPOINT = "checkpoint.pt"  # optimizer, scaler and RNG state for --resume; removed when the run finishes
 COVER_CACHE = "cover_cache"  # folder: resized covers of --cache (uint8 memmap)
 EVAL_DIR = "eval"  # folder: evaluate writes eval/<split>/ here
+METRICS = "metrics.json"  # in eval/<split>/: what evaluate --json prints
 #: A --vit-weight sweep's folder holds sweep.json, table1.md/.csv and one run per weight (w<weight>/).
 SWEEP = "sweep.json"
 TABLE1_MD = "table1.md"

@@ -20,7 +20,7 @@ from bilipop.errors import InputError, ModelError
 from bilipop.evaluation.baselines import baselines
 from bilipop.evaluation.metrics import all_metrics, expected_class
 from bilipop.files import atomic_write
-from bilipop.layout import EVAL_DIR, HISTORY, SPLIT, SWEEP
+from bilipop.layout import EVAL_DIR, HISTORY, METRICS, SPLIT, SWEEP
 from bilipop.progress import ProgressArg, takes_progress
 
 log = logging.getLogger(__name__)
@@ -191,7 +191,7 @@ def _evaluate_sweep(run: Path, data, input, split: str, progress, device: str) -
                                   "train_ordinal_accuracy": row.get("train_ordinal_accuracy"),
                                   "valid_ordinal_accuracy": row.get("valid_ordinal_accuracy"),
                                   "valid_ordinal_accuracy_ci": row.get("valid_ordinal_accuracy_ci")})
-    target = run / EVAL_DIR / split / "metrics.json"
+    target = run / EVAL_DIR / split / METRICS
     _write_json(target, {**report.to_json(), "warnings": report.warnings})
     report.files["metrics"] = str(target)
     return report
@@ -279,8 +279,8 @@ def _evaluate_run(run: Path, data, input, split: str, progress, device: str) -> 
         report.files["curves"] = str(curves_png(history, folder / "curves.png", title=f"Training: {run.name}",
                                                 valid_part=report.setting["select_on"]))
     else:
-        report.warnings.append(f"{run / 'history.jsonl'} is missing or empty; no curves.png drawn")
-    target = folder / "metrics.json"
+        report.warnings.append(f"{run / HISTORY} is missing or empty; no curves.png drawn")
+    target = folder / METRICS
     report.files["metrics"] = str(target)
     _write_json(target, {**report.to_json(), "table": str(table_path), "warnings": report.warnings})
     return report
