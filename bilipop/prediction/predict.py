@@ -153,6 +153,11 @@ def _prediction(probabilities: np.ndarray) -> Prediction:
                       expected_class=float(probabilities @ np.arange(len(probabilities))))
 
 
+def class_probabilities(run: LoadedRun, images, input_ids, attention_mask) -> np.ndarray:
+    """The run's class probabilities as a (B, 5) float64 numpy array (``LoadedRun.class_probabilities``)."""
+    return run.class_probabilities(images, input_ids, attention_mask)
+
+
 def predict_pairs(run: LoadedRun, covers: Sequence[str | Path], titles: Sequence[str], *,
                   batch_size: int = BATCH_SIZE, progress: Progress | None = None,
                   where: Callable[[int], str] | None = None) -> np.ndarray:
