@@ -19,7 +19,8 @@ def test_citations_of_the_reference_and_the_readme_name_real_headings():
     for path in SOURCES:
         text = path.read_text(encoding="utf-8").replace('\\"', '"')
         for doc, heading in re.findall(r'(docs/reference\.md|README),? (?:\()?"([^"\n]+)"', text):
-            assert heading in headings(REFERENCE if doc.startswith("docs") else README), (path.name, heading)
+            shown = headings(REFERENCE if doc.startswith("docs") else README)
+            assert any(h.startswith(heading) for h in shown), (path.name, heading)  # a heading's start will do
             cited += 1
     assert cited >= 10
 
