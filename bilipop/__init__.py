@@ -4,6 +4,7 @@ The Python API mirrors the commands; each name is imported on first use, so ``im
 torch, transformers, pandas or HTTP stack until a function that needs them is touched)::
 
     import bilipop
+    bilipop.filter_file(data="data", max_followers=500_000)   # = bilipop filter --data data --max-followers 500000
     table = bilipop.read_table("data/bilipop.db")
     kept, report = bilipop.filter_videos(table, max_followers=500_000)
     scored = bilipop.score_videos(kept, weights=(0.75, 0.1, 0.1, 0.05, 0), norm="paper")
@@ -26,8 +27,12 @@ _API = {
     "filter_videos": "bilipop.data.filtering",
     "score_videos": "bilipop.data.scoring",
     "label_videos": "bilipop.data.labeling",
+    "filter_file": "bilipop.data.stages",
+    "score_file": "bilipop.data.stages",
+    "label_file": "bilipop.data.stages",
     "evaluate": "bilipop.evaluation.report",
     "load_run": "bilipop.models.run",
+    "list_encoders": "bilipop.models.registry",
     "predict_one": "bilipop.prediction.predict",
     "rank_candidates": "bilipop.prediction.predict",
     "predict_batch": "bilipop.prediction.predict",

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, TypeVar
+from typing import Annotated
 
 import click
 import typer
@@ -22,11 +22,17 @@ from bilipop import __version__, views
 from bilipop.data.schema import DEFAULT_MAX_FOLLOWERS, DEFAULT_THRESHOLDS, DEFAULT_WEIGHTS
 from bilipop.demo import DEMO_EPOCHS, DEMO_VIDEOS
 from bilipop.errors import BilipopError, InputError
+from bilipop.layout import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_BERT,
+    DEFAULT_CHECKPOINT,
+    DEFAULT_EPOCHS,
+    DEFAULT_TEXT,
+    DEFAULT_VISION,
+    DEFAULT_VIT,
+    DEFAULT_VIT_WEIGHT,
+)
 
-if TYPE_CHECKING:
-    import pandas as pd
-
-R = TypeVar("R")
 
 class _PipelineOrder(TyperGroup):
     """Lists the commands in the order of the pipeline rather than the order they are defined in."""
@@ -192,26 +198,6 @@ def _comma_list(numbers: tuple[float, ...]) -> str:
     return ",".join(f"{x:g}" for x in numbers)
 
 
-def run_stage(stage: str, data: Path, input: Path | None, output: Path | None,
-              apply: Callable[[pd.DataFrame], tuple[pd.DataFrame, R]]) -> tuple[pd.DataFrame, R, Path, Path]:
-    """Read a stage's input (-i, else the previous stage's file in --data), ``apply`` its core function and write
-    the table it returns (-o, else the stage's file in --data); a BilipopError anywhere leaves no output file.
-
-    Returns the written table, ``apply``'s report, and the input and output paths.
-    """
-    from bilipop.data.io import anchor_cover_paths, check_output_path, read_table, write_table
-    from bilipop.data.schema import STAGE_FILES, STAGE_INPUTS
-
-    src = input if input is not None else data / STAGE_INPUTS[stage]
-    dst = output if output is not None else data / STAGE_FILES[stage]
-    with user_errors():
-        check_output_path(dst)
-        table, report = apply(read_table(src))
-        table = anchor_cover_paths(table, src, dst)
-        write_table(table, dst)
-    return table, report, src, dst
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # Data stages
 @app.command("filter", epilog="Example: bilipop filter --data data --max-followers 500000")
@@ -227,12 +213,11 @@ def filter_cmd(
     ] = True,
 ) -> None:
     """Clean the crawl: de-duplicate, drop bad counters, keep small uploaders who have been on the hot list."""
-    from bilipop.data.filtering import filter_videos
+    from bilipop.data.stages import filter_file
 
-    _, report, src, dst = run_stage(
-        "filter", data, input, output,
-        lambda df: filter_videos(df, max_followers=max_followers, require_hot=require_hot))
-    out.print(views.filter_table(report, src, dst))
+    with user_errors():
+        done = filter_file(input, output, data=data, max_followers=max_followers, require_hot=require_hot)
+    out.print(views.filter_table(done.report, done.input, done.output))
 
 
 @app.command("score", epilog="Example: bilipop score --data data --weights 0.75,0.1,0.1,0.05,0 --norm paper")
@@ -252,13 +237,12 @@ def score_cmd(
              "1 hour.")] = "none",
 ) -> None:
     """Compute the study's popularity score from the five counters."""
-    from bilipop.data.scoring import score_videos
+    from bilipop.data.stages import score_file
 
     with user_errors():
         ws = parse_floats(weights, "--weights")
-    table, _, src, dst = run_stage("score", data, input, output,
-                                   lambda df: (score_videos(df, weights=ws, norm=norm, age=age), None))
-    out.print(views.score_table(table, ws, src, dst))
+        done = score_file(input, output, data=data, weights=ws, norm=norm, age=age)
+    out.print(views.score_table(done.table, ws, done.input, done.output))
 
 
 @app.command("label", epilog="Example: bilipop label --data data --thresholds 0.00025,0.0015,0.005,0.02")
@@ -277,16 +261,15 @@ def label_cmd(
         help="With --quantiles: five equal classes within each of N equal-count buckets of the video's age.")] = None,
 ) -> None:
     """Cut the score into the study's five ordered popularity classes and print their sizes."""
-    from bilipop.data.labeling import label_videos
+    from bilipop.data.stages import label_file
 
     with user_errors():
         if quantiles and thresholds != _comma_list(DEFAULT_THRESHOLDS):
             raise InputError("give --thresholds or --quantiles, not both")
         cuts = [] if quantiles else parse_floats(thresholds, "--thresholds")
-    table, report, src, dst = run_stage("label", data, input, output,
-                                        lambda df: label_videos(df, thresholds=cuts, quantiles=quantiles,
-                                                                by_age=by_age))
-    out.print(views.label_table(table, report, src, dst))
+        done = label_file(input, output, data=data, thresholds=cuts, quantiles=quantiles, by_age=by_age)
+    report = done.report
+    out.print(views.label_table(done.table, report, done.input, done.output))
     for message in report.warnings:
         warn(message)
 
@@ -401,15 +384,15 @@ def train_cmd(
     input: InputFile = None,
     out_dir: Annotated[Path, typer.Option("--out", help="Run folder to write (a sweep writes RUN/w<weight>/).")] = ...,
     vit: Annotated[str, typer.Option(help="Cover model: pretrained name, tiny, or a .pth path (with --vision vgg: "
-                                          "vgg16, random, tiny or a path).")] = "B_16_imagenet1k",
+                                          "vgg16, random, tiny or a path).")] = DEFAULT_VIT,
     bert: Annotated[str, typer.Option(help="Title model: Hugging Face name, tiny, or a save_pretrained folder.")
-                    ] = "bert-base-chinese",
-    vision: Annotated[str, typer.Option(help="Cover encoder: vit or vgg (the study's Table 2).")] = "vit",
-    text: Annotated[str, typer.Option(help="Title encoder: bert or rnn (the study's Table 2).")] = "bert",
+                    ] = DEFAULT_BERT,
+    vision: Annotated[str, typer.Option(help="Cover encoder: vit or vgg (the study's Table 2).")] = DEFAULT_VISION,
+    text: Annotated[str, typer.Option(help="Title encoder: bert or rnn (the study's Table 2).")] = DEFAULT_TEXT,
     vit_weight: Annotated[str, typer.Option(help="Cover weight w in w*vision + (1-w)*text; a comma list sweeps "
-                                                 "(Table 1).")] = "0.75",
-    epochs: Annotated[int, typer.Option(help="Training epochs.")] = 5,
-    batch_size: Annotated[int, typer.Option(help="Rows per step (over all processes).")] = 32,
+                                                 "(Table 1).")] = f"{DEFAULT_VIT_WEIGHT:g}",
+    epochs: Annotated[int, typer.Option(help="Training epochs.")] = DEFAULT_EPOCHS,
+    batch_size: Annotated[int, typer.Option(help="Rows per step (over all processes).")] = DEFAULT_BATCH_SIZE,
     lr: Annotated[float | None, typer.Option(help="AdamW learning rate \\[default: 5e-5; 1e-3 with tiny models].")
                   ] = None,
     gpus: Annotated[int | None, typer.Option(help="Use cuda:0..N-1 (GPipe when N >= 2) \\[default: every visible "
@@ -422,7 +405,7 @@ def train_cmd(
                                                      "differs between runs) \\[default: cost, from each layer's "
                                                      "FLOPs: the same every run].")] = None,
     checkpoint: Annotated[str, typer.Option(help="GPipe activation checkpointing: never, except_last or always.")
-                          ] = "except_last",
+                          ] = DEFAULT_CHECKPOINT,
     precision: Annotated[str | None, typer.Option(help="bf16, fp16 or fp32 \\[default: bf16/fp16 on GPU, fp32 on "
                                                        "CPU].")] = None,
     cache: Annotated[bool, typer.Option("--cache", help="Keep resized covers in a uint8 memmap (RUN/cover_cache) "
@@ -615,8 +598,7 @@ def demo_cmd(
     started = time.perf_counter()
     steps = {
         "crawl": "crawl the simulated Knowledge section (a local stand-in of api.bilibili.com)",
-        "filter": f"filter: uploaders under {demo.DEMO_MAX_FOLLOWERS:,} followers (the hot-list rule is off: it "
-                  "would leave too few simulated videos)",
+        "filter": f"filter: uploaders under {demo.DEMO_MAX_FOLLOWERS:,} followers who have been on the hot list",
         "score": "score: 0.75 views + 0.1 likes + 0.1 coins + 0.05 favorites + 0 shares, each (x - mean) / "
                  "(max - min)",
         "label": "label: five equal classes (--quantiles; the study's fixed cuts fit 27,000 real videos)",
@@ -639,11 +621,11 @@ def demo_cmd(
         if name == "crawl":
             out.print(views.crawl_table(result, "knowledge", data))
         elif name == "filter":
-            out.print(views.filter_table(result.report, result.src, result.dst))
+            out.print(views.filter_table(result.report, result.input, result.output))
         elif name == "score":
-            out.print(views.score_table(result.table, result.report, result.src, result.dst))
+            out.print(views.score_table(result.table, DEFAULT_WEIGHTS, result.input, result.output))
         elif name == "label":
-            out.print(views.label_table(result.table, result.report, result.src, result.dst))
+            out.print(views.label_table(result.table, result.report, result.input, result.output))
         elif name == "train" and result.best_epochs[0] is not None:
             note(f"best epoch {result.best_epochs[0]} kept in {run} (chosen on the held-out part, as in the study)")
         elif name == "evaluate":

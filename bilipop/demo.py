@@ -21,9 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bilipop.data.schema import DEFAULT_WEIGHTS, STAGE_FILES, STAGE_INPUTS, STORE_FILE
+from bilipop.data.schema import DEFAULT_WEIGHTS, STORE_FILE
 from bilipop.errors import InputError, OutputError
 from bilipop.files import atomic_write
+from bilipop.layout import CHECKPOINT, CONFIG
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +97,7 @@ def claim_world(data: Path, videos: int, seed: int) -> None:
 
 def clear_run(run: Path) -> None:
     """Remove an earlier demo's run folder so that training starts afresh (the dataset is kept and resumed)."""
-    if (run / "config.json").is_file() or (run / "checkpoint.pt").is_file():
+    if (run / CONFIG).is_file() or (run / CHECKPOINT).is_file():
         shutil.rmtree(run)
 
 
@@ -255,25 +256,6 @@ class DemoResult:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
-@dataclass
-class TableStage:
-    """A data stage's output table, its core function's report, and the files read and written."""
-
-    table: Any
-    report: Any
-    src: Path
-    dst: Path
-
-
-def _table_stage(stage: str, data: Path, apply: Callable[[Any], tuple[Any, Any]]) -> TableStage:
-    from bilipop.data.io import anchor_cover_paths, read_table, write_table
-
-    src, dst = data / STAGE_INPUTS[stage], data / STAGE_FILES[stage]
-    table, report = apply(read_table(src))
-    write_table(anchor_cover_paths(table, src, dst), dst)
-    return TableStage(table, report, src, dst)
-
-
 @contextmanager
 def _one_thread() -> Iterator[None]:
     # The tiny models are too small for intra-op threads to help: on two cores a second thread only waits for
@@ -297,8 +279,8 @@ def run_demo(folder: str | Path, videos: int = DEMO_VIDEOS, epochs: int = DEMO_E
     """Run every stage of the study on a simulated world of ``videos`` videos in ``folder``.
 
     ``on_start(stage)`` is called before each stage of ``STAGES`` and ``on_done(stage, result)`` after it, with
-    the crawl's ``CrawlSummary``, a ``TableStage`` for filter, score and label, the ``TrainResult``, the
-    ``EvaluationReport`` and the ``CreatorQuestion``. ``batch_size`` is for small worlds (tests), whose few rows
+    the crawl's ``CrawlSummary``, a ``bilipop.data.stages.StageResult`` for filter, score and label, the
+    ``TrainResult``, the ``EvaluationReport`` and the ``CreatorQuestion``. ``batch_size`` is for small worlds (tests), whose few rows
     make too few steps of 64.
 
     Raises:
@@ -306,9 +288,7 @@ def run_demo(folder: str | Path, videos: int = DEMO_VIDEOS, epochs: int = DEMO_E
     """
     from bilipop import crawl as crawling
     from bilipop import train as training
-    from bilipop.data.filtering import filter_videos
-    from bilipop.data.labeling import label_videos
-    from bilipop.data.scoring import score_videos
+    from bilipop.data.stages import filter_file, label_file, score_file
     from bilipop.evaluation.report import evaluate
 
     check_demo_args(videos, epochs)
@@ -333,11 +313,9 @@ def run_demo(folder: str | Path, videos: int = DEMO_VIDEOS, epochs: int = DEMO_E
             return crawling.crawl(data=data, api_base=base_url, rate=0.0, progress=crawl_progress)
 
     stage("crawl", crawl_world)
-    stage("filter", lambda: _table_stage("filter", data, lambda df: filter_videos(
-        df, max_followers=DEMO_MAX_FOLLOWERS, require_hot=DEMO_REQUIRE_HOT)))
-    stage("score", lambda: _table_stage("score", data, lambda df: (
-        score_videos(df, weights=DEFAULT_WEIGHTS, norm="paper"), DEFAULT_WEIGHTS)))
-    stage("label", lambda: _table_stage("label", data, lambda df: label_videos(df, thresholds=(), quantiles=True)))
+    stage("filter", lambda: filter_file(data=data, max_followers=DEMO_MAX_FOLLOWERS, require_hot=DEMO_REQUIRE_HOT))
+    stage("score", lambda: score_file(data=data, weights=DEFAULT_WEIGHTS, norm="paper"))
+    stage("label", lambda: label_file(data=data, quantiles=True))
 
     def fit() -> Any:
         clear_run(run)

@@ -16,7 +16,7 @@ from bilipop.cli import app
 from bilipop.crawl import covers, store
 from bilipop.crawl.crawler import crawl
 from bilipop.crawl.http import Backoff
-from bilipop.crawl.store import read_store_table
+from bilipop.data.io import read_table
 from bilipop.errors import CrawlError
 from bilipop.sim import SimServer
 
@@ -56,7 +56,7 @@ def test_bad_bvids_are_skipped_and_counted_never_used_in_a_path_or_a_request(tmp
     assert all(p.startswith("deep/data/") for p in everything), everything
     covers_written = {p.name for p in (data / "covers").iterdir()}
     assert all(covers.BVID_FILE.fullmatch(name) for name in covers_written)
-    assert len(read_store_table(data / "bilipop.db")) == summary.videos > 0
+    assert len(read_table(data / "bilipop.db")) == summary.videos > 0
 
 
 def test_cover_urls_that_are_not_http_or_whose_host_is_dead_fail_that_cover_only(tmp_path):
@@ -161,7 +161,7 @@ def test_an_api_redirect_to_another_host_is_refused_and_gets_no_cookie(tmp_path,
 
 def _reference(tmp_path, sim):
     crawl(tmp_path / "reference", api_base=sim.base_url, rate=0)
-    return read_store_table(tmp_path / "reference" / "bilipop.db").drop(columns="fetched_at")
+    return read_table(tmp_path / "reference" / "bilipop.db").drop(columns="fetched_at")
 
 
 def test_a_full_database_disk_is_one_line_the_store_stays_sound_and_the_next_run_resumes(tmp_path, monkeypatch):
@@ -189,7 +189,7 @@ def test_a_full_database_disk_is_one_line_the_store_stays_sound_and_the_next_run
             assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
             assert conn.execute("SELECT COUNT(*) FROM candidates WHERE state != 'todo'").fetchone()[0] >= 4
         crawl(data, api_base=sim.base_url, rate=0)
-    resumed = read_store_table(data / "bilipop.db").drop(columns="fetched_at")
+    resumed = read_table(data / "bilipop.db").drop(columns="fetched_at")
     assert resumed.equals(reference)
 
 
@@ -212,5 +212,5 @@ def test_a_full_disk_while_writing_a_cover_is_one_line_and_the_next_run_resumes(
         errors = [line for line in result.output.splitlines() if line.startswith("error:")]
         assert result.exit_code == 1 and len(errors) == 1 and "No space left on device" in errors[0]
         crawl(data, api_base=sim.base_url, rate=0)
-    resumed = read_store_table(data / "bilipop.db").drop(columns="fetched_at")
+    resumed = read_table(data / "bilipop.db").drop(columns="fetched_at")
     assert resumed.equals(reference) and (resumed["cover_path"] != "").all()

@@ -16,7 +16,8 @@ from bilipop.cli import app
 from bilipop.crawl import api, covers
 from bilipop.crawl.crawler import crawl_plan
 from bilipop.crawl.http import Backoff, HttpClient, RateLimiter, cookie_from_env
-from bilipop.crawl.store import SCHEMA_VERSION, Store, read_store_table
+from bilipop.crawl.store import SCHEMA_VERSION, Store
+from bilipop.data.io import read_table
 from bilipop.errors import CrawlError, InputError
 
 runner = CliRunner()
@@ -218,7 +219,7 @@ def test_store_hot_page_walk_and_examination_commit_together_and_export(tmp_path
     store.close()
     assert (counts["examined"], counts["videos"], counts["other_sections"], counts["bad_ids"]) == (2, 1, 1, 1)
     assert sqlite3.connect(tmp_path / "bilipop.db").execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    table = read_store_table(tmp_path / "bilipop.db")
+    table = read_table(tmp_path / "bilipop.db")
     row = table.iloc[0]
     assert len(table) == 1 and row["followers"] == 10_000 and bool(row["on_hot_list"])
     assert (row["tid"], row["tid_v2"], row["pid_v2"]) == (201, 2094, 1010)
@@ -252,7 +253,7 @@ def test_a_store_of_the_previous_version_is_migrated_with_one_message(tmp_path, 
     with sqlite3.connect(tmp_path / "bilipop.db") as conn:
         conn.executescript(V1_SCHEMA)
     with caplog.at_level(logging.WARNING, logger="bilipop"):
-        table = read_store_table(tmp_path / "bilipop.db")
+        table = read_table(tmp_path / "bilipop.db")
         Store(tmp_path / "bilipop.db").close()  # opening it again says nothing more
     messages = [r.getMessage() for r in caplog.records]
     assert len(messages) == 1 and "from schema 1 to 2" in messages[0], messages

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from bilipop.crawl.crawler import crawl
-from bilipop.crawl.store import read_store_table
+from bilipop.data.io import read_table
 from bilipop.sim import FaultConfig, SimServer
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
@@ -35,7 +35,7 @@ def snapshot(folder):
     with sqlite3.connect(folder / "bilipop.db") as conn:
         raw = {name: conn.execute(sql).fetchall() for name, sql in RAW_QUERIES.items()}
     files = {p.name: hashlib.md5(p.read_bytes()).hexdigest() for p in (folder / "covers").iterdir()}
-    table = read_store_table(folder / "bilipop.db").drop(columns="fetched_at").reset_index(drop=True)
+    table = read_table(folder / "bilipop.db").drop(columns="fetched_at").reset_index(drop=True)
     return raw, files, table
 
 

@@ -16,7 +16,7 @@ from bilipop.cli import app
 from bilipop.crawl.crawler import crawl
 from bilipop.crawl.http import Backoff, HttpClient
 from bilipop.crawl.steps import listed_nothing
-from bilipop.crawl.store import read_store_table
+from bilipop.data.io import read_table
 from bilipop.errors import CrawlError
 from bilipop.sim import FaultConfig, SimServer
 
@@ -53,7 +53,7 @@ def crawled(tmp_path_factory):
     folder = tmp_path_factory.mktemp("crawl") / "data"
     with SimServer(videos=120, seed=5, faults=FaultConfig(invisible=0.1)) as sim:
         summary = crawl(folder, api_base=sim.base_url, rate=0)
-        yield {"truth": sim.truth(), "summary": summary, "table": read_store_table(folder / "bilipop.db"),
+        yield {"truth": sim.truth(), "summary": summary, "table": read_table(folder / "bilipop.db"),
                "folder": folder, "requests": list(sim.requests), "headers": list(sim.request_headers)}
 
 
@@ -133,7 +133,7 @@ def test_ten_percent_faults_with_the_2026_block_signals_lose_nothing(tmp_path):
         truth = sim.truth()
         answered = [(p, q) for _, _, p, q in sim.requests]
     assert summary.blocks > 0 and summary.retries > summary.blocks
-    check_against_truth(read_store_table(tmp_path / "bilipop.db"), truth, tmp_path)
+    check_against_truth(read_table(tmp_path / "bilipop.db"), truth, tmp_path)
     assert [p.name for p in (tmp_path / "covers").iterdir() if p.name.startswith(".")] == []
     assert len(answered) > 100
 
@@ -218,7 +218,7 @@ def test_rotated_wbi_keys_are_fetched_again_and_view_detail_403_refetches_them_o
         truth = sim.truth()
     assert rotated == ["arc/search", "view/detail"] and len(navs) == 3
     assert summary.blocks == 1  # the voucher reply; the -403 is a refetch, not a block
-    check_against_truth(read_store_table(tmp_path / "bilipop.db"), truth, tmp_path)
+    check_against_truth(read_table(tmp_path / "bilipop.db"), truth, tmp_path)
 
 
 def test_a_video_that_keeps_answering_403_is_skipped_after_one_key_refetch(tmp_path):
@@ -232,7 +232,7 @@ def test_a_video_that_keeps_answering_403_is_skipped_after_one_key_refetch(tmp_p
         summary = crawl(tmp_path / "crawl", api_base=sim.base_url, rate=0, backoff=FAST)
         asked = [r for r in sim.requests if r[3].get("bvid") == victim]
         navs = [r for r in sim.requests if r[2] == "/x/web-interface/nav"]
-    table = read_store_table(tmp_path / "crawl" / "bilipop.db")
+    table = read_table(tmp_path / "crawl" / "bilipop.db")
     assert victim not in set(table["bvid"]) and summary.skipped >= 1
     assert len(asked) <= 2 and len(navs) <= 2
 
@@ -253,7 +253,7 @@ def test_ignore_robots_proceeds_and_says_so(tmp_path):
                                      "--ignore-robots", "--max-videos", "5"])
     assert result.exit_code == 0, result.output
     assert result.output.count("--ignore-robots: robots.txt will NOT be obeyed") == 1
-    assert len(read_store_table(tmp_path / "bilipop.db")) == 5
+    assert len(read_table(tmp_path / "bilipop.db")) == 5
 
 
 def test_request_rate_never_exceeds_rate_in_any_window(tmp_path):
@@ -274,12 +274,12 @@ def test_request_rate_never_exceeds_rate_in_any_window(tmp_path):
 def test_max_videos_and_tids_then_resume_without_duplicates(tmp_path):
     with SimServer(videos=200, seed=8) as sim:
         crawl(tmp_path, api_base=sim.base_url, rate=0, max_videos=20)
-        first = read_store_table(tmp_path / "bilipop.db")
+        first = read_table(tmp_path / "bilipop.db")
         crawl(tmp_path, api_base=sim.base_url, rate=0, max_videos=45)
-        second = read_store_table(tmp_path / "bilipop.db")
+        second = read_table(tmp_path / "bilipop.db")
         chosen = tmp_path / "chosen"
         crawl(chosen, api_base=sim.base_url, rate=0, tids="2094,2090")
-        only = read_store_table(chosen / "bilipop.db")
+        only = read_table(chosen / "bilipop.db")
         truth = sim.truth()
     assert len(first) == 20 and len(second) == 45 and second["bvid"].is_unique
     assert set(first["bvid"]) <= set(second["bvid"]) <= truth["must_hold"]
@@ -290,7 +290,7 @@ def test_widening_reaches_knowledge_uploaders_beyond_the_hot_lists(tmp_path):
     with SimServer(videos=60, seed=5) as sim:
         summary = crawl(tmp_path, api_base=sim.base_url, rate=0, widen=True)
         truth = sim.truth()
-    table = read_store_table(tmp_path / "bilipop.db")
+    table = read_table(tmp_path / "bilipop.db")
     stored = set(table["bvid"])
     assert truth["must_hold"] < stored <= truth["knowledge"]
     extra = set(table["owner_mid"]) - truth["hot_mids_lists"]
@@ -304,13 +304,13 @@ def test_widening_reaches_knowledge_uploaders_beyond_the_hot_lists(tmp_path):
 def test_refresh_picks_up_new_counters(tmp_path):
     with SimServer(videos=40, seed=9) as sim:
         crawl(tmp_path, api_base=sim.base_url, rate=0)
-        before = read_store_table(tmp_path / "bilipop.db").set_index("bvid")
+        before = read_table(tmp_path / "bilipop.db").set_index("bvid")
         sim.bump_counters(1)
         crawl(tmp_path, api_base=sim.base_url, rate=0)  # without --refresh, stored counters stay as they were
-        unchanged = read_store_table(tmp_path / "bilipop.db").set_index("bvid")
+        unchanged = read_table(tmp_path / "bilipop.db").set_index("bvid")
         result = runner.invoke(app, ["-q", "crawl", "--data", str(tmp_path), "--api-base", sim.base_url,
                                      "--rate", "0", "--refresh"])
-        after = read_store_table(tmp_path / "bilipop.db").set_index("bvid")
+        after = read_table(tmp_path / "bilipop.db").set_index("bvid")
         truth = sim.truth()
     assert result.exit_code == 0, result.output
     assert "req/s" not in result.output and "plan:" not in result.output  # -q: no plan, no progress
@@ -365,4 +365,4 @@ def test_a_video_answering_an_unknown_code_waits_for_the_next_run_instead_of_loo
         crawl(tmp_path, api_base=sim.base_url, rate=0, backoff=FAST)  # the next run examines it again
         truth = sim.truth()
     assert len(asked) == 1 and any(victim[0] in w for w in summary.warnings)
-    check_against_truth(read_store_table(tmp_path / "bilipop.db"), truth, tmp_path)
+    check_against_truth(read_table(tmp_path / "bilipop.db"), truth, tmp_path)

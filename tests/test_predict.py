@@ -252,7 +252,7 @@ def test_damaged_run_folders(tiny_run, covers, tmp_path):
 
 def test_a_sweep_folder_as_model_names_its_runs(tiny_run, covers, tmp_path):
     # It said "config.json is missing: ... is not a bilipop run folder" of a folder that train had just written.
-    from bilipop.evaluation.report import SWEEP_FILE
+    from bilipop.layout import SWEEP as SWEEP_FILE  # one home now (bilipop.layout)
     from bilipop.models.run import SWEEP
 
     assert SWEEP_FILE == SWEEP

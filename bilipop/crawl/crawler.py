@@ -24,8 +24,8 @@ from bilipop.crawl import api, covers
 from bilipop.crawl.http import Backoff, HttpClient, cookie_from_env
 from bilipop.crawl.steps import UPLOADS_PAGE, CrawlProgress, CrawlRun
 from bilipop.crawl.store import Store, check_store
-from bilipop.data.schema import COVERS_DIR, STORE_FILE
 from bilipop.errors import CrawlError, InputError
+from bilipop.layout import COVERS_DIR, STORE_FILE
 
 log = logging.getLogger(__name__)
 

@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bilipop.crawl.api import KNOWLEDGE_MAIN, KNOWLEDGE_V2, STAT_FIELDS, Video
-from bilipop.data.schema import COVERS_DIR
 from bilipop.errors import InputError
+from bilipop.layout import COVERS_DIR
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -437,7 +437,8 @@ def check_store(path: str | Path) -> None:
 
 
 def read_store_table(path: str | Path) -> pd.DataFrame:
-    """The dataset of a crawl store: one row per kept Knowledge video, joined with its uploader.
+    """The dataset of a crawl store as its raw query result: one row per kept Knowledge video, joined with its
+    uploader (``bilipop.data.io.read_table`` reads a store through this and normalises the column types).
 
     ``on_hot_list`` is true when the uploader was sighted on any hot list or has a hot-list honour; ``hot_sources``
     names where; ``cover_path`` is ``covers/<bvid>.jpg`` relative to the dataset folder, or empty when the cover is
@@ -447,8 +448,6 @@ def read_store_table(path: str | Path) -> pd.DataFrame:
         InputError: not a bilipop store, or written by a newer schema.
     """
     import pandas as pd
-
-    from bilipop.data.io import normalise_dtypes
 
     path = Path(path)
     conn = _open(path, create=False)
@@ -473,5 +472,4 @@ def read_store_table(path: str | Path) -> pd.DataFrame:
         f"{COVERS_DIR}/{b}.jpg" if s == "ok" and (covers_dir / f"{b}.jpg").is_file() else ""
         for b, s in zip(df["bvid"], df["cover_status"], strict=True)
     ]
-    df = df.drop(columns="cover_status")
-    return normalise_dtypes(df)
+    return df.drop(columns="cover_status")  # raw: bilipop.data.io.read_table gives it the dataset's dtypes

@@ -37,7 +37,8 @@ def filter_videos(
         raise InputError(f"--max-followers must be positive, got {max_followers}")
     needed = ["bvid", *COUNTERS, "followers"] + (["on_hot_list"] if require_hot else [])
     require_columns(df.columns, needed, what="the input table",
-                    hint="filter needs the crawl store or a table with the columns of SPEC section 3")
+                    hint="filter needs the crawl store or a table with the columns listed in docs/reference.md "
+                         "(\"Columns\")")
     report = FilterReport(input_rows=len(df))
     out = df
 

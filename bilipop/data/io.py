@@ -36,9 +36,10 @@ def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
     if not path.is_file():
         raise InputError(f"input file {path} does not exist; check the path or run the previous stage first")
     if suffix in (".db", ".sqlite"):
+        # The store hands over its raw query result; it is normalised here like any other table's.
         from bilipop.crawl.store import read_store_table
 
-        return read_store_table(path)
+        return normalise_dtypes(read_store_table(path))
     try:
         if suffix == ".parquet":
             df = pd.read_parquet(path)

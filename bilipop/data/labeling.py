@@ -1,4 +1,4 @@
-"""Cutting the score into the study's five ordered popularity classes (SPEC section 4).
+"""Cutting the score into the study's five ordered popularity classes (docs/reference.md, "Formulas").
 
 Beyond the study (issue 13): ``by_age`` cuts five equal classes within each of N equal-count age buckets, and
 every labelling checks how much a single video moves the others' labels (leave-one-out on the largest values).

@@ -1,10 +1,12 @@
-"""The one place that names the columns of the stage files (SPEC section 3) and the default file of each stage."""
+"""The one place that names the columns of the stage files (docs/reference.md, "The dataset folder") and the
+default file of each stage."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
 from bilipop.errors import InputError
+from bilipop.layout import COVERS_DIR, DEFAULT_DATA_DIR, STORE_FILE  # noqa: F401  (the dataset folder's names)
 
 #: The five counters of the study, in the order of ``--weights``.
 COUNTERS: tuple[str, ...] = ("views", "likes", "coins", "favorites", "shares")
@@ -42,9 +44,7 @@ COLUMNS: dict[str, str] = {
 
 STRING_COLUMNS = tuple(c for c, kind in COLUMNS.items() if kind == "str")
 
-#: Default file of each stage inside a dataset folder (SPEC section 3).
-STORE_FILE = "bilipop.db"
-COVERS_DIR = "covers"
+#: Default file of each stage inside a dataset folder (docs/reference.md, "The dataset folder").
 STAGE_FILES = {
     "filter": "filtered.parquet",
     "score": "scored.parquet",
@@ -62,7 +62,7 @@ STAGE_INPUTS = {
 NUM_CLASSES = 5
 LABEL_NAMES = ("very low", "low", "medium", "high", "very high")
 
-# The study's settings (SPEC section 1), here rather than in the stage modules so that the CLI can show them as
+# The study's settings (README, "What it does"), here rather than in the stage modules so that the CLI can show them as
 # its defaults without importing pandas.
 DEFAULT_MAX_FOLLOWERS = 500_000
 #: Weights of COUNTERS, in that order.

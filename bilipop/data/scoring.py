@@ -1,4 +1,4 @@
-"""The study's popularity score: a weighted sum of per-metric normalised counters (SPEC section 4).
+"""The study's popularity score: a weighted sum of per-metric normalised counters (docs/reference.md, "Formulas").
 
 Beyond the study (issue 13), two independent choices, each defaulting to the study's behaviour:
 

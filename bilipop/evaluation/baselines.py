@@ -22,8 +22,9 @@ from bilipop.evaluation.metrics import (
     within1_accuracy,
 )
 
-#: Test ordinal accuracy reported by the study (SPEC section 1): (vision, text, vit_weight) -> (epoch, figure).
-#: Only the figures SPEC records are here; other settings get no study figure rather than a guessed one.
+#: Test ordinal accuracy reported by the study (README, "Reproducing the study's tables"):
+#: (vision, text, vit_weight) -> (epoch, figure).
+#: Only the figures the study reports are here; other settings get no study figure rather than a guessed one.
 STUDY_FIGURES: dict[tuple[str, str, float | None], tuple[int, float]] = {
     ("vit", "bert", 0.75): (5, 0.6109),
     ("vit", "bert", 1.0): (5, 0.5980),
@@ -72,7 +73,7 @@ def uniform_random(y_true: Sequence[int], num_classes: int = NUM_CLASSES) -> dic
 
 
 def study_figure(vision: str = "vit", text: str = "bert", vit_weight: float | None = 0.75) -> dict | None:
-    """The study's test ordinal accuracy for this setting, or None when SPEC records no figure for it.
+    """The study's test ordinal accuracy for this setting, or None when the study reports no figure for it.
 
     At w = 1 the title encoder is not built and at w = 0 the cover encoder is not: such a run is the study's
     ViT-only or BERT-only model whatever the other flag says, and never one of Table 2's fused pairs.

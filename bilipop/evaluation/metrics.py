@@ -1,7 +1,7 @@
 """Classification metrics for the five ordered popularity classes.
 
-Ordinal accuracy (SPEC section 4) is the study's metric and is reported first; the others exist because an
-ordered five-class problem with skewed classes is easy to flatter with a single number. Every function takes
+Ordinal accuracy (docs/reference.md, "Formulas") is the study's metric and is reported first; the others exist
+because an ordered five-class problem with skewed classes is easy to flatter with a single number. Every function takes
 plain sequences of class indices (0..num_classes-1) and returns plain Python numbers, so results go straight into
 JSON. A value that is mathematically undefined (a Spearman correlation of a constant) is ``None``, never NaN.
 """
@@ -41,7 +41,8 @@ def _pair(y_true, y_pred, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def ordinal_credit(gap):
-    """The study's credit for a class gap ``|pred - true|``: 1 when 0, 0.5 when 1, else 0 (SPEC section 4).
+    """The study's credit for a class gap ``|pred - true|``: 1 when 0, 0.5 when 1, else 0 (docs/reference.md,
+    "Formulas").
 
     Elementwise on a numpy array or a torch tensor alike: the one definition that training's history, the
     evaluation report and the baselines share.

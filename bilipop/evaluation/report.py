@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,15 +20,14 @@ from bilipop.errors import InputError, ModelError
 from bilipop.evaluation.baselines import baselines
 from bilipop.evaluation.metrics import all_metrics, expected_class
 from bilipop.files import atomic_write
+from bilipop.layout import EVAL_DIR, HISTORY, METRICS, SPLIT, SWEEP
+from bilipop.progress import ProgressArg, takes_progress
 
 log = logging.getLogger(__name__)
 
 SPLITS = ("test", "valid", "train", "all")
 SMALL_CLASS = 10  # videos per class below which the intervals come with a warning
 PARTS = ("train", "valid", "test")
-EVAL_DIR = "eval"
-SWEEP_FILE = "sweep.json"  # bilipop.models.run.SWEEP, repeated so that importing this module needs no torch
-Progress = Callable[[int, int | None], None]
 
 
 @dataclass
@@ -104,7 +102,7 @@ def _read_json(path: Path, what: str) -> Any:
 
 def read_history(run: Path) -> list[dict[str, Any]]:
     """The rows of ``history.jsonl`` (an empty list when the file is missing)."""
-    path = run / "history.jsonl"
+    path = run / HISTORY
     if not path.is_file():
         return []
     rows = []
@@ -130,11 +128,11 @@ def _table_and_root(config: dict, data: Path | None, input: Path | None) -> tupl
 
 
 def _split_bvids(run: Path, split: str) -> list[str]:
-    parts = _read_json(run / "split.json", "the train/valid/test split")
+    parts = _read_json(run / SPLIT, "the train/valid/test split")
     if not isinstance(parts, dict) or not {"train", "test"} <= set(parts):
-        raise ModelError(f"{run / 'split.json'} lacks the train/test lists; train the run again")
+        raise ModelError(f"{run / SPLIT} lacks the train/test lists; train the run again")
     if split == "valid" and not parts.get("valid"):
-        raise InputError(f"{run / 'split.json'} has no valid part (an older bilipop wrote it); evaluate --split "
+        raise InputError(f"{run / SPLIT} has no valid part (an older bilipop wrote it); evaluate --split "
                          "test, or train the run again")
     if split == "all":
         return [b for name in PARTS for b in parts.get(name, [])]
@@ -157,9 +155,10 @@ def selection_note(config: dict, split: str) -> str | None:
     return None
 
 
+@takes_progress("evaluating")
 def evaluate(run: str | os.PathLike[str], data: str | os.PathLike[str] | None = None,
              input: str | os.PathLike[str] | None = None, split: str = "test",
-             progress: Progress | None = None, device: str = "cpu") -> EvaluationReport:
+             progress: ProgressArg = None, device: str = "cpu") -> EvaluationReport:
     """Evaluate a run folder (or each run of a sweep folder) on ``split`` and write ``RUN/eval/``.
 
     Args:
@@ -178,16 +177,16 @@ def evaluate(run: str | os.PathLike[str], data: str | os.PathLike[str] | None = 
     run = Path(run)
     if not run.is_dir():
         raise ModelError(f"run folder {run} does not exist; pass a folder written by bilipop train")
-    if (run / SWEEP_FILE).is_file():
+    if (run / SWEEP).is_file():
         return _evaluate_sweep(run, data, input, split, progress, device)
     return _evaluate_run(run, data, input, split, progress, device)
 
 
 def _evaluate_sweep(run: Path, data, input, split: str, progress, device: str) -> EvaluationReport:
-    sweep = _read_json(run / SWEEP_FILE, "the list of the sweep's runs")
+    sweep = _read_json(run / SWEEP, "the list of the sweep's runs")
     names = sweep.get("runs") if isinstance(sweep, dict) else None
     if not names:
-        raise ModelError(f"{run / SWEEP_FILE} lists no runs; train the sweep again")
+        raise ModelError(f"{run / SWEEP} lists no runs; train the sweep again")
     report = EvaluationReport(run=run, split=split)
     for name in names:
         sub = _evaluate_run(run / name, data, input, split, progress, device)
@@ -198,7 +197,7 @@ def _evaluate_sweep(run: Path, data, input, split: str, progress, device: str) -
                                   "train_ordinal_accuracy": row.get("train_ordinal_accuracy"),
                                   "valid_ordinal_accuracy": row.get("valid_ordinal_accuracy"),
                                   "valid_ordinal_accuracy_ci": row.get("valid_ordinal_accuracy_ci")})
-    target = run / EVAL_DIR / split / "metrics.json"
+    target = run / EVAL_DIR / split / METRICS
     _write_json(target, {**report.to_json(), "warnings": report.warnings})
     report.files["metrics"] = str(target)
     return report
@@ -286,8 +285,8 @@ def _evaluate_run(run: Path, data, input, split: str, progress, device: str) -> 
         report.files["curves"] = str(curves_png(history, folder / "curves.png", title=f"Training: {run.name}",
                                                 valid_part=report.setting["select_on"]))
     else:
-        report.warnings.append(f"{run / 'history.jsonl'} is missing or empty; no curves.png drawn")
-    target = folder / "metrics.json"
+        report.warnings.append(f"{run / HISTORY} is missing or empty; no curves.png drawn")
+    target = folder / METRICS
     report.files["metrics"] = str(target)
     _write_json(target, {**report.to_json(), "table": str(table_path), "warnings": report.warnings})
     return report

@@ -65,7 +65,8 @@ class InputStage(Stage):
 
     def forward(self, state: State | torch.Tensor) -> State:
         *inputs, rows = state
-        # A stage output that does not require grad breaks torchgpipe's checkpoint backward (GPIPE_NOTES).
+        # A stage output that does not require grad breaks torchgpipe's checkpoint backward (docs/reference.md,
+        # "GPipe notes").
         return super().forward((*inputs, rows.detach().float().requires_grad_()))
 
     def run(self, state: State) -> State:

@@ -1,36 +1,30 @@
-"""Named model configurations, the ``tiny`` test models, weight resolution and the one factory that builds the
-fusion model (timm's ``create_model`` habit: one entry point, a registry of names, one documented lookup order).
+"""The model registry: a table of named encoders and the one factory that builds the fusion model from them (timm's
+``register_model``/``create_model`` habit: one entry point, a registry of names, the ``tiny`` test models among them).
 
-Where weights are looked for (``resolve_weights``), in this order:
-
-1. an explicit path: ``--vit PATH`` (a ``.pth`` state dict) or ``--bert PATH`` (a ``save_pretrained`` folder);
-2. ViT / VGG: ``$TORCH_HOME/hub/checkpoints/<file>`` (``~/.cache/torch/hub/checkpoints`` by default);
-   BERT: the Hugging Face cache (``$HF_HOME/hub``, ``~/.cache/huggingface/hub`` by default);
-3. a download into that cache, unless ``HF_HUB_OFFLINE`` or ``BILIPOP_OFFLINE`` is set (short timeouts, never a
-   hang). When all fail, ModelError names the file and where to put it.
+Each encoder is registered under its kind (the ``--vision``/``--text`` value: vit, vgg, bert, rnn) and its name (the
+``--vit``/``--bert`` value) with a builder, its default weights and its input size; ``list_encoders()`` lists them.
+A name that is not registered is a local path (or, for bert and rnn, a Hugging Face model name). Where weights
+are looked for is ``bilipop.models.weights``; the title tokenizer is ``bilipop.models.tokenizer``.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
-import re
-import shutil
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from bilipop.errors import ModelError
-from bilipop.files import atomic_write
+from bilipop.layout import DEFAULT_BERT, DEFAULT_TEXT, DEFAULT_VISION, DEFAULT_VIT, DEFAULT_VIT_WEIGHT, MAX_TOKENS, TINY
 from bilipop.models import ordinal
 from bilipop.models.fusion import FusionModel
 from bilipop.models.limits import refuse_code
-from bilipop.models.run import load_tokenizer
 from bilipop.models.text import RNNSpec, build_bert, split_bert, split_rnn
+from bilipop.models.tokenizer import load_tokenizer, train_tiny_tokenizer
 from bilipop.models.vision import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -40,27 +34,84 @@ from bilipop.models.vision import (
     ViTSpec,
     build_vit,
     split_vision,
-    vgg_spec_from_dict,
 )
+from bilipop.models.weights import (  # noqa: F401  (offline, looks_like_path, _download: the names of before)
+    DOWNLOAD_TIMEOUT_S,
+    VGG16_FILE,
+    VGG16_URL,
+    load_state,
+    looks_like_path,
+    offline,
+    resolve_weights,
+    vit_configs,
+)
+from bilipop.models.weights import download as _download  # noqa: F401
 
 log = logging.getLogger(__name__)
 
 VISIONS = ("vit", "vgg")
 TEXTS = ("bert", "rnn")
-MAX_TOKENS = 64
 NUM_CLASSES = 5
-TINY = "tiny"
-DEFAULT_VIT = "B_16_imagenet1k"
-DEFAULT_BERT = "bert-base-chinese"
-#: torchvision's file name for VGG-16 ImageNet weights, looked for in the torch hub cache.
-VGG16_FILE = "vgg16-397923af.pth"
-VGG16_URL = "https://download.pytorch.org/models/" + VGG16_FILE
-VGG_NAMES = ("vgg16", "random", TINY)
-DOWNLOAD_TIMEOUT_S = 15
 TINY_OUT_DIM = 32
 PRETRAINED_OUT_DIM = 1000
+#: Cover encoders' input side in pixels when nothing else says (VGG-16's ImageNet size).
+VGG_INPUT_SIZE = 224
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# The table
+@dataclass(frozen=True)
+class Encoder:
+    """One registered encoder: ``build`` makes it (see ``VisionBuilder``/``TextBuilder``)."""
+
+    kind: str  # vit, vgg (covers) or bert, rnn (titles)
+    name: str
+    description: str
+    weights: str | None = None  # the default weights: a torch hub cache file or a Hugging Face repo; None = random
+    input_size: int | None = None  # cover side in pixels (None for title encoders)
+    build: Callable = field(default=None, repr=False, compare=False)  # type: ignore[assignment]
+
+
+#: (dropout, heads) -> (encoder, arch entry); ``heads`` only matters to a ViT checkpoint path.
+VisionBuilder = Callable[[float, "int | None"], tuple[nn.Module, dict]]
+#: (titles, dropout) -> (model or None, tokenizer, arch entry)
+TextBuilder = Callable[[Sequence[str], float], tuple]
+
+_ENCODERS: dict[tuple[str, str], Encoder] = {}
+
+
+def register_encoder(kind: str, name: str, *, description: str, weights: str | None = None,
+                     input_size: int | None = None) -> Callable[[Callable], Callable]:
+    """Register the decorated builder as encoder ``name`` of ``kind`` (a name is registered once per kind)."""
+    if kind not in VISIONS + TEXTS:
+        raise ValueError(f"unknown encoder kind {kind!r}")
+
+    def add(build: Callable) -> Callable:
+        if (kind, name) in _ENCODERS:
+            raise ValueError(f"encoder {kind}/{name} is registered twice")
+        _ENCODERS[kind, name] = Encoder(kind, name, description, weights, input_size, build)
+        return build
+
+    return add
+
+
+def list_encoders(kind: str | None = None) -> list[Encoder]:
+    """The registered encoders (of ``kind`` when given), covers first, in the order they were registered."""
+    return [e for e in _ENCODERS.values() if kind is None or e.kind == kind]
+
+
+def encoder_names(kind: str) -> list[str]:
+    """The registered names of ``kind``, for error messages and help."""
+    return [e.name for e in list_encoders(kind)]
+
+
+def get_encoder(kind: str, name: str) -> Encoder | None:
+    """The encoder registered as ``name`` of ``kind``, or None."""
+    return _ENCODERS.get((kind, name))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The tiny test models
 def tiny_vit_spec(dropout: float = 0.1) -> ViTSpec:
     """The ``tiny`` ViT: 2 layers of width 32 on 32x32 covers (trains on a CPU in seconds)."""
     return ViTSpec(patches=8, dim=32, ff_dim=64, num_heads=2, num_layers=2, dropout_rate=dropout, image_size=32,
@@ -88,123 +139,63 @@ def tiny_rnn_spec(vocab_size: int, pad_token_id: int, dropout: float = 0.1) -> R
                    out_dim=TINY_OUT_DIM)
 
 
-def offline() -> bool:
-    """True when downloads are switched off (read at call time, so a changed environment is respected)."""
-    return any(os.environ.get(v, "").strip().upper() in ("1", "ON", "YES", "TRUE")
-               for v in ("HF_HUB_OFFLINE", "BILIPOP_OFFLINE"))
+# ---------------------------------------------------------------------------------------------------------------
+# Cover encoders
+@register_encoder("vit", TINY, description="2 layers of width 32, random, 32x32 covers (CPU tests)", input_size=32)
+def _tiny_vit(dropout: float, heads: int | None = None) -> tuple[nn.Module, dict]:
+    spec = tiny_vit_spec(dropout)
+    return build_vit(spec), {"kind": "vit", "spec": spec.to_dict()}
 
 
-def _vit_names() -> dict:
-    from pytorch_pretrained_vit.configs import PRETRAINED_MODELS
-
-    return PRETRAINED_MODELS
-
-
-def resolve_weights(kind: str, name: str) -> Path:
-    """Find the weights of ``name`` for ``kind`` ("vit", "vgg" or "bert") in the order of this module's docstring.
-
-    Returns a ``.pth`` file (vit, vgg) or a folder holding ``config.json`` and the weights (bert).
-
-    Raises:
-        ModelError: the name is unknown, or the weights are neither local nor downloadable; the message names
-            the file and the folder to put it in.
-    """
-    path = Path(name).expanduser()
-    if path.exists():
-        return path
-    if looks_like_path(name):
-        flag = "--bert" if kind == "bert" else "--vit"
-        what = "folder" if kind == "bert" else "file"
-        raise ModelError(f"{flag} {name}: the {what} {path} does not exist; check the path, or give "
-                         + ("a Hugging Face model name such as bert-base-chinese, or tiny" if kind == "bert"
-                            else "a known name such as B_16_imagenet1k, or tiny"))
-    if kind == "bert":
-        return _resolve_hf(name)
-    if kind == "vit":
-        names = _vit_names()
-        if name not in names:
-            raise ModelError(f"--vit {name!r} is neither a file nor a known ViT: use tiny, a path to a .pth "
-                             f"state dict, or one of {', '.join(names)}")
-        file, url = f"{name}.pth", names[name]["url"]
-    elif kind == "vgg":
-        if name != "vgg16":
-            raise ModelError(f"--vit {name!r} (with --vision vgg) is neither a file nor one of "
-                             f"{', '.join(VGG_NAMES)}")
-        file, url = VGG16_FILE, VGG16_URL
-    else:
-        raise ModelError(f"unknown model kind {kind!r}")
-    target = Path(torch.hub.get_dir()) / "checkpoints" / file
-    if target.is_file():
-        return target
-    if url and not offline():
-        try:
-            _download(url, target)
-            return target
-        except OSError as exc:
-            log.warning("downloading %s failed: %s", url, exc)
-    why = "downloads are off (HF_HUB_OFFLINE/BILIPOP_OFFLINE)" if offline() else "it could not be downloaded"
-    raise ModelError(f"weights {file} not found and {why}: put the file at {target} (from {url}), "
-                     f"or pass its path with --vit PATH")
+def _register_pretrained_vits() -> None:
+    for name, cfg in vit_configs().items():
+        size = int(cfg["image_size"][0])
+        register_encoder("vit", name, description=f"pytorch_pretrained_vit {name} ({cfg['num_classes']} classes)",
+                         weights=f"{name}.pth", input_size=size)(
+            lambda dropout, heads=None, name=name: _vit_from_file(resolve_weights("vit", name), dropout, heads))
 
 
-def looks_like_path(name: str) -> bool:
-    """True for a name that can only mean a local path: ``./x``, ``../x``, ``/x``, ``~/x``, ``x/y/z``, ``x/``,
-    a backslash, or a file extension of weights (a model name is at most ``owner/name``)."""
-    return (name.startswith((".", "/", "~")) or "\\" in name or name.endswith("/") or name.count("/") > 1
-            or name.lower().endswith((".pth", ".pt", ".bin", ".safetensors")))
+def _vit_from_file(path: Path, dropout: float, heads: int | None = None) -> tuple[nn.Module, dict]:
+    # The 21k checkpoints carry a pre-logits layer that the fine-tuning setup does not use (as in
+    # pytorch_pretrained_vit's own loader).
+    state = {k: v for k, v in load_state(path).items() if not k.startswith("pre_logits.")}
+    spec = _vit_spec_from_state(state, path, dropout, heads)
+    return _load_into(build_vit(spec), state, path, "vit"), {"kind": "vit", "spec": spec.to_dict()}
 
 
-def _download(url: str, target: Path) -> None:
-    import urllib.request
-
-    def fetch(tmp: Path) -> None:
-        with open(tmp, "wb") as f, urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as r:
-            shutil.copyfileobj(r, f)
-
-    atomic_write(target, fetch)
+@register_encoder("vgg", TINY, description="VGG-16's layout with few channels, random, 32x32 covers (CPU tests)",
+                  input_size=32)
+def _tiny_vgg(dropout: float, heads: int | None = None) -> tuple[nn.Module, dict]:
+    spec = tiny_vgg_spec(dropout)
+    return VGG(spec), {"kind": "vgg", "spec": spec.to_dict()}
 
 
-def _resolve_hf(name: str) -> Path:
-    from huggingface_hub import snapshot_download
+@register_encoder("vgg", "vgg16", description="torchvision's ImageNet VGG-16 (the study's Table 2)",
+                  weights=VGG16_FILE, input_size=VGG_INPUT_SIZE)
+def _vgg16(dropout: float, heads: int | None = None) -> tuple[nn.Module, dict]:
+    return _vgg_from_file(resolve_weights("vgg", "vgg16"), dropout)
 
-    if not re.fullmatch(r"[\w.-]+(/[\w.-]+)?", name):
-        raise ModelError(f"--bert {name!r} is neither an existing folder nor a Hugging Face model name")
-    patterns = ["*.json", "*.txt", "*.safetensors", "*.bin", "*.model"]
+
+@register_encoder("vgg", "random", description="VGG-16, randomly initialised", input_size=VGG_INPUT_SIZE)
+def _random_vgg(dropout: float, heads: int | None = None) -> tuple[nn.Module, dict]:
+    spec = VGGSpec(dropout_rate=dropout)
+    return VGG(spec), {"kind": "vgg", "spec": spec.to_dict()}
+
+
+def _vgg_from_file(path: Path, dropout: float) -> tuple[nn.Module, dict]:
+    state = load_state(path)
+    out_dim = state.get("classifier.6.weight", torch.empty(PRETRAINED_OUT_DIM)).shape[0]
+    spec = VGGSpec(dropout_rate=dropout, out_dim=out_dim)
+    return _load_into(VGG(spec), state, path, "vgg"), {"kind": "vgg", "spec": spec.to_dict()}
+
+
+def _load_into(encoder: nn.Module, state: dict, path: Path, vision: str) -> nn.Module:
     try:
-        return Path(snapshot_download(name, local_files_only=True, allow_patterns=patterns))
-    except Exception as exc:  # huggingface_hub raises several types for "not in the cache"
-        local_error = exc
-    if not offline():
-        try:
-            return Path(snapshot_download(name, allow_patterns=patterns, etag_timeout=DOWNLOAD_TIMEOUT_S))
-        except Exception as exc:
-            log.warning("downloading %s from the Hugging Face hub failed: %s", name, exc)
-    from huggingface_hub import constants
-
-    why = "downloads are off (HF_HUB_OFFLINE/BILIPOP_OFFLINE)" if offline() else "it could not be downloaded"
-    raise ModelError(f"BERT {name!r} is not in the Hugging Face cache ({constants.HF_HUB_CACHE}) and {why}: "
-                     f"on a connected machine run `hf download {name}` and copy the cache, or save it with "
-                     f"save_pretrained (model and tokenizer) and pass --bert FOLDER") from local_error
-
-
-@dataclass
-class Built:
-    """A freshly built model plus what is needed to save and rebuild it."""
-
-    model: FusionModel
-    tokenizer: object | None
-    arch: dict  # the config.json "model" entry: enough to rebuild the architecture without any weights
-    image_size: int
-    image_mean: tuple[float, ...]
-    image_std: tuple[float, ...]
-
-
-def _load_state(path: Path) -> dict:
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise ModelError(f"cannot read weights {path}: {type(exc).__name__}: {exc}".splitlines()[0]
-                         + "; pass a PyTorch state dict (.pth)") from exc
+        encoder.load_state_dict(state)
+    except RuntimeError as exc:
+        raise ModelError(f"weights {path} do not fit a {vision.upper()}: {str(exc).splitlines()[0]}") from exc
+    log.info("loaded %s weights from %s", vision, path)
+    return encoder
 
 
 def _vit_heads(path: Path, heads: int | None, dim: int) -> int:
@@ -235,7 +226,7 @@ def _vit_heads(path: Path, heads: int | None, dim: int) -> int:
 
 def _vit_spec_from_state(state: dict, path: Path, dropout: float, heads: int | None = None) -> ViTSpec:
     stem = path.stem
-    names = _vit_names()
+    names = vit_configs()
     if stem in names:
         cfg = names[stem]["config"]
         return ViTSpec(patches=cfg["patches"][0], dim=cfg["dim"], ff_dim=cfg["ff_dim"], num_heads=cfg["num_heads"],
@@ -253,75 +244,71 @@ def _vit_spec_from_state(state: dict, path: Path, dropout: float, heads: int | N
                    dropout_rate=dropout, image_size=int(round(seq ** 0.5)) * patches, out_dim=out_dim)
 
 
+_register_pretrained_vits()
+
+
 def _build_vision(vision: str, vit: str, dropout: float, heads: int | None = None) -> tuple[nn.Module, dict]:
-    if vision == "vit":
-        if vit == TINY:
-            spec = tiny_vit_spec(dropout)
-            return build_vit(spec), {"kind": "vit", "spec": spec.to_dict()}
-        path = resolve_weights("vit", vit)
-        # The 21k checkpoints carry a pre-logits layer that the fine-tuning setup does not use (as in
-        # pytorch_pretrained_vit's own loader).
-        state = {k: v for k, v in _load_state(path).items() if not k.startswith("pre_logits.")}
-        spec = _vit_spec_from_state(state, path, dropout, heads)
-        encoder = build_vit(spec)
-    else:
-        if vit == TINY:
-            spec = tiny_vgg_spec(dropout)
-            return VGG(spec), {"kind": "vgg", "spec": spec.to_dict()}
-        if vit == "random":
-            spec = VGGSpec(dropout_rate=dropout)
-            return VGG(spec), {"kind": "vgg", "spec": spec.to_dict()}
-        path = resolve_weights("vgg", vit)
-        state = _load_state(path)
-        out_dim = state.get("classifier.6.weight", torch.empty(PRETRAINED_OUT_DIM)).shape[0]
-        spec = VGGSpec(dropout_rate=dropout, out_dim=out_dim)
-        encoder = VGG(spec)
+    """The registered encoder ``vit`` of kind ``vision``, else the weights file at path ``vit``."""
+    entry = get_encoder(vision, vit)
+    if entry is not None:
+        return entry.build(dropout, heads)  # one with weights finds them with resolve_weights (a path first)
+    if not Path(vit).expanduser().exists() and not looks_like_path(vit):
+        names = encoder_names(vision)
+        if vision == "vit":
+            raise ModelError(f"--vit {vit!r} is neither a file nor a known ViT: use tiny, a path to a .pth state "
+                             f"dict, or one of {', '.join(n for n in names if n != TINY)}")
+        raise ModelError(f"--vit {vit!r} (with --vision vgg) is neither a file nor one of {', '.join(names)}")
+    path = resolve_weights(vision, vit)
+    return _vit_from_file(path, dropout, heads) if vision == "vit" else _vgg_from_file(path, dropout)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Title encoders
+@register_encoder("bert", TINY, description="2 layers of width 32, random, tokenizer learned from the titles")
+def _tiny_bert(titles: Sequence[str], dropout: float) -> tuple:
+    tokenizer = train_tiny_tokenizer(titles)
+    config = tiny_bert_config(len(tokenizer), dropout)
+    return build_bert(config), tokenizer, {"kind": "bert", "config": config}
+
+
+@register_encoder("bert", DEFAULT_BERT, description="Hugging Face bert-base-chinese (the study)",
+                  weights=DEFAULT_BERT)
+def _bert_base_chinese(titles: Sequence[str], dropout: float) -> tuple:
+    return _pretrained_bert(DEFAULT_BERT)
+
+
+@register_encoder("rnn", TINY, description="a small bidirectional GRU, tokenizer learned from the titles")
+def _tiny_rnn(titles: Sequence[str], dropout: float) -> tuple:
+    tokenizer = train_tiny_tokenizer(titles)
+    spec = tiny_rnn_spec(len(tokenizer), tokenizer.pad_token_id or 0, dropout)
+    return None, tokenizer, {"kind": "rnn", "spec": spec.to_dict()}
+
+
+@register_encoder("rnn", DEFAULT_BERT, description="a bidirectional GRU over bert-base-chinese's tokenizer "
+                  "(the study's Table 2)", weights=DEFAULT_BERT)
+def _rnn_chinese(titles: Sequence[str], dropout: float) -> tuple:
+    return _rnn_over(DEFAULT_BERT, dropout)
+
+
+def _bert_folder(bert: str) -> Path:
     try:
-        encoder.load_state_dict(state)
-    except RuntimeError as exc:
-        raise ModelError(f"weights {path} do not fit a {vision.upper()}: {str(exc).splitlines()[0]}") from exc
-    log.info("loaded %s weights from %s", vision, path)
-    return encoder, {"kind": vision, "spec": spec.to_dict()}
-
-
-def train_tiny_tokenizer(titles: Sequence[str], vocab_size: int = 2000):
-    """A BERT WordPiece tokenizer whose vocabulary is learned from ``titles`` (Chinese splits into characters)."""
-    from tokenizers import BertWordPieceTokenizer
-    from transformers import BertTokenizer
-
-    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    trainer = BertWordPieceTokenizer(lowercase=True)
-    trainer.train_from_iterator(list(titles), vocab_size=vocab_size, min_frequency=1, show_progress=False,
-                                special_tokens=specials)
-    # The trainer numbers tokens in a different order from one call to the next; sorted ids make the same
-    # titles give the same tokenizer, hence the same initial embeddings and a reproducible run.
-    tokens = specials + sorted(set(trainer.get_vocab()) - set(specials))
-    return BertTokenizer(vocab={tok: i for i, tok in enumerate(tokens)}, model_max_length=MAX_TOKENS)
-
-
-def _build_text(text: str, bert: str, titles: Sequence[str], dropout: float):
-    if bert == TINY:
-        tokenizer = train_tiny_tokenizer(titles)
-        folder = None
-    else:
         folder = resolve_weights("bert", bert)
-        if not folder.is_dir():
-            raise ModelError(f"--bert {bert} is a file; give a folder written by save_pretrained (config.json, "
-                             "weights and tokenizer files), a Hugging Face model name, or tiny")
-        refuse_code(folder, "--bert folder")
-        tokenizer = load_tokenizer(folder, MAX_TOKENS)
-    if text == "rnn":
-        if bert == TINY:
-            spec = tiny_rnn_spec(len(tokenizer), tokenizer.pad_token_id or 0, dropout)
-        else:
-            spec = RNNSpec(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id or 0,
-                           dropout_rate=dropout)
-        return None, tokenizer, {"kind": "rnn", "spec": spec.to_dict()}
-    if folder is None:
-        config = tiny_bert_config(len(tokenizer), dropout)
-        return build_bert(config), tokenizer, {"kind": "bert", "config": config}
+    except ModelError as exc:
+        if Path(bert).expanduser().exists() or looks_like_path(bert):
+            raise
+        raise ModelError(f"{exc}; the registered names are {', '.join(encoder_names('bert'))}") from exc.__cause__
+    if not folder.is_dir():
+        raise ModelError(f"--bert {bert} is a file; give a folder written by save_pretrained (config.json, "
+                         "weights and tokenizer files), a Hugging Face model name, or tiny")
+    refuse_code(folder, "--bert folder")
+    return folder
+
+
+def _pretrained_bert(bert: str) -> tuple:
     from transformers import BertModel
 
+    folder = _bert_folder(bert)
+    tokenizer = load_tokenizer(folder, MAX_TOKENS)
     try:
         model = BertModel.from_pretrained(str(folder), attn_implementation="eager")
     except Exception as exc:
@@ -330,25 +317,37 @@ def _build_text(text: str, bert: str, titles: Sequence[str], dropout: float):
     return model, tokenizer, {"kind": "bert", "config": config}
 
 
-def build_from_arch(arch: dict) -> FusionModel:
-    """Rebuild the fusion model from a config.json "model" entry, randomly initialised (weights come after)."""
-    w, out_dim = float(arch["vit_weight"]), int(arch["out_dim"])
-    vision = text = None
-    if arch.get("vision"):
-        v = arch["vision"]
-        encoder = build_vit(ViTSpec(**v["spec"])) if v["kind"] == "vit" else VGG(vgg_spec_from_dict(v["spec"]))
-        vision = split_vision(encoder)
-    if arch.get("text"):
-        t = arch["text"]
-        text = split_bert(build_bert(t["config"]), out_dim) if t["kind"] == "bert" else split_rnn(
-            RNNSpec(**t["spec"]))
-    # "outputs" (K-1 for the corn loss) came with issue 13; older runs have K outputs.
-    outputs = int(arch.get("outputs", arch["num_classes"]))
-    return FusionModel(vision, text, vit_weight=w, out_dim=out_dim, num_classes=outputs)
+def _rnn_over(bert: str, dropout: float) -> tuple:
+    tokenizer = load_tokenizer(_bert_folder(bert), MAX_TOKENS)
+    spec = RNNSpec(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id or 0, dropout_rate=dropout)
+    return None, tokenizer, {"kind": "rnn", "spec": spec.to_dict()}
 
 
-def create_model(*, vision: str = "vit", text: str = "bert", vit: str = DEFAULT_VIT, bert: str = DEFAULT_BERT,
-                 vit_weight: float = 0.75, titles: Sequence[str] = (), dropout: float = 0.1, seed: int = 0,
+def _build_text(text: str, bert: str, titles: Sequence[str], dropout: float) -> tuple:
+    """The registered encoder ``bert`` of kind ``text``, else a BERT folder or Hugging Face name ``bert``."""
+    entry = get_encoder(text, bert)
+    if entry is not None:
+        return entry.build(titles, dropout)
+    return _pretrained_bert(bert) if text == "bert" else _rnn_over(bert, dropout)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The factory
+@dataclass
+class Built:
+    """A freshly built model plus what is needed to save and rebuild it."""
+
+    model: FusionModel
+    tokenizer: object | None
+    arch: dict  # the config.json "model" entry: enough to rebuild the architecture without any weights
+    image_size: int
+    image_mean: tuple[float, ...]
+    image_std: tuple[float, ...]
+
+
+def create_model(*, vision: str = DEFAULT_VISION, text: str = DEFAULT_TEXT, vit: str = DEFAULT_VIT,
+                 bert: str = DEFAULT_BERT, vit_weight: float = DEFAULT_VIT_WEIGHT, titles: Sequence[str] = (),
+                 dropout: float = 0.1, seed: int = 0,
                  vit_heads: int | None = None, loss: str = "ce") -> Built:
     """Build the fusion model with pretrained (or tiny) encoders and the title tokenizer.
 

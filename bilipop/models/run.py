@@ -1,5 +1,6 @@
-"""The run folder: what ``train`` writes and ``evaluate``/``predict`` read (SPEC section 5). It needs nothing
-else, no network: config.json rebuilds the architecture, model.safetensors fills it, tokenizer/ reads titles."""
+"""The run folder: what ``train`` writes and ``evaluate``/``predict`` read (docs/reference.md, "The run folder"). It
+needs nothing else, no network: config.json rebuilds the architecture, model.safetensors fills it, tokenizer/ reads
+titles. The file names live in ``bilipop.layout`` (no torch there)."""
 
 from __future__ import annotations
 
@@ -13,25 +14,25 @@ import torch
 from bilipop import __version__
 from bilipop.errors import ModelError
 from bilipop.files import atomic_folder, atomic_write
-from bilipop.models.limits import (
-    MAX_CONFIG_BYTES,
-    check_run_config,
-    check_tokenizer_files,
-    parse_json,
-    refuse_code,
+from bilipop.layout import (  # noqa: F401  (HISTORY, SPLIT, CHECKPOINT: re-exported for the trainer)
+    CHECKPOINT,
+    CONFIG,
+    FORMAT_VERSION,
+    HISTORY,
+    MAX_TOKENS,
+    SPLIT,
+    SWEEP,
+    TOKENIZER,
+    WEIGHTS,
 )
+from bilipop.models.fusion import FusionModel
+from bilipop.models.limits import MAX_CONFIG_BYTES, check_run_config, parse_json
 from bilipop.models.preprocess import check_titles, decode_cover, to_tensor, tokenize
+from bilipop.models.text import RNNSpec, build_bert, split_bert, split_rnn
+from bilipop.models.tokenizer import load_tokenizer
+from bilipop.models.vision import VGG, ViTSpec, build_vit, split_vision, vgg_spec_from_dict
 
 log = logging.getLogger(__name__)
-
-FORMAT_VERSION = 1
-CONFIG = "config.json"
-WEIGHTS = "model.safetensors"
-TOKENIZER = "tokenizer"
-HISTORY = "history.jsonl"
-SPLIT = "split.json"
-CHECKPOINT = "checkpoint.pt"
-SWEEP = "sweep.json"
 
 
 @dataclass
@@ -48,6 +49,16 @@ class LoadedRun:
     def vit_weight(self) -> float:
         """The cover weight w the run was trained with."""
         return float(self.config["vit_weight"])
+
+    @property
+    def uses_cover(self) -> bool:
+        """Whether the cover branch counts at all (a zero-weight branch ignores its input)."""
+        return float(self.config.get("vit_weight", 0.5)) > 0
+
+    @property
+    def uses_title(self) -> bool:
+        """Whether the title branch counts at all."""
+        return float(self.config.get("vit_weight", 0.5)) < 1
 
     def preprocess_cover(self, path: str | Path) -> torch.Tensor:
         """(3, H, W) float32, resized and normalised as in training.
@@ -83,6 +94,13 @@ class LoadedRun:
 
         return probabilities(self.logits(images, input_ids, attention_mask), self.loss)
 
+    def class_probabilities(self, images: torch.Tensor | None, input_ids: torch.Tensor | None,
+                            attention_mask: torch.Tensor | None):
+        """:meth:`probabilities` as a (B, 5) float64 numpy array."""
+        with torch.no_grad():
+            probs = self.probabilities(images, input_ids, attention_mask)  # (B, 5)
+        return probs.double().cpu().numpy()
+
     def logits(self, images: torch.Tensor | None, input_ids: torch.Tensor | None,
                attention_mask: torch.Tensor | None) -> torch.Tensor:
         """The classifier's raw outputs: (B, 5) for ``ce``, (B, 4) for ``corn``; a branch whose weight is 0
@@ -97,6 +115,23 @@ class LoadedRun:
             )
 
 
+def build_from_arch(arch: dict) -> FusionModel:
+    """Rebuild the fusion model from a config.json "model" entry, randomly initialised (weights come after)."""
+    w, out_dim = float(arch["vit_weight"]), int(arch["out_dim"])
+    vision = text = None
+    if arch.get("vision"):
+        v = arch["vision"]
+        encoder = build_vit(ViTSpec(**v["spec"])) if v["kind"] == "vit" else VGG(vgg_spec_from_dict(v["spec"]))
+        vision = split_vision(encoder)
+    if arch.get("text"):
+        t = arch["text"]
+        text = split_bert(build_bert(t["config"]), out_dim) if t["kind"] == "bert" else split_rnn(
+            RNNSpec(**t["spec"]))
+    # "outputs" (K-1 for the corn loss) came with issue 13; older runs have K outputs.
+    outputs = int(arch.get("outputs", arch["num_classes"]))
+    return FusionModel(vision, text, vit_weight=w, out_dim=out_dim, num_classes=outputs)
+
+
 def load_run(run_dir: str | Path, device: str = "cpu") -> LoadedRun:
     """Load a run folder written by ``bilipop train`` for inference on ``device``.
 
@@ -105,8 +140,6 @@ def load_run(run_dir: str | Path, device: str = "cpu") -> LoadedRun:
             fit the recorded architecture.
     """
     from safetensors.torch import load_file
-
-    from bilipop.models.registry import build_from_arch
 
     path = Path(run_dir)
     if not path.is_dir():
@@ -144,29 +177,9 @@ def load_run(run_dir: str | Path, device: str = "cpu") -> LoadedRun:
         tok_dir = path / TOKENIZER
         if not tok_dir.is_dir():
             raise ModelError(f"{tok_dir} is missing; the run folder is incomplete, train it again")
-        tokenizer = load_tokenizer(tok_dir, int(config.get("max_tokens") or 64),
+        tokenizer = load_tokenizer(tok_dir, int(config.get("max_tokens") or MAX_TOKENS),
                                    hint="the run folder is damaged, train it again")
     return LoadedRun(path=path, config=config, model=model, device=dev, tokenizer=tokenizer)
-
-
-def load_tokenizer(folder: Path, max_tokens: int, *,
-                   hint: str = "the folder needs the tokenizer files written by save_pretrained"):
-    """The tokenizer saved in ``folder`` (``save_pretrained`` layout), truncating at ``max_tokens``.
-
-    Raises:
-        ModelError: the files are missing or damaged (the message ends with ``hint``).
-    """
-    from transformers import AutoTokenizer
-
-    refuse_code(folder, "tokenizer folder")
-    if Path(folder).is_dir():
-        check_tokenizer_files(folder, "the tokenizer folder")
-    try:
-        # trust_remote_code=False: never import a folder's own Python, and never ask on stdout whether to
-        return AutoTokenizer.from_pretrained(str(folder), model_max_length=max_tokens, trust_remote_code=False)
-    except Exception as exc:  # transformers raises many types for missing or damaged files
-        raise ModelError(f"cannot load a tokenizer from {folder}: {str(exc).strip().splitlines()[0]}; "
-                         f"{hint}") from exc
 
 
 def read_config(path: Path) -> dict:

@@ -3,7 +3,7 @@ bidirectional recurrent encoder over the same tokenizer's ids.
 
 Both are cut into (input part, body blocks, head) like the cover encoders. The input part turns token ids and the
 0/1 attention mask into hidden states and a float additive mask of shape (B, 1, 1, T); only tensors that can carry a
-gradient cross pipeline stages (see GPIPE_NOTES: checkpointing fails on integer stage outputs).
+gradient cross pipeline stages (docs/reference.md, "GPipe notes": checkpointing fails on integer stage outputs).
 """
 
 from __future__ import annotations

@@ -35,12 +35,10 @@ def occlusion_map(run: LoadedRun, image, input_ids, attention_mask, label: int, 
     import numpy as np
     import torch
 
-    from bilipop.prediction.predict import class_probabilities
-
     _, h, w = image.shape  # (3, H, W)
     ys = np.linspace(0, h, grid + 1).round().astype(int)
     xs = np.linspace(0, w, grid + 1).round().astype(int)
-    base = class_probabilities(run, image[None], input_ids, attention_mask)[0, label]
+    base = run.class_probabilities(image[None], input_ids, attention_mask)[0, label]
     variants = []
     for i in range(grid):
         for j in range(grid):
@@ -54,7 +52,7 @@ def occlusion_map(run: LoadedRun, image, input_ids, attention_mask, label: int, 
         if input_ids is not None:
             ids = input_ids.expand(len(batch), -1)
             mask = attention_mask.expand(len(batch), -1)
-        drops.append(base - class_probabilities(run, batch, ids, mask)[:, label])
+        drops.append(base - run.class_probabilities(batch, ids, mask)[:, label])
     return np.clip(np.concatenate(drops), 0, None).reshape(grid, grid)
 
 
@@ -84,8 +82,6 @@ def title_pieces(title: str) -> list[tuple[int, int]]:
 
 def token_drops(run: LoadedRun, images, title: str, label: int) -> list[dict[str, Any]]:
     """The title pieces whose removal lowers the probability of ``label`` most (largest drop first)."""
-    from bilipop.prediction.predict import class_probabilities
-
     spans = title_pieces(title)
     if len(spans) < 2:
         return []  # removing the only piece leaves no title to compare with
@@ -94,7 +90,7 @@ def token_drops(run: LoadedRun, images, title: str, label: int) -> list[dict[str
     ids, mask = tokens["input_ids"].to(run.device), tokens["attention_mask"].to(run.device)
     if images is not None:
         images = images.expand(len(variants) + 1, -1, -1, -1)
-    probs = class_probabilities(run, images, ids, mask)[:, label]
+    probs = run.class_probabilities(images, ids, mask)[:, label]
     drops = [{"token": title[a:b], "position": a, "drop": float(probs[0] - p)}
              for (a, b), p in zip(spans, probs[1:], strict=True)]
     return sorted(drops, key=lambda d: -d["drop"])[:TOP_TOKENS]
@@ -106,9 +102,7 @@ def explain_prediction(run: LoadedRun, cover: str | Path, title: str, label: int
     Raises:
         InputError: the heatmap cannot be written beside the cover.
     """
-    from bilipop.prediction.predict import _weights
-
-    use_cover, use_title = _weights(run)
+    use_cover, use_title = run.uses_cover, run.uses_title
     image = run.preprocess_cover(cover).to(run.device) if use_cover else None  # (3, H, W)
     ids = mask = None
     if use_title:

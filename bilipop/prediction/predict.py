@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from bilipop.data.schema import LABEL_NAMES
 from bilipop.errors import InputError, ModelError
+from bilipop.progress import Progress, ProgressArg, takes_progress
 
 if TYPE_CHECKING:
     import numpy as np
@@ -30,7 +31,6 @@ log = logging.getLogger(__name__)
 MODEL_ENV = "BILIPOP_MODEL"
 RUNS_DIR = "runs"
 BATCH_SIZE = 32
-Progress = Callable[[int, int | None], None]
 # What makes Excel, LibreOffice and Google Sheets read a cell as a formula (OWASP's CSV injection list).
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 _PLAIN_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
@@ -137,12 +137,6 @@ def as_run(model: LoadedRun | str | os.PathLike[str] | None, device: str = "cpu"
     return load_run(resolve_model(model), device=device)  # type: ignore[arg-type]
 
 
-def _weights(run: LoadedRun) -> tuple[bool, bool]:
-    """Whether the cover and the title branch count at all (a zero-weight branch ignores its input)."""
-    w = float(run.config.get("vit_weight", 0.5))
-    return w > 0, w < 1
-
-
 def check_title(title: object, where: str = "") -> str:
     """Return ``title``, or raise InputError (prefixed with ``where``) when it is empty or blank."""
     if not isinstance(title, str) or not title.strip():
@@ -160,12 +154,8 @@ def _prediction(probabilities: np.ndarray) -> Prediction:
 
 
 def class_probabilities(run: LoadedRun, images, input_ids, attention_mask) -> np.ndarray:
-    """The run's class probabilities, as a (B, 5) float64 numpy array."""
-    import torch
-
-    with torch.no_grad():
-        probs = run.probabilities(images, input_ids, attention_mask)  # (B, 5)
-    return probs.double().cpu().numpy()
+    """The run's class probabilities as a (B, 5) float64 numpy array (``LoadedRun.class_probabilities``)."""
+    return run.class_probabilities(images, input_ids, attention_mask)
 
 
 def predict_pairs(run: LoadedRun, covers: Sequence[str | Path], titles: Sequence[str], *,
@@ -184,7 +174,7 @@ def predict_pairs(run: LoadedRun, covers: Sequence[str | Path], titles: Sequence
 
     if len(covers) != len(titles):
         raise InputError(f"{len(covers)} covers but {len(titles)} titles; they must pair up")
-    use_cover, use_title = _weights(run)
+    use_cover, use_title = run.uses_cover, run.uses_title
     name = where or (lambda i: "")
     total = len(covers)
 
@@ -224,7 +214,7 @@ def predict_pairs(run: LoadedRun, covers: Sequence[str | Path], titles: Sequence
             images, ids, mask = pending.result()
             if stop < total:
                 pending = pool.submit(prepare, stop, min(stop + batch_size, total))
-            parts.append(class_probabilities(run, images, ids, mask))
+            parts.append(run.class_probabilities(images, ids, mask))
             if progress is not None:
                 progress(stop, total)
     return np.concatenate(parts) if parts else np.zeros((0, len(LABEL_NAMES)))
@@ -240,7 +230,7 @@ def _check_unused_inputs(run: LoadedRun, covers: Sequence[str | Path], titles: S
     """
     from bilipop.models.preprocess import check_cover
 
-    use_cover, use_title = _weights(run)
+    use_cover, use_title = run.uses_cover, run.uses_title
     name = where or (lambda i: "")
     if not use_cover:
         for i, cover in enumerate(covers):
@@ -346,8 +336,9 @@ def _neutralise_cell(value: object) -> object:
     return value
 
 
+@takes_progress("predicting")
 def predict_batch(model: LoadedRun | str | os.PathLike[str] | None, input: str | os.PathLike[str],
-                  output: str | os.PathLike[str] | TextIO, progress: Progress | None = None,
+                  output: str | os.PathLike[str] | TextIO, progress: ProgressArg = None,
                   batch_size: int = BATCH_SIZE, device: str = "cpu", escape_formulas: bool = True) -> BatchReport:
     """Predict every row of a table with columns ``cover`` and ``title`` and write it with the predictions.
 

@@ -10,11 +10,13 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from bilipop.layout import EVAL_DIR, WEIGHTS
+
 log = logging.getLogger(__name__)
 
 #: Where ``evaluate`` leaves a split's metrics, most specific first: ``RUN/eval/<split>/metrics.json`` (one folder
 #: per split), then the single ``RUN/eval/metrics.json`` of runs evaluated before that layout.
-METRICS_FILES = ("eval/test/metrics.json", "eval/metrics.json")
+METRICS_FILES = (f"{EVAL_DIR}/test/metrics.json", f"{EVAL_DIR}/metrics.json")
 #: config.json keys that are not a summary: the architecture dict and the dataset's local paths.
 _NOT_SUMMARY = ("model", "data", "input")
 
@@ -38,7 +40,7 @@ def read_metrics(run: Path) -> tuple[dict[str, Any] | None, str | None]:
     A metrics file older than the weights describes an earlier model: it is still returned, with ``stale``
     set so that the page can say so. A damaged file counts as absent (logged).
     """
-    weights = run / "model.safetensors"
+    weights = run / WEIGHTS
     for name in METRICS_FILES:
         path = run / name
         if not path.is_file():

@@ -19,9 +19,9 @@ from bilipop.data.io import read_table
 from bilipop.data.schema import NUM_CLASSES, require_columns
 from bilipop.errors import InputError
 from bilipop.models.preprocess import check_cover, decode_cover, resolve_cover, tokenize
+from bilipop.progress import Progress
 
 log = logging.getLogger(__name__)
-Progress = Callable[[int, int | None], None]
 
 
 @dataclass

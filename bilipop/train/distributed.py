@@ -77,7 +77,8 @@ def init(world: World, devices: list[torch.device]) -> None:
 
 
 def wrap(module: nn.Module, world: World) -> nn.Module:
-    """DDP around the (possibly pipelined) model; static_graph is required with GPipe (GPIPE_NOTES)."""
+    """DDP around the (possibly pipelined) model; static_graph is required with GPipe (docs/reference.md,
+    "GPipe notes")."""
     if not world.distributed:
         return module
     from torch.nn.parallel import DistributedDataParallel

@@ -24,15 +24,16 @@ from torch.utils.data import DataLoader, default_collate
 from bilipop.errors import InputError, ModelError
 from bilipop.evaluation.metrics import ordinal_credit
 from bilipop.files import atomic_write
+from bilipop.layout import CHECKPOINT, CONFIG, HISTORY, WEIGHTS
 from bilipop.models.fusion import FusionModel
 from bilipop.models.ordinal import loss_function, predicted
 from bilipop.models.preprocess import to_tensor
-from bilipop.models.run import CHECKPOINT, CONFIG, HISTORY, WEIGHTS, save_weights, write_json
+from bilipop.models.run import save_weights, write_json
+from bilipop.progress import Progress
 from bilipop.train import distributed
 from bilipop.train.pipeline import build_pipeline, output_device, pipeline_balance, time_balance
 
 log = logging.getLogger(__name__)
-Progress = Callable[[int, int | None], None]
 HISTORY_KEYS = ("epoch", "train_loss", "train_ordinal_accuracy", "valid_loss", "valid_ordinal_accuracy", "seconds")
 #: Consecutive fp16 steps skipped after which the run stops: halving the loss scale from 65536 takes at most ~17
 #: skips to fit, so more means a forward pass that overflows, which no loss scale can help.

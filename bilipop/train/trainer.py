@@ -12,15 +12,34 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bilipop.data.schema import LABEL_NAMES, NUM_CLASSES, STAGE_INPUTS
+from bilipop.data.schema import DEFAULT_DATA_DIR, LABEL_NAMES, NUM_CLASSES, STAGE_INPUTS
 from bilipop.errors import InputError, OutputError
 from bilipop.files import WRITE_ERRNOS, atomic_write, missing_parents
+from bilipop.layout import (
+    CHECKPOINT,
+    CONFIG,
+    COVER_CACHE,
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_BERT,
+    DEFAULT_CHECKPOINT,
+    DEFAULT_EPOCHS,
+    DEFAULT_LR,
+    DEFAULT_TEXT,
+    DEFAULT_VISION,
+    DEFAULT_VIT,
+    DEFAULT_VIT_WEIGHT,
+    MAX_TOKENS,
+    SPLIT,
+    SWEEP,
+    TABLE1_CSV,
+    TABLE1_MD,
+    TINY_LR,
+    TOKENIZER,
+)
+from bilipop.progress import ProgressArg, takes_progress
 
 log = logging.getLogger(__name__)
 
-DEFAULT_LR = 5e-5
-TINY_LR = 1e-3
-DEFAULT_BATCH_SIZE = 32
 
 
 @dataclass
@@ -46,16 +65,18 @@ def _weight_dir(w: float) -> str:
     return f"w{w:g}"
 
 
-def train(data: str | Path = "data", input: str | Path | None = None, out: str | Path = "runs/run",
-          vit: str = "B_16_imagenet1k", bert: str = "bert-base-chinese", vision: str = "vit", text: str = "bert",
-          vit_weight: Sequence[float] | float = (0.75,), epochs: int = 5, batch_size: int = DEFAULT_BATCH_SIZE,
-          lr: float | None = None, gpus: int | None = None, devices: Sequence[str] | str | None = None,
-          chunks: int | None = None, balance: Sequence[int] | str | None = None, checkpoint: str = "except_last",
+@takes_progress("training")
+def train(data: str | Path = DEFAULT_DATA_DIR, input: str | Path | None = None, out: str | Path = "runs/run",
+          vit: str = DEFAULT_VIT, bert: str = DEFAULT_BERT, vision: str = DEFAULT_VISION, text: str = DEFAULT_TEXT,
+          vit_weight: Sequence[float] | float = (DEFAULT_VIT_WEIGHT,), epochs: int = DEFAULT_EPOCHS,
+          batch_size: int = DEFAULT_BATCH_SIZE, lr: float | None = None, gpus: int | None = None,
+          devices: Sequence[str] | str | None = None, chunks: int | None = None,
+          balance: Sequence[int] | str | None = None, checkpoint: str = DEFAULT_CHECKPOINT,
           precision: str | None = None, cache: bool = False, seed: int = 0, resume: bool = False,
-          num_workers: int | None = None, progress: Callable[[int, int | None], None] | None = None,
+          num_workers: int | None = None, progress: ProgressArg = None,
           on_epoch: Callable[[dict], None] | None = None, dropout: float = 0.1, select_on: str = "valid",
           vit_heads: int | None = None, loss: str = "ce", class_weights: str = "none") -> TrainResult:
-    """Train the late-fusion model on a labeled dataset and write a run folder (SPEC section 5).
+    """Train the late-fusion model on a labeled dataset and write a run folder (docs/reference.md).
 
     Args:
         lr: None means the study's 5e-5, or 1e-3 when a ``tiny`` model trains from scratch.
@@ -190,8 +211,6 @@ def _remove_unfinished(made: list[Path]) -> None:
     they could not be resumed and would only block the next ``--out``; a folder with one stays for --resume."""
     import shutil
 
-    from bilipop.models.run import CHECKPOINT
-
     for folder in reversed(made):  # run folders before the sweep folder above them, --out before its parents
         if folder.is_dir() and not any(folder.rglob(CHECKPOINT)):
             shutil.rmtree(folder, ignore_errors=True)
@@ -228,8 +247,6 @@ def _precision_name(autocast) -> str:
 
 
 def _check_out(run_dir: Path, resume: bool) -> None:
-    from bilipop.models.run import CHECKPOINT, CONFIG
-
     if run_dir.exists() and not run_dir.is_dir():
         raise InputError(f"--out {run_dir} is a file; give a folder for the run")
     if resume:
@@ -255,7 +272,7 @@ def _cover_cache(out: Path, examples, size: int, world):
     from bilipop.train.dataset import CoverCache
 
     local_rank, local_size = distributed.local_from_env()
-    folder = out / "cover_cache"
+    folder = out / COVER_CACHE
     if world.size > local_size:
         # Several machines share the run folder (README): one cache per machine, so that their leaders do not race
         folder = folder / socket.gethostname()
@@ -270,16 +287,9 @@ def _cover_cache(out: Path, examples, size: int, world):
 
 def _train_one(run_dir, out, data, table_path, examples, split, options, world, devs, autocast, local_batch,
                num_workers, resume, dropout, progress, on_epoch):
-    from bilipop.models.registry import MAX_TOKENS, create_model
-    from bilipop.models.run import (
-        CONFIG,
-        SPLIT,
-        TOKENIZER,
-        load_tokenizer,
-        read_config,
-        save_tokenizer,
-        write_config,
-    )
+    from bilipop.models.registry import create_model
+    from bilipop.models.run import read_config, save_tokenizer, write_config
+    from bilipop.models.tokenizer import load_tokenizer
     from bilipop.train.dataset import CoverTitleDataset, default_workers, make_loader
     from bilipop.train.loop import Setup, fit
 
@@ -388,7 +398,6 @@ def _check_checkpoint(run_dir: Path, model) -> None:
     import torch
 
     from bilipop.errors import ModelError
-    from bilipop.models.run import CHECKPOINT
 
     path = run_dir / CHECKPOINT
     if not path.is_file():
@@ -419,7 +428,7 @@ def _check_same(saved: dict, options: dict, run_dir: Path) -> None:
 def _write_sweep(out: Path, weights, run_dirs, histories) -> Path:
     """table1.csv and table1.md: train and valid ordinal accuracy per weight and epoch, the valid figure with its
     95 % bootstrap interval, so that a reader can see which weights differ beyond the noise."""
-    from bilipop.models.run import SWEEP, write_json
+    from bilipop.models.run import write_json
 
     cols = ("vit_weight", "epoch", "train_ordinal_accuracy", "valid_ordinal_accuracy", "valid_ci_low",
             "valid_ci_high")
@@ -430,13 +439,13 @@ def _write_sweep(out: Path, weights, run_dirs, histories) -> Path:
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(cols)
     writer.writerows((f"{w:g}", e, f"{a:.4f}", f"{b:.4f}", f"{lo:.4f}", f"{hi:.4f}") for w, e, a, b, lo, hi in rows)
-    atomic_write(out / "table1.csv", lambda tmp: tmp.write_text(buf.getvalue(), encoding="utf-8"))
+    atomic_write(out / TABLE1_CSV, lambda tmp: tmp.write_text(buf.getvalue(), encoding="utf-8"))
     lines = ["| ViT weight | epoch | train ordinal accuracy | valid ordinal accuracy | valid 95 % interval |",
              "|---:|---:|---:|---:|---:|"]
     lines += [f"| {w:g} | {e} | {a:.4f} | {b:.4f} | [{lo:.4f}, {hi:.4f}] |" for w, e, a, b, lo, hi in rows]
     lines += ["", "Valid = the run's valid part (split.json) unless trained with --select-on test; intervals: 95 % "
               "bootstrap, 1,000 resamples stratified by class. Weights whose intervals overlap may not differ."]
     md = "\n".join(lines) + "\n"
-    atomic_write(out / "table1.md", lambda tmp: tmp.write_text(md, encoding="utf-8"))
+    atomic_write(out / TABLE1_MD, lambda tmp: tmp.write_text(md, encoding="utf-8"))
     write_json(out / SWEEP, {"weights": weights, "runs": [os.path.relpath(d, out) for d in run_dirs]})
-    return out / "table1.md"
+    return out / TABLE1_MD
