@@ -280,8 +280,8 @@ def run_demo(folder: str | Path, videos: int = DEMO_VIDEOS, epochs: int = DEMO_E
 
     ``on_start(stage)`` is called before each stage of ``STAGES`` and ``on_done(stage, result)`` after it, with
     the crawl's ``CrawlSummary``, a ``bilipop.data.stages.StageResult`` for filter, score and label, the
-    ``TrainResult``, the ``EvaluationReport`` and the ``CreatorQuestion``. ``batch_size`` is for small worlds (tests), whose few rows
-    make too few steps of 64.
+    ``TrainResult``, the ``EvaluationReport`` and the ``CreatorQuestion``. ``batch_size`` is for small worlds
+    (tests), whose few rows make too few steps of 64.
 
     Raises:
         InputError: bad sizes, or ``folder`` holds another world's crawl; any stage's BilipopError.
