@@ -7,7 +7,7 @@ drawing the full-size source, encoding, decoding and resizing it (the baseline, 
 On a shared machine the wall time depends on what else runs; the CPU time (user + system of the process) does
 not much, and on an otherwise idle machine the demo's wall time is about its CPU time (it runs on one thread).
 
-    python benchmarks/bench_demo.py [--repeats 3] [--videos 1800] [--epochs 6] [--seed 0]
+    python benchmarks/bench_demo.py [--repeats 3] [--videos N] [--epochs N] [--seed 0]   (default: the demo's own)
 """
 
 from __future__ import annotations

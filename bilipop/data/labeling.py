@@ -187,7 +187,6 @@ def influence(df: pd.DataFrame, score: np.ndarray, labels: np.ndarray, cuts: tup
     if np.abs(fitted - score).max() > 1e-7 * (1.0 + np.abs(score).max()):
         log.debug("score is not a weighted sum of the s_ columns; the leave-one-out check is skipped")
         return None
-    del fitted
     kinds = []
     for name, c in zip(names, cols, strict=True):
         if np.ptp(c) == 0 or abs(c.mean()) < 1e-9:
@@ -198,35 +197,62 @@ def influence(df: pd.DataFrame, score: np.ndarray, labels: np.ndarray, cuts: tup
             log.debug("column %s is neither mean-centred nor a percentile rank; leave-one-out skipped", name)
             return None
     candidates = {int(np.argmax(score))} | {int(np.argmax(c)) for w, c in zip(weights, cols, strict=True) if w > 0}
+    stats = [_Extremes(c) for c in cols]
     best: tuple[str, float] | None = None
+    new_score, term = fitted, np.empty(n)  # reused buffers
     for drop in sorted(candidates):
-        new_score = np.zeros(n)
-        for w, c, kind in zip(weights, cols, kinds, strict=True):
+        new_score.fill(0.0)
+        for w, c, kind, extremes in zip(weights, cols, kinds, stats, strict=True):
             if w != 0:
-                new_score += w * _without(c, drop, kind)
-        keep = np.ones(n, dtype=bool)
-        keep[drop] = False
-        sub = None if buckets is None else buckets[keep]
-        before = _cut(score[keep], cuts, quantiles, sub) if quantiles else labels[keep]
-        after = _cut(new_score[keep], cuts, quantiles, sub)
-        share = float((before != after).mean())
+                new_score += _without(c, drop, kind, extremes, term) * w
+        if quantiles:
+            keep = np.ones(n, dtype=bool)
+            keep[drop] = False
+            sub = None if buckets is None else buckets[keep]
+            changed = int(np.count_nonzero(_cut(score[keep], cuts, quantiles, sub)
+                                           != _cut(new_score[keep], cuts, quantiles, sub)))
+        else:  # the cuts stay: compare in place, the left-out row counting as unchanged
+            after = _cut(new_score, cuts, quantiles, None)
+            after[drop] = labels[drop]
+            changed = int(np.count_nonzero(after != labels))
+        share = changed / (n - 1)
         who = f"bvid {df['bvid'].iloc[drop]}" if "bvid" in df.columns else f"table row {drop + 1}"
         if best is None or share > best[1]:
             best = (who, share)
     return best
 
 
-def _without(c: np.ndarray, drop: int, kind: str) -> np.ndarray:
-    """Column ``c`` normalised again over every row but ``drop`` (whose own entry is meaningless)."""
+class _Extremes:
+    """A column's sum, max and min, so that its mean, max and min without any one row cost no copy of it."""
+
+    def __init__(self, c: np.ndarray) -> None:
+        self.c = c
+        self.total, self.max, self.min = float(c.sum()), float(c.max()), float(c.min())
+
+    def span_without(self, drop: int) -> float:
+        value, c = float(self.c[drop]), self.c
+        if value not in (self.max, self.min):
+            return self.max - self.min
+        parts = [part for part in (c[:drop], c[drop + 1:]) if len(part)]  # views: no copy
+        return max(float(p.max()) for p in parts) - min(float(p.min()) for p in parts)
+
+
+def _without(c: np.ndarray, drop: int, kind: str, extremes: _Extremes, out: np.ndarray) -> np.ndarray:
+    """Column ``c`` normalised again over every row but ``drop`` (whose own entry is meaningless), into ``out``."""
     n = len(c)
     if kind == "rank":
         # (rank - 1) of each row falls by one for rows above the left-out one, by a half for its ties.
-        place = c * (n - 1) - (c > c[drop]) - 0.5 * (c == c[drop])
-        place[drop] = 0.0
-        return place / (n - 2)
-    rest_sum = c.sum() - c[drop]
-    mean = rest_sum / (n - 1)
-    masked = c.copy()
-    masked[drop] = mean  # neither the max nor the min unless every other row equals it
-    span = np.ptp(masked)
-    return np.zeros(n) if span == 0 else (c - mean) / span
+        np.multiply(c, n - 1, out=out)
+        out -= c > c[drop]
+        out -= 0.5 * (c == c[drop])
+        out[drop] = 0.0
+        out /= n - 2
+        return out
+    mean = (extremes.total - float(c[drop])) / (n - 1)
+    span = extremes.span_without(drop)
+    if span == 0:
+        out.fill(0.0)
+        return out
+    np.subtract(c, mean, out=out)
+    out /= span
+    return out
