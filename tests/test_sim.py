@@ -78,7 +78,7 @@ def test_nav_answers_logged_out_with_the_keys(sim):
 
 
 def test_v2_names_match_the_recorded_table():
-    # BILIBILI_API.md section 2, as recorded.
+    # docs/reference.md, "Partitions", as recorded.
     recorded = ("2084 应试教育, 2085 非应试语言学习, 2086 大学专业知识, 2087 商业财经, 2088 社会观察, 2089 时政解读, "
                 "2090 人文历史, 2091 设计艺术, 2092 心理杂谈, 2093 职场发展, 2094 科学科普, 2095 其他知识杂谈")
     table = dict(item.split(" ") for item in recorded.split(", "))

@@ -1,7 +1,8 @@
-"""Tolerant parsing of Bilibili's JSON replies (BILIBILI_API.md): unknown fields are ignored, missing optional ones
-get a default, and a field of the wrong type is reported with its path instead of being guessed at.
+"""Tolerant parsing of Bilibili's JSON replies (docs/reference.md, "The Bilibili web API as bilipop uses it"):
+unknown fields are ignored, missing optional ones get a default, and a field of the wrong type is reported with its
+path instead of being guessed at.
 
-Field names differ by endpoint (BILIBILI_API.md section 2): list items (hot lists, Related) carry ``tidv2`` and
+Field names differ by endpoint (docs/reference.md, "Partitions"): list items (hot lists, Related) carry ``tidv2`` and
 ``pid_v2``; single-video objects (``view``, ``view/detail``'s ``View``) carry ``tid_v2`` and no main id, which is
 then taken from this module's own table (``tname`` and ``tname_v2`` are often empty).
 """
@@ -16,7 +17,7 @@ from typing import Any
 from bilipop.crawl import wbi
 from bilipop.errors import CrawlError
 
-#: The 2025 ("v2") Knowledge main partition and its sub-partitions (BILIBILI_API.md section 2).
+#: The 2025 ("v2") Knowledge main partition and its sub-partitions (docs/reference.md, "Partitions").
 KNOWLEDGE_MAIN = 1010
 KNOWLEDGE_V2: dict[int, str] = {
     2084: "应试教育",

@@ -1,7 +1,7 @@
 """``crawl()``: the resumable Knowledge-section crawl that ``bilipop crawl`` runs, and ``crawl_plan()``, what it
 will do and about how long it takes, said before it starts.
 
-The 2026 site has no listing of a whole section (BILIBILI_API.md section 0): the crawl starts from the hot lists,
+The 2026 site has no listing of a whole section (docs/reference.md, "Enumeration"): the crawl starts from the hot lists,
 walks the uploads of every uploader sighted there and keeps the videos whose v2 partition ids say Knowledge
 (``steps.py``). A crawl that lists nothing, or that the site keeps blocking, stops with one line.
 """

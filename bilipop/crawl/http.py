@@ -1,9 +1,9 @@
 """One polite HTTP session for the crawl: rate limits, retries with back-off, block handling, WBI keys, robots.txt.
 
-Bilibili answers an impolite client in several ways (BILIBILI_API.md section 6): HTTP 412 with an HTML page, HTTP
-429 with ``Retry-After``, or HTTP 200 with a JSON block code (-412, -352, -799, -509, -401) or even code 0 with
-nothing but ``data.v_voucher``. Every one of them slows the crawl down; if they persist after long pauses the crawl
-stops with one line, because everything fetched so far is already committed and a rerun resumes.
+Bilibili answers an impolite client in several ways (docs/reference.md, "Blocks and politeness"): HTTP 412 with an
+HTML page, HTTP 429 with ``Retry-After``, or HTTP 200 with a JSON block code (-412, -352, -799, -509, -401) or even
+code 0 with nothing but ``data.v_voucher``. Every one of them slows the crawl down; if they persist after long
+pauses the crawl stops with one line, because everything fetched so far is already committed and a rerun resumes.
 
 Every request has a whole deadline and a size cap (``transport``); redirects are never followed to another host
 for the API, and cookies go to the API host only. A host that cannot be reached fails within ``unreachable_s``.

@@ -1,4 +1,4 @@
-"""The resumable steps of one crawl run, in the order ``crawl()`` takes them (BILIBILI_API.md section 3).
+"""The resumable steps of one crawl run, in the order ``crawl()`` takes them (docs/reference.md, "Enumeration").
 
 1. Hot lists: the Knowledge ranking (``rid=1010``), every page of ``popular``, every weekly must-watch issue and
    the precious list; each item's owner is a sighted uploader, each item's facts are kept.
@@ -64,7 +64,7 @@ class CrawlProgress:
 
 
 def anti_bot_fields(rnd: random.Random) -> dict[str, str]:
-    """The fields a browser adds to ``arc/search`` (BILIBILI_API.md section 3): an empty ``dm_img_list``, two
+    """The fields a browser adds to ``arc/search`` (docs/reference.md, "Enumeration"): an empty ``dm_img_list``, two
     base64 strings of random printable text with their last two characters dropped, and a small ``dm_img_inter``."""
     def b64(low: int, high: int) -> str:
         text = "".join(rnd.choice(string.ascii_letters + string.digits) for _ in range(rnd.randint(low, high)))
@@ -78,7 +78,7 @@ def anti_bot_fields(rnd: random.Random) -> dict[str, str]:
 
 def listed_nothing(what: str) -> Callable[[dict], str | None]:
     """An ``expect`` check for ``HttpClient.get_json``: a code-0 reply whose list is empty is not a finished list
-    but a failure to report (BILIBILI_API.md section 0: the dead listings answer politely with nothing)."""
+    but a failure to report (docs/reference.md, "Enumeration": the dead listings answer politely with nothing)."""
     def check(envelope: dict) -> str | None:
         if envelope.get("code") != 0:
             return None

@@ -1,4 +1,4 @@
-"""WBI request signing (BILIBILI_API.md, "WBI request signing"), shared by the crawler and the local server."""
+"""WBI request signing (docs/reference.md, "WBI signing"), shared by the crawler and the local server."""
 
 from __future__ import annotations
 

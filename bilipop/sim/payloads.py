@@ -1,5 +1,5 @@
-"""The JSON shapes the simulated API answers with, built from the shapes recorded in BILIBILI_API.md (plus a few
-fields nobody needs, so parsers learn to ignore them).
+"""The JSON shapes the simulated API answers with, built from the recorded shapes (docs/reference.md, "The
+Bilibili web API as bilipop uses it"), plus a few fields nobody needs, so parsers learn to ignore them.
 
 List items (hot lists, Related, the ranking) carry ``tidv2``/``tnamev2``/``pid_v2``/``pid_name_v2``; single-video
 objects (``view``, ``view/detail``'s ``View``) carry ``tid_v2``/``tname_v2`` and no main id; ``tname`` and

@@ -7,7 +7,7 @@ Each video's log views is a sum of independent parts, all drawn from the world's
 
 ``appeal`` is the age-free part: the log views the video would reach once mature, relative to ``BASE``. The
 counters served are ``views ~ Poisson(E[views])`` and likes, coins, favourites, shares, danmaku and replies as
-noisy ratios of views around the medians of BILIBILI_API.md section 7.
+noisy ratios of views around the medians of docs/reference.md, "Real records".
 
 What a cover shows that raises views (``COVER_EFFECTS``, in log-views units): a brighter and a more saturated
 picture, a caption band with big letters, a face. What a title says that raises views (``TITLE_EFFECTS``): a hook

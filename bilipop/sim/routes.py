@@ -1,5 +1,5 @@
 """The JSON endpoints of the 2026 site: parameter checks, the checks each endpoint makes (WBI signature, anti-bot
-fields, Referer), and the envelope it answers with (BILIBILI_API.md sections 0-5).
+fields, Referer), and the envelope it answers with (docs/reference.md, "The Bilibili web API as bilipop uses it").
 
 Endpoints that check nothing still answer signed requests ("harmless where unchecked"). ``series/one`` refuses an
 unsigned request with -352; ``arc/search`` answers -352 (with ``v_voucher``) without the anti-bot fields or a space
@@ -218,7 +218,7 @@ def voucher_reply(seed: str) -> Reply:
 
 
 def _anti_bot_ok(query: Mapping[str, str], headers: Mapping[str, str]) -> bool:
-    """The fields a browser sends to ``arc/search`` (BILIBILI_API.md section 3) and the space page as Referer."""
+    """The fields a browser sends to ``arc/search`` (docs/reference.md, "Enumeration") and the space page as Referer."""
     if any(not query.get(k) for k in ANTI_BOT) or query.get("dm_img_list") != "[]":
         return False
     for key in ("dm_img_str", "dm_cover_img_str"):

@@ -1,5 +1,5 @@
 """A local stand-in of Bilibili as it answered in 2026: the recorded endpoints, the WBI and anti-bot checks, the
-2026 block signals and other faults (BILIBILI_API.md).
+2026 block signals and other faults (docs/reference.md, "The Bilibili web API as bilipop uses it").
 
 Everything (API, robots.txt, the cookie page, covers) is served from one origin on 127.0.0.1, so a crawler pointed
 at ``base_url`` exercises the same code it would use against the real site. Tests can take over replies with

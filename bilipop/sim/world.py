@@ -1,16 +1,17 @@
 """The simulated world of the 2026 site: uploaders of several sections, their uploads, hot lists and honours.
 
-Structure (BILIBILI_API.md sections 0-3): Knowledge is v2 main partition 1010; a few other sections stand beside it
-so that the site-wide hot lists and the uploaders' upload lists mix sections, as the real ones do. Knowledge-home
-uploaders upload mostly Knowledge videos and a few others, other-home uploaders now and then a Knowledge one; some
-uploaders of each kind are on the hot lists, others never are. Old ``tid`` and v2 ids do not map one to one: some
-Knowledge videos carry old tid 21 (日常), some videos with an old Knowledge tid (122) now sit in another section.
+Structure (docs/reference.md, "Partitions" and "Enumeration"): Knowledge is v2 main partition 1010; a few other
+sections stand beside it so that the site-wide hot lists and the uploaders' upload lists mix sections, as the real
+ones do. Knowledge-home uploaders upload mostly Knowledge videos and a few others, other-home uploaders now and then
+a Knowledge one; some uploaders of each kind are on the hot lists, others never are. Old ``tid`` and v2 ids do not
+map one to one: some Knowledge videos carry old tid 21 (日常), some videos with an old Knowledge tid (122) now sit in
+another section.
 
 Popularity (counters, appeal, ages, what covers and titles show) comes from bilipop.sim.popularity alone, apart
 from the structure: log views is the sum of the cover's effect (brightness, saturation, a caption band, a face), the
 title's (a hook word, a number, an emoji), the uploader's pull, the video's age (fast growth in the first days,
 then slower) and luck, with likes, favourites, coins and shares as noisy ratios of views (heavy-tailed like
-BILIBILI_API.md's "Real records").
+docs/reference.md, "Real records").
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ HOT_HONOURS = frozenset({1, 2, 4, 7})
 INVISIBLE_CODES = (62002, 62004, 62012)
 
 #: Other v2 sections of the stand-in. Their ids and names are the sim's own (the crawler never needs them);
-#: only Knowledge's table is recorded (BILIBILI_API.md section 2).
+#: only Knowledge's table is recorded (docs/reference.md, "Partitions").
 OTHER_SECTIONS: dict[int, tuple[str, dict[int, str]]] = {
     1008: ("游戏", {2100: "单机游戏", 2101: "网络游戏", 2102: "手机游戏"}),
     1012: ("科技", {2110: "数码", 2111: "软件应用", 2112: "计算机技术"}),
