@@ -627,7 +627,8 @@ def demo_cmd(
         elif name == "label":
             out.print(views.label_table(result.table, result.report, result.input, result.output))
         elif name == "train" and result.best_epochs[0] is not None:
-            note(f"best epoch {result.best_epochs[0]} kept in {run} (chosen on the held-out part, as in the study)")
+            note(f"best epoch {result.best_epochs[0]} kept in {run} (chosen on the valid part; the test part stays "
+                 "unseen)")
         elif name == "evaluate":
             report = result.to_json()
             _show(views.evaluation_views(report, f"evaluate {run} (test split, n = {report['n']:,})"))
