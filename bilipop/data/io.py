@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bilipop.data.schema import COLUMNS, STRING_COLUMNS
+from bilipop.data.schema import COLUMNS, STRING_COLUMNS, row_name
 from bilipop.errors import InputError, OutputError
 from bilipop.files import atomic_write
 
@@ -103,7 +103,7 @@ def _check_int64(df: pd.DataFrame, col: str, given: pd.Series) -> None:
         return
     if beyond.any():
         row = int(np.flatnonzero(beyond)[0])
-        where = f"bvid {df['bvid'].iloc[row]}" if "bvid" in df.columns else f"row {row + 1}"
+        where = row_name(df, row, unnamed="row")
         value = given.iloc[row]
         shown = f"{value:g}" if isinstance(value, float) else str(value)
         raise InputError(f"column {col} holds {shown} at {where}, beyond the 64-bit integer range (at most "

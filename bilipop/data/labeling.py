@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from bilipop.data.schema import COUNTERS, DEFAULT_THRESHOLDS, LABEL_NAMES, NUM_CLASSES, require_columns
+from bilipop.data.schema import COUNTERS, DEFAULT_THRESHOLDS, LABEL_NAMES, NUM_CLASSES, require_columns, row_name
 from bilipop.data.scoring import video_ages
 from bilipop.errors import InputError
 
@@ -151,7 +151,7 @@ def _check_by_age(df: pd.DataFrame, by_age: int, quantiles: bool) -> np.ndarray:
         ages = pd.to_numeric(df["age_days"], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
         if not np.isfinite(ages).all():
             row = int(np.flatnonzero(~np.isfinite(ages))[0])
-            where = f"bvid {df['bvid'].iloc[row]}" if "bvid" in df.columns else f"table row {row + 1}"
+            where = row_name(df, row)
             raise InputError(f"column age_days has no usable age at {where}; run bilipop score again")
     else:
         ages = video_ages(df)
@@ -216,7 +216,7 @@ def influence(df: pd.DataFrame, score: np.ndarray, labels: np.ndarray, cuts: tup
             after[drop] = labels[drop]
             changed = int(np.count_nonzero(after != labels))
         share = changed / (n - 1)
-        who = f"bvid {df['bvid'].iloc[drop]}" if "bvid" in df.columns else f"table row {drop + 1}"
+        who = row_name(df, drop)
         if best is None or share > best[1]:
             best = (who, share)
     return best

@@ -70,6 +70,11 @@ DEFAULT_WEIGHTS: tuple[float, ...] = (0.75, 0.1, 0.1, 0.05, 0.0)
 DEFAULT_THRESHOLDS: tuple[float, ...] = (0.00025, 0.0015, 0.005, 0.02)
 
 
+def row_name(df, row: int, *, unnamed: str = "table row") -> str:
+    """How messages name row ``row`` (0-based) of a table: by its bvid when the table has one, else by number."""
+    return f"bvid {df['bvid'].iloc[row]}" if "bvid" in df.columns else f"{unnamed} {row + 1}"
+
+
 def require_columns(columns: Iterable[str], needed: Iterable[str], *, what: str, hint: str = "") -> None:
     """Raise InputError naming every needed column that ``columns`` lacks."""
     present = set(columns)

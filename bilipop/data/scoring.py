@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from bilipop.data.schema import COUNTERS, DEFAULT_WEIGHTS, require_columns
+from bilipop.data.schema import COUNTERS, DEFAULT_WEIGHTS, require_columns, row_name
 from bilipop.errors import InputError
 
 NORMS = ("paper", "log", "rank")
@@ -79,7 +79,7 @@ def video_ages(df: pd.DataFrame) -> np.ndarray:
         bad = ~np.isfinite(values) | (values <= 0) | (values > 2**53)
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
-            where = f"bvid {df['bvid'].iloc[row]}" if "bvid" in df.columns else f"table row {row + 1}"
+            where = row_name(df, row)
             value = df[col].iloc[row]
             raise InputError(f"column {col} has no usable time (unix seconds) at {where} (value "
                              f"{value!r}); drop such rows or score with --age none")
@@ -158,7 +158,7 @@ def _counter(df: pd.DataFrame, col: str) -> np.ndarray:
     bad = ~np.isfinite(values) | (values < 0)
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
-        where = f"bvid {df['bvid'].iloc[row]}" if "bvid" in df.columns else f"table row {row + 1}"
+        where = row_name(df, row)
         value = df[col].iloc[row]
         shown = repr(value) if isinstance(value, str) else str(value)
         raise InputError(

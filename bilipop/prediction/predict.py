@@ -153,11 +153,6 @@ def _prediction(probabilities: np.ndarray) -> Prediction:
                       expected_class=float(probabilities @ np.arange(len(probabilities))))
 
 
-def class_probabilities(run: LoadedRun, images, input_ids, attention_mask) -> np.ndarray:
-    """The run's class probabilities as a (B, 5) float64 numpy array (``LoadedRun.class_probabilities``)."""
-    return run.class_probabilities(images, input_ids, attention_mask)
-
-
 def predict_pairs(run: LoadedRun, covers: Sequence[str | Path], titles: Sequence[str], *,
                   batch_size: int = BATCH_SIZE, progress: Progress | None = None,
                   where: Callable[[int], str] | None = None) -> np.ndarray:
@@ -201,7 +196,7 @@ def predict_pairs(run: LoadedRun, covers: Sequence[str | Path], titles: Sequence
     starts = list(range(0, total, batch_size))
     parts = []
     if len(starts) == 1:  # one batch: nothing to overlap, and a thread hand-off costs milliseconds on a busy CPU
-        probabilities = class_probabilities(run, *prepare(0, total))
+        probabilities = run.class_probabilities(*prepare(0, total))
         if progress is not None:
             progress(total, total)
         return probabilities
