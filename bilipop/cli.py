@@ -598,7 +598,8 @@ def demo_cmd(
     started = time.perf_counter()
     steps = {
         "crawl": "crawl the simulated Knowledge section (a local stand-in of api.bilibili.com)",
-        "filter": f"filter: uploaders under {demo.DEMO_MAX_FOLLOWERS:,} followers who have been on the hot list",
+        "filter": f"filter: hot-list uploaders under {demo.DEMO_MAX_FOLLOWERS:,} followers (the study's 500,000 "
+                  "would leave too few simulated videos)",
         "score": "score: 0.75 views + 0.1 likes + 0.1 coins + 0.05 favorites + 0 shares, each (x - mean) / "
                  "(max - min)",
         "label": "label: five equal classes (--quantiles; the study's fixed cuts fit 27,000 real videos)",

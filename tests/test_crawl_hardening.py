@@ -113,6 +113,36 @@ def test_a_trickling_reply_is_cut_by_the_whole_request_deadline(tmp_path):
     assert elapsed < 6, elapsed
 
 
+def test_deadlines_share_one_watchdog_thread_and_the_proxies_are_read_once(tmp_path, monkeypatch):
+    # Before: each request started a threading.Timer (a thread), and requests re-read the environment each time.
+    import threading
+
+    import requests
+
+    from bilipop.crawl import transport
+
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # nothing listens there: NO_PROXY must be honoured
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    reads = []
+    real = requests.utils.get_environ_proxies
+    monkeypatch.setattr(requests.utils, "get_environ_proxies", lambda *a, **k: reads.append(1) or real(*a, **k))
+    started, me = [], threading.current_thread()  # threads started by the crawling thread (not the sim's)
+    real_start = threading.Thread.start
+    monkeypatch.setattr(threading.Thread, "start", lambda self: (threading.current_thread() is me
+                                                               and started.append(self.name)) or real_start(self))
+    with SimServer(videos=20, seed=2) as sim:
+        started.clear()  # the sim's own serving thread
+        session = transport.new_session()
+        for _ in range(30):
+            reply = transport.get(session, sim.base_url + "/x/web-interface/popular?pn=1&ps=20", headers={},
+                                  deadline_s=5, connect_timeout_s=5, read_timeout_s=5, max_bytes=1 << 20)
+            assert reply.status == 200
+    assert len(reads) == 1  # one host, read once
+    assert transport._proxies(transport.new_session(), "http://example.com/")["http"] == "http://127.0.0.1:9"
+    assert [n for n in started if n != "bilipop-deadlines"] == []  # at most the one watchdog, started once
+    assert started.count("bilipop-deadlines") <= 1
+
+
 def test_an_oversized_reply_is_refused(tmp_path):
     def huge(handler, path, query):
         if path != "/x/web-interface/popular":

@@ -265,3 +265,32 @@ def test_a_non_finite_loss_stops_fp32_training_before_the_weights_change(data, t
         train(data=data, out=tmp_path / "run", epochs=2, **TINY)
     state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
     assert state["epoch"] == 1 and all(torch.isfinite(v).all() for v in state["model"].values())
+
+
+def test_the_tiny_tokenizer_is_the_same_in_every_process():
+    # Before: the tokenizers WordPiece trainer broke ties between equally frequent pairs differently from one call
+    # (and process) to the next, so the same titles and seed gave different vocabularies and different runs.
+    import random
+
+    from bilipop.models.tokenizer import train_tiny_tokenizer
+    from bilipop.sim.popularity import TitleStyle
+    from bilipop.sim.words import TOPICS, make_title
+
+    rng = random.Random(5)
+    titles = [make_title(rng, tid, TitleStyle(rng.random() < 0.5, rng.random() < 0.5, rng.random() < 0.3))
+              for tid in list(TOPICS) * 40]
+    vocabs = [train_tiny_tokenizer(titles).get_vocab() for _ in range(4)]
+    code = textwrap.dedent("""
+        import json, sys
+        from bilipop.models.tokenizer import train_tiny_tokenizer
+        print(json.dumps(train_tiny_tokenizer(json.load(sys.stdin)).get_vocab()))
+    """)
+    for _ in range(2):
+        done = subprocess.run([sys.executable, "-c", code], input=json.dumps(titles), capture_output=True,
+                              text=True, check=True)
+        vocabs.append(json.loads(done.stdout))
+    assert all(v == vocabs[0] for v in vocabs)
+    tokenizer = train_tiny_tokenizer(titles)
+    assert all(tokenizer.unk_token not in tokenizer.tokenize(t) for t in titles)  # every title seen tokenizes
+    smaller = train_tiny_tokenizer(titles, vocab_size=len(vocabs[0]) - 10).get_vocab()  # fewer whole words
+    assert len(smaller) == len(vocabs[0]) - 10 and set(smaller) < set(vocabs[0])

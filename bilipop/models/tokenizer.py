@@ -14,17 +14,31 @@ SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 
 
 def train_tiny_tokenizer(titles: Sequence[str], vocab_size: int = 2000):
-    """A BERT WordPiece tokenizer whose vocabulary is learned from ``titles`` (Chinese splits into characters)."""
-    from tokenizers import BertWordPieceTokenizer
+    """A BERT WordPiece tokenizer whose vocabulary is learned from ``titles`` (Chinese splits into characters).
+
+    The vocabulary is counted here rather than by the ``tokenizers`` WordPiece trainer, whose choice among pairs
+    of equal count changes from one process to the next (the same titles gave different vocabularies, hence
+    different runs with the same seed). It holds the special tokens, every character seen at the start of a word
+    and, as ``##c``, inside one (so that every title seen tokenizes without ``[UNK]``), then whole words of two or
+    more characters, most frequent first and ties in code-point order, up to ``vocab_size``.
+    """
+    from collections import Counter
+
+    from tokenizers import normalizers, pre_tokenizers
     from transformers import BertTokenizer
 
+    normalize = normalizers.BertNormalizer(lowercase=True)
+    split = pre_tokenizers.BertPreTokenizer()
+    words: Counter[str] = Counter()
+    for title in titles:
+        words.update(word for word, _ in split.pre_tokenize_str(normalize.normalize_str(str(title))))
     specials = list(SPECIAL_TOKENS)
-    trainer = BertWordPieceTokenizer(lowercase=True)
-    trainer.train_from_iterator(list(titles), vocab_size=vocab_size, min_frequency=1, show_progress=False,
-                                special_tokens=specials)
-    # The trainer numbers tokens in a different order from one call to the next; sorted ids make the same
-    # titles give the same tokenizer, hence the same initial embeddings and a reproducible run.
-    tokens = specials + sorted(set(trainer.get_vocab()) - set(specials))
+    alphabet = {word[0] for word in words} | {"##" + c for word in words for c in word[1:]}
+    tokens = specials + sorted(alphabet - set(specials))
+    room = max(vocab_size - len(tokens), 0)
+    known = set(tokens)
+    whole = sorted((w for w in words if len(w) > 1 and w not in known), key=lambda w: (-words[w], w))
+    tokens += whole[:room]
     return BertTokenizer(vocab={tok: i for i, tok in enumerate(tokens)}, model_max_length=MAX_TOKENS)
 
 

@@ -30,7 +30,7 @@ BASE = math.log(900)
 #: Log views per standard deviation of the uploader's hidden pull.
 PULL = 0.85
 #: Standard deviation of a video's own luck (log views), and the odd viral hit on top of it.
-LUCK = 0.8
+LUCK = 0.6
 VIRAL_SHARE, VIRAL_BOOST = 0.015, (3.0, 5.5)
 
 #: How a cover's look is drawn: brightness and saturation uniform in these ranges (HSV value and saturation of
@@ -39,11 +39,11 @@ BRIGHTNESS, SATURATION = (0.35, 0.95), (0.15, 0.9)
 CAPTION_P, FACE_P = 0.5, 0.4
 #: Log views added per unit of brightness and saturation (centred on the middle of their range), and by a caption
 #: band and a face (centred on their probability, so that the average cover adds nothing).
-COVER_EFFECTS = {"brightness": 5.0, "saturation": 3.0, "caption": 1.8, "face": 1.6}
+COVER_EFFECTS = {"brightness": 6.5, "saturation": 3.9, "caption": 2.3, "face": 2.1}
 
 #: How a title's style is drawn, and the log views each element adds (centred likewise).
 HOOK_P, NUMBER_P, EMOJI_P = 0.5, 0.5, 0.25
-TITLE_EFFECTS = {"hook": 1.9, "number": 1.1, "emoji": 1.2}
+TITLE_EFFECTS = {"hook": 2.5, "number": 1.4, "emoji": 1.6}
 
 #: Ages: 12% of the videos are young (log-uniform between five minutes and 14 days), the rest older than two
 #: weeks (exponential, mean 180 days, at most two years).
@@ -54,8 +54,11 @@ OLD_MEAN_S, OLD_MAX_S = 180 * 86400.0, 730 * 86400.0
 HALF_S, SLOW_S, SLOW_POWER = 1.5 * 86400.0, 60 * 86400.0, 0.15
 
 #: The share of the variance of log E[views] explained by each part over a world's videos (the README quotes
-#: these; ``explained_shares`` measures them, within a few points for a world of a few thousand videos).
-STATED_SHARES = {"cover": 0.36, "title": 0.21, "uploader": 0.12, "age": 0.15, "luck": 0.14}
+#: these; ``explained_shares`` measures them, within a few points for a world of a few thousand videos). Cover and
+#: title explain about three quarters: a model that sees them can reach about the study's 62 % ordinal accuracy
+#: from the two thousand videos the demo crawls (with 57 %, the tiny models stayed near 53 %, too close to the
+#: best constant's 40 % for every seed).
+STATED_SHARES = {"cover": 0.46, "title": 0.27, "uploader": 0.09, "age": 0.12, "luck": 0.06}
 
 # Median ratio to views and log-normal sigma fitted to the documented 90th percentile, per counter.
 RATIOS = {
