@@ -327,7 +327,7 @@ def crawl_cmd(
         bool, typer.Option("--widen", help="Also walk the uploaders of Knowledge videos in the Related lists of hot "
                                            "uploaders' videos (Related comes free with each video, but each new "
                                            "uploader costs one request per 30 uploads plus up to one per upload: "
-                                           "on the stand-in, twice the requests for twice the videos). Their "
+                                           "on the stand-in, about 3x the requests for 2x the videos). Their "
                                            "videos are stored; filter keeps only hot-list uploaders.")
     ] = False,
     refresh: Annotated[
