@@ -143,6 +143,32 @@ def test_deadlines_share_one_watchdog_thread_and_the_proxies_are_read_once(tmp_p
     assert started.count("bilipop-deadlines") <= 1
 
 
+def test_a_forked_child_gets_its_own_watchdog(tmp_path):
+    # The parent's watchdog thread does not exist in a forked child (and its lock may have been held at the fork):
+    # the child starts a fresh one, so its requests still get their deadlines.
+    import multiprocessing
+
+    from bilipop.crawl import transport
+
+    with SimServer(videos=20, seed=2) as sim:
+        url = sim.base_url + "/x/web-interface/popular?pn=1&ps=20"
+        get = dict(headers={}, deadline_s=5, connect_timeout_s=5, read_timeout_s=5, max_bytes=1 << 20)
+        assert transport.get(transport.new_session(), url, **get).status == 200  # the parent's watchdog runs
+        ctx = multiprocessing.get_context("fork")
+        queue = ctx.Queue()
+        child = ctx.Process(target=_get_in_child, args=(queue, url, get))
+        child.start()
+        child.join(30)
+        assert child.exitcode == 0 and queue.get(timeout=5) == (200, True)
+
+
+def _get_in_child(queue, url, get):
+    from bilipop.crawl import transport
+
+    fresh = transport._WATCHDOG._thread is None
+    queue.put((transport.get(transport.new_session(), url, **get).status, fresh))
+
+
 def test_an_oversized_reply_is_refused(tmp_path):
     def huge(handler, path, query):
         if path != "/x/web-interface/popular":

@@ -11,6 +11,7 @@ from __future__ import annotations
 import heapq
 import http.cookiejar
 import itertools
+import os
 import socket
 import threading
 import time
@@ -89,8 +90,6 @@ def new_session() -> requests.Session:
     environment on every request, a tenth of a crawl's time on a fast host. ``.netrc`` is not read (the crawler
     sends no credentials).
     """
-    import os
-
     session = requests.Session()
     session.cookies.set_policy(_NoCookies())
     session.trust_env = False
@@ -159,6 +158,17 @@ class _Watchdog:
 
 
 _WATCHDOG = _Watchdog()
+
+
+def _fresh_watchdog_after_fork() -> None:
+    # A forked child has no watchdog thread, and the parent's may have held the lock at the fork: start clean.
+    global _WATCHDOG
+    _WATCHDOG = _Watchdog()
+    _IN_FLIGHT.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_fresh_watchdog_after_fork)
 
 
 def _proxies(session: requests.Session, url: str) -> dict[str, str]:
