@@ -36,7 +36,7 @@ WORLD_FILE = ".bilipop-demo-world.json"
 # The demo's settings, chosen so that the tiny model beats the best constant by at least 0.10 for every seed tried
 # (0-7; with no follower cap, four training seeds on each of worlds 0-3 too) and the whole demo stays under 40 s
 # on two cores (benchmarks/bench_demo.py): the 2026 crawl keeps the Knowledge videos of uploaders on the hot
-# lists (about half of the world's, some 1,700-2,000) and the test part (1/11) holds about 170, so that its 95 %
+# lists (about half of the world's, some 1,600-2,000) and the test part (1/11) holds 150-180, so that its 95 %
 # interval is about +-0.07 wide.
 DEMO_VIDEOS = 3600
 DEMO_EPOCHS = 10
