@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 import socket
 import sqlite3
 import time
@@ -121,6 +122,8 @@ def test_deadlines_share_one_watchdog_thread_and_the_proxies_are_read_once(tmp_p
 
     from bilipop.crawl import transport
 
+    for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy", "HTTPS_PROXY", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)  # lower-case ones win over upper-case ones
     monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # nothing listens there: NO_PROXY must be honoured
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
     reads = []
@@ -141,8 +144,14 @@ def test_deadlines_share_one_watchdog_thread_and_the_proxies_are_read_once(tmp_p
     assert transport._proxies(transport.new_session(), "http://example.com/")["http"] == "http://127.0.0.1:9"
     assert [n for n in started if n != "bilipop-deadlines"] == []  # at most the one watchdog, started once
     assert started.count("bilipop-deadlines") <= 1
+    # With NO_PROXY set, requests reads a URL's port while choosing the proxy: a bad port is a failed request
+    # (InvalidURL, as without NO_PROXY), not a ValueError escaping the crawl.
+    with pytest.raises(requests.exceptions.InvalidURL):
+        transport.get(transport.new_session(), "http://i0.hdslb.com:99999/x.jpg", headers={}, deadline_s=5,
+                      connect_timeout_s=5, read_timeout_s=5, max_bytes=1 << 20)
 
 
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
 def test_a_forked_child_gets_its_own_watchdog(tmp_path):
     # The parent's watchdog thread does not exist in a forked child (and its lock may have been held at the fork):
     # the child starts a fresh one, so its requests still get their deadlines.
@@ -156,9 +165,12 @@ def test_a_forked_child_gets_its_own_watchdog(tmp_path):
         assert transport.get(transport.new_session(), url, **get).status == 200  # the parent's watchdog runs
         ctx = multiprocessing.get_context("fork")
         queue = ctx.Queue()
-        child = ctx.Process(target=_get_in_child, args=(queue, url, get))
+        child = ctx.Process(target=_get_in_child, args=(queue, url, get), daemon=True)
         child.start()
         child.join(30)
+        if child.is_alive():
+            child.kill()
+            child.join()
         assert child.exitcode == 0 and queue.get(timeout=5) == (200, True)
 
 

@@ -1,8 +1,9 @@
 """One GET with a whole-request deadline and a cap on the reply's size, no redirects followed and no cookie jar.
 
 ``requests`` only bounds each socket read: a server trickling a byte every few seconds holds a request for ever.
-Here a watchdog shuts down the socket of the request in flight once its deadline passes, whatever phase it is in,
-and the body is read in pieces so that an oversized reply is dropped as soon as it passes the cap. Cookies are
+Here a watchdog shuts down the socket of the request in flight once its deadline passes, whatever phase it is in
+(through a proxy, whose connections ``requests`` makes itself, the deadline is only checked when the reply ends or a
+read times out), and the body is read in pieces so that an oversized reply is dropped as soon as it passes the cap. Cookies are
 never stored from replies; the caller adds its own Cookie header only for the host they belong to.
 """
 
@@ -126,12 +127,13 @@ class _Watchdog:
 
     def watch(self, ident: int, deadline_s: float, fired: threading.Event) -> int:
         with self._wake:
+            if self._thread is None or not self._thread.is_alive():  # started first: if it fails, nothing is left
+                thread = threading.Thread(target=self._run, name="bilipop-deadlines", daemon=True)
+                thread.start()
+                self._thread = thread
             order = next(self._order)
             heapq.heappush(self._due, (time.monotonic() + deadline_s, order, ident, fired))
             self._pending.add(order)
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name="bilipop-deadlines", daemon=True)
-                self._thread.start()
             self._wake.notify()
             return order
 
@@ -193,7 +195,10 @@ def get(session: requests.Session, url: str, *, headers: dict[str, str], deadlin
         TooLarge: the body (or its announced length) is over ``max_bytes``.
         requests.RequestException: as ``requests`` raises it (connection refused, reset...).
     """
-    proxies = _proxies(session, url)
+    try:
+        proxies = _proxies(session, url)
+    except ValueError as exc:  # NO_PROXY makes requests read the port: a bad one raises a plain ValueError
+        raise requests.exceptions.InvalidURL(f"{url[:80]!r}: {exc}") from None
     ident = threading.get_ident()
     fired = threading.Event()
     order = _WATCHDOG.watch(ident, deadline_s, fired)
