@@ -45,9 +45,9 @@ DEMO_BATCH_SIZE = 64
 #: about twice the epochs).
 DEMO_LR = 3e-3
 #: The demo keeps the hot uploaders' videos under 10 million followers (the filter still drops the few above it and
-#: the uploaders whose followers are unknown: 87 of 1,716 videos for seed 0). The study's 500,000 would leave about 1,000 videos: a test part of 90, too few to tell the
-#: model from a constant for every seed (2 of 16 runs, four training seeds on four worlds, did not), or, at 5,400
-#: videos, a crawl of 28 s.
+#: the uploaders whose followers are unknown: 87 of 1,716 videos for seed 0). The study's 500,000 would leave about
+#: 1,000 videos: a test part of 90, too few to tell the model from a constant for every seed (2 of 16 runs, four
+#: training seeds on four worlds, did not), or, at 5,400 videos, a crawl of 28 s.
 DEMO_MAX_FOLLOWERS = 10_000_000
 #: The study's hot-list rule: every uploader the 2026 crawl walks was sighted on a hot list, so it keeps them all.
 DEMO_REQUIRE_HOT = True

@@ -2,9 +2,9 @@
 
 ``requests`` only bounds each socket read: a server trickling a byte every few seconds holds a request for ever.
 Here a watchdog shuts down the socket of the request in flight once its deadline passes, whatever phase it is in
-(through a proxy, whose connections ``requests`` makes itself, the deadline is only checked when the reply ends or a
-read times out), and the body is read in pieces so that an oversized reply is dropped as soon as it passes the cap. Cookies are
-never stored from replies; the caller adds its own Cookie header only for the host they belong to.
+(through a proxy, whose connections ``requests`` makes itself, the deadline is only checked when the reply ends or
+a read times out), and the body is read in pieces so that an oversized reply is dropped as soon as it passes the
+cap. Cookies are never stored from replies; the caller adds its own Cookie header only for the host they belong to.
 """
 
 from __future__ import annotations
