@@ -200,11 +200,25 @@ def influence(df: pd.DataFrame, score: np.ndarray, labels: np.ndarray, cuts: tup
     stats = [_Extremes(c) for c in cols]
     best: tuple[str, float] | None = None
     new_score, term = fitted, np.empty(n)  # reused buffers
+    above, counted = np.empty(n, dtype=bool), np.empty(n, dtype=np.int64)
     for drop in sorted(candidates):
         new_score.fill(0.0)
+        offset = 0.0
         for w, c, kind, extremes in zip(weights, cols, kinds, stats, strict=True):
-            if w != 0:
-                new_score += _without(c, drop, kind, extremes, term) * w
+            if w == 0:
+                continue
+            if kind == "rank":
+                term = _without(c, drop, kind, extremes, term)
+                term *= w
+            else:  # w (c - mean) / span as one scaling of c; the means' part is subtracted once, below
+                span = extremes.span_without(drop)
+                if span == 0:
+                    continue
+                scale = w / span
+                np.multiply(c, scale, out=term)
+                offset += scale * (extremes.total - float(c[drop])) / (n - 1)
+            new_score += term
+        new_score -= offset
         if quantiles:
             keep = np.ones(n, dtype=bool)
             keep[drop] = False
@@ -212,7 +226,7 @@ def influence(df: pd.DataFrame, score: np.ndarray, labels: np.ndarray, cuts: tup
             changed = int(np.count_nonzero(_cut(score[keep], cuts, quantiles, sub)
                                            != _cut(new_score[keep], cuts, quantiles, sub)))
         else:  # the cuts stay: compare in place, the left-out row counting as unchanged
-            after = _cut(new_score, cuts, quantiles, None)
+            after = _count_cuts(new_score, cuts, above, counted)
             after[drop] = labels[drop]
             changed = int(np.count_nonzero(after != labels))
         share = changed / (n - 1)
@@ -220,6 +234,16 @@ def influence(df: pd.DataFrame, score: np.ndarray, labels: np.ndarray, cuts: tup
         if best is None or share > best[1]:
             best = (who, share)
     return best
+
+
+def _count_cuts(values: np.ndarray, cuts: tuple[float, ...], above: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``_cut`` for fixed cuts (ascending) and finite values, into ``out``: the number of cuts at or below each
+    value, which is what ``searchsorted(cuts, values, side="right")`` gives, at a third of its time."""
+    out.fill(0)
+    for cut in cuts:
+        np.greater_equal(values, cut, out=above)
+        out += above
+    return out
 
 
 class _Extremes:
