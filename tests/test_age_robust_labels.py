@@ -253,3 +253,13 @@ def test_on_the_simulated_world_age_adjusted_labels_follow_the_age_free_appeal_b
     # seed 1 none 0.906, residual 0.960, by-age 0.938. Residual halves the disagreement (1 - rho).
     assert residual > none + 0.04 and (1 - residual) < 0.6 * (1 - none), (none, residual)
     assert by_age > none + 0.02, (none, by_age)
+
+
+def test_the_checks_cut_counting_equals_searchsorted_even_on_the_cuts():
+    from bilipop.data.labeling import _count_cuts
+
+    cuts = (-0.004, -0.002, 0.0, 0.01)
+    rng = np.random.default_rng(3)
+    values = np.concatenate([rng.normal(0, 0.005, 10_000), np.array(cuts), np.nextafter(np.array(cuts), -1)])
+    got = _count_cuts(values, cuts, np.empty(len(values), dtype=bool), np.empty(len(values), dtype=np.int64))
+    np.testing.assert_array_equal(got, np.searchsorted(np.asarray(cuts), values, side="right"))
