@@ -261,5 +261,5 @@ def test_the_checks_cut_counting_equals_searchsorted_even_on_the_cuts():
     cuts = (-0.004, -0.002, 0.0, 0.01)
     rng = np.random.default_rng(3)
     values = np.concatenate([rng.normal(0, 0.005, 10_000), np.array(cuts), np.nextafter(np.array(cuts), -1)])
-    got = _count_cuts(values, cuts, np.empty(len(values), dtype=bool), np.empty(len(values), dtype=np.int64))
+    got = _count_cuts(values, cuts)
     np.testing.assert_array_equal(got, np.searchsorted(np.asarray(cuts), values, side="right"))

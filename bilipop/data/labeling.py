@@ -76,7 +76,7 @@ def age_buckets(ages: np.ndarray, buckets: int) -> np.ndarray:
 
 def _cut(values: np.ndarray, cuts: tuple[float, ...], quantiles: bool, buckets: np.ndarray | None) -> np.ndarray:
     if not quantiles:
-        return np.searchsorted(np.asarray(cuts), values, side="right").astype(np.int64)
+        return _count_cuts(values, cuts)
     if buckets is None:
         return quantile_labels(values)
     labels = np.empty(len(values), dtype=np.int64)
@@ -208,7 +208,7 @@ def influence(df: pd.DataFrame, score: np.ndarray, labels: np.ndarray, cuts: tup
             if w == 0:
                 continue
             if kind == "rank":
-                term = _without(c, drop, kind, extremes, term)
+                _rank_without(c, drop, term)
                 term *= w
             else:  # w (c - mean) / span as one scaling of c; the means' part is subtracted once, below
                 span = extremes.span_without(drop)
@@ -226,7 +226,7 @@ def influence(df: pd.DataFrame, score: np.ndarray, labels: np.ndarray, cuts: tup
             changed = int(np.count_nonzero(_cut(score[keep], cuts, quantiles, sub)
                                            != _cut(new_score[keep], cuts, quantiles, sub)))
         else:  # the cuts stay: compare in place, the left-out row counting as unchanged
-            after = _count_cuts(new_score, cuts, above, counted)
+            after = _count_cuts(new_score, cuts, above=above, out=counted)
             after[drop] = labels[drop]
             changed = int(np.count_nonzero(after != labels))
         share = changed / (n - 1)
@@ -236,9 +236,13 @@ def influence(df: pd.DataFrame, score: np.ndarray, labels: np.ndarray, cuts: tup
     return best
 
 
-def _count_cuts(values: np.ndarray, cuts: tuple[float, ...], above: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """``_cut`` for fixed cuts (ascending) and finite values, into ``out``: the number of cuts at or below each
-    value, which is what ``searchsorted(cuts, values, side="right")`` gives, at a third of its time."""
+def _count_cuts(values: np.ndarray, cuts: tuple[float, ...], *, above: np.ndarray | None = None,
+                out: np.ndarray | None = None) -> np.ndarray:
+    """Labels for fixed cuts (ascending) and finite values: the number of cuts at or below each value, which is what
+    ``searchsorted(cuts, values, side="right")`` gives, in half its time. ``above`` (bool) and ``out`` (int64) are
+    reusable buffers of ``len(values)``."""
+    above = np.empty(len(values), dtype=bool) if above is None else above
+    out = np.empty(len(values), dtype=np.int64) if out is None else out
     out.fill(0)
     for cut in cuts:
         np.greater_equal(values, cut, out=above)
@@ -261,22 +265,13 @@ class _Extremes:
         return max(float(p.max()) for p in parts) - min(float(p.min()) for p in parts)
 
 
-def _without(c: np.ndarray, drop: int, kind: str, extremes: _Extremes, out: np.ndarray) -> np.ndarray:
-    """Column ``c`` normalised again over every row but ``drop`` (whose own entry is meaningless), into ``out``."""
+def _rank_without(c: np.ndarray, drop: int, out: np.ndarray) -> np.ndarray:
+    """Percentile-rank column ``c`` ranked again over every row but ``drop`` (whose own entry is meaningless), into
+    ``out``: (rank - 1) of each row falls by one for rows above the left-out one, by a half for its ties."""
     n = len(c)
-    if kind == "rank":
-        # (rank - 1) of each row falls by one for rows above the left-out one, by a half for its ties.
-        np.multiply(c, n - 1, out=out)
-        out -= c > c[drop]
-        out -= 0.5 * (c == c[drop])
-        out[drop] = 0.0
-        out /= n - 2
-        return out
-    mean = (extremes.total - float(c[drop])) / (n - 1)
-    span = extremes.span_without(drop)
-    if span == 0:
-        out.fill(0.0)
-        return out
-    np.subtract(c, mean, out=out)
-    out /= span
+    np.multiply(c, n - 1, out=out)
+    out -= c > c[drop]
+    out -= 0.5 * (c == c[drop])
+    out[drop] = 0.0
+    out /= n - 2
     return out
