@@ -17,6 +17,7 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import requests
 import urllib3
@@ -176,8 +177,6 @@ if hasattr(os, "register_at_fork"):
 def _proxies(session: requests.Session, url: str) -> dict[str, str]:
     """The environment's proxies for ``url``'s host (``NO_PROXY`` honoured), read on the session's first request
     to that host."""
-    from urllib.parse import urlsplit
-
     parts = urlsplit(url)
     known: dict[str, dict[str, str]] = session.__dict__.setdefault("bilipop_proxies", {})
     origin = f"{parts.scheme}://{parts.netloc}"
