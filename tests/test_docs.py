@@ -124,3 +124,23 @@ def test_no_page_tells_history_or_cites_an_issue_or_an_unshipped_document():
         for pattern in (r"\bit used to\b", r"\bbefore this release\b", r"\bprevious version\b", r"\bissue \d+",
                         r"(?<![\w/])#\d+\b", r"\bBILIBILI_API\b", r"\bSPEC\.md\b", r"\bGPIPE_NOTES\b"):
             assert not re.search(pattern, text, flags=re.I), (page.name, pattern)
+
+
+def test_the_changelog_keeps_a_changelog():
+    from bilipop import __version__
+
+    text = (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
+    releases = re.findall(r"^## (.+)$", text, flags=re.M)
+    assert releases[0] == "[Unreleased]"
+    assert releases[1] == f"[{__version__}] - 2026-12-07"
+    for release in releases[1:]:
+        assert re.fullmatch(r"\[\d+\.\d+\.\d+\] - \d{4}-\d{2}-\d{2}", release), release
+    kinds = re.findall(r"^### (.+)$", text, flags=re.M)
+    assert kinds and set(kinds) <= {"Added", "Changed", "Deprecated", "Removed", "Fixed", "Security"}, kinds
+    unreleased = text.split("## [Unreleased]\n", 1)[1].split("\n## ", 1)[0]
+    assert not re.search(r"^- ", unreleased, flags=re.M)  # empty until something changes after the release
+    entries = re.findall(r"^- .+$", text, flags=re.M)
+    assert 10 <= len(entries) <= 40
+    history = (r"\bissue \d+", r"(?<![\w/])#\d+\b", r"benchmarks/bench_", r"\bit used to\b", r"\bwas\b.*\binstead\b")
+    for pattern in history:
+        assert not re.search(pattern, text, flags=re.I), pattern
