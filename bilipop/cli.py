@@ -22,7 +22,7 @@ from bilipop import __version__, views
 from bilipop.data.schema import DEFAULT_MAX_FOLLOWERS, DEFAULT_THRESHOLDS, DEFAULT_WEIGHTS
 from bilipop.demo import DEMO_EPOCHS, DEMO_VIDEOS
 from bilipop.errors import BilipopError, InputError
-from bilipop.layout import (
+from bilipop.train_config import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_BERT,
     DEFAULT_CHECKPOINT,
@@ -31,6 +31,7 @@ from bilipop.layout import (
     DEFAULT_VISION,
     DEFAULT_VIT,
     DEFAULT_VIT_WEIGHT,
+    TrainConfig,
 )
 
 
@@ -427,17 +428,17 @@ def train_cmd(
     from bilipop.train.trainer import train
 
     header: list[bool] = []
-    with user_errors(), progress_bar("training") as update:
-        result = train(
-            data=data, input=input, out=out_dir, vit=vit, bert=bert, vision=vision, text=text,
-            vit_weight=parse_floats(vit_weight, "--vit-weight"), epochs=epochs, batch_size=batch_size, lr=lr,
-            gpus=gpus, devices=devices, chunks=chunks,
-            balance=_parse_balance(balance),
-            checkpoint=checkpoint, precision=precision, cache=cache, seed=seed, resume=resume,
-            num_workers=num_workers, progress=update, on_epoch=lambda row: _print_epoch_row(row, header),
-            select_on=select_on, vit_heads=vit_heads,
-            loss=loss, class_weights=class_weights,
+    with user_errors():
+        config = TrainConfig(
+            vit=vit, bert=bert, vision=vision, text=text, vit_weight=tuple(parse_floats(vit_weight, "--vit-weight")),
+            epochs=epochs, batch_size=batch_size, lr=lr, gpus=gpus, devices=devices, chunks=chunks,
+            balance=_parse_balance(balance), checkpoint=checkpoint, precision=precision, cache=cache, seed=seed,
+            num_workers=num_workers, select_on=select_on, vit_heads=vit_heads, loss=loss,
+            class_weights=class_weights,
         )
+    with user_errors(), progress_bar("training") as update:
+        result = train(config, data=data, input=input, out=out_dir, resume=resume, progress=update,
+                       on_epoch=lambda row: _print_epoch_row(row, header))
     if not result.is_main:  # torchrun: rank 0 reports for everyone
         return
     for w, run, best, history in zip(result.weights, result.runs, result.best_epochs, result.histories,

@@ -25,6 +25,7 @@ from bilipop.data.schema import DEFAULT_WEIGHTS, STORE_FILE
 from bilipop.errors import InputError, OutputError
 from bilipop.files import atomic_write
 from bilipop.layout import CHECKPOINT, CONFIG
+from bilipop.train_config import TINY, TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -325,9 +326,9 @@ def run_demo(folder: str | Path, videos: int = DEMO_VIDEOS, epochs: int = DEMO_E
     def fit() -> Any:
         clear_run(run)
         with _one_thread():
-            return training.train(data=data, out=run, vit="tiny", bert="tiny", epochs=epochs,
-                                  batch_size=batch_size, lr=DEMO_LR, devices="cpu", seed=seed,
-                                  cache=True, num_workers=0, progress=train_progress, on_epoch=on_epoch)
+            config = TrainConfig(vit=TINY, bert=TINY, epochs=epochs, batch_size=batch_size, lr=DEMO_LR,
+                                 devices="cpu", seed=seed, cache=True, num_workers=0)
+            return training.train(config, data=data, out=run, progress=train_progress, on_epoch=on_epoch)
 
     stage("train", fit)
     with _one_thread():

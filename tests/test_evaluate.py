@@ -251,10 +251,11 @@ def test_a_real_sweep_with_single_branch_runs(tmp_path):
     """w = 0 (title only) and w = 1 (cover only): the sweep table carries the study's figures for both."""
     from bilipop.data.synthetic import make_labeled_dataset
     from bilipop.train.trainer import train
+    from bilipop.train_config import TrainConfig
 
     make_labeled_dataset(tmp_path / "data", n=30, seed=1, image_size=16)
-    train(data=tmp_path / "data", out=tmp_path / "sweep", vit="tiny", bert="tiny", vit_weight=(0.0, 1.0),
-          epochs=1, batch_size=16, devices="cpu", num_workers=0)
+    train(TrainConfig(vit="tiny", bert="tiny", vit_weight=(0.0, 1.0), epochs=1, batch_size=16, devices="cpu",
+                      num_workers=0), data=tmp_path / "data", out=tmp_path / "sweep")
     report = evaluate(tmp_path / "sweep", split="all")
     rows = {row["vit_weight"]: row for row in report.sweep_rows()}
     assert rows[0.0]["study"] == 0.4659 and rows[1.0]["study"] == 0.5980

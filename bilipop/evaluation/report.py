@@ -13,7 +13,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bilipop.data.schema import LABEL_NAMES, STAGE_INPUTS, require_columns
 from bilipop.errors import InputError, ModelError
@@ -22,6 +22,9 @@ from bilipop.evaluation.metrics import all_metrics, expected_class
 from bilipop.files import atomic_write
 from bilipop.layout import EVAL_DIR, HISTORY, METRICS, SPLIT, SWEEP
 from bilipop.progress import ProgressArg, takes_progress
+
+if TYPE_CHECKING:
+    from bilipop.models.run import RunConfig
 
 log = logging.getLogger(__name__)
 
@@ -115,16 +118,12 @@ def read_history(run: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def _table_and_root(config: dict, data: Path | None, input: Path | None) -> tuple[Path, Path]:
+def _table_and_root(recorded: RunConfig, data: Path | None, input: Path | None) -> tuple[Path, Path]:
     if input is not None:
         return Path(input), Path(data) if data is not None else Path(input).parent
     if data is not None:
         return Path(data) / STAGE_INPUTS["evaluate"], Path(data)
-    recorded = config.get("input")
-    if not recorded:
-        raise InputError("the run does not record its dataset; pass --data DIR or -i TABLE")
-    root = config.get("data") or Path(recorded).parent
-    return Path(recorded), Path(root)
+    return Path(recorded.input), Path(recorded.data)
 
 
 def _split_bvids(run: Path, split: str) -> list[str]:
@@ -139,15 +138,8 @@ def _split_bvids(run: Path, split: str) -> list[str]:
     return list(parts[split])
 
 
-def selected_on(config: dict) -> str:
-    """The part a run chose its kept epoch on. A run without ``select_on`` predates the valid part: bilipop then
-    chose on the test part, as the study did."""
-    return str(config.get("select_on", "test"))
-
-
-def selection_note(config: dict, split: str) -> str | None:
-    """How the evaluated split relates to the choice of the kept epoch (None when it played no part)."""
-    chosen_on = selected_on(config)
+def selection_note(chosen_on: str, split: str) -> str | None:
+    """How the evaluated split relates to the part the kept epoch was chosen on (None when it played no part)."""
     if split == "test" and chosen_on == "test":
         return "selected on test (as the study): the kept epoch was chosen on these videos, so the figure is optimistic"
     if split == "valid" and chosen_on == "valid":
@@ -215,8 +207,8 @@ def _evaluate_run(run: Path, data, input, split: str, progress, device: str) -> 
     from bilipop.prediction.predict import predict_pairs
 
     loaded = load_run(run, device=device)
-    config = loaded.config
-    table_path, root = _table_and_root(config, Path(data) if data else None, Path(input) if input else None)
+    recorded, settings = loaded.run_config, loaded.settings
+    table_path, root = _table_and_root(recorded, Path(data) if data else None, Path(input) if input else None)
     table = read_table(table_path)
     # As in training: a cover-only run (w = 1) needs no titles, a title-only run (w = 0) no covers.
     w = loaded.vit_weight
@@ -238,7 +230,7 @@ def _evaluate_run(run: Path, data, input, split: str, progress, device: str) -> 
     covers = [str(resolve_cover(p, root, table_path)) for p in rows["cover_path"]] if w > 0 else [""] * len(rows)
     titles = rows["title"].tolist() if w < 1 else [""] * len(rows)
     bvids = rows["bvid"].tolist()
-    probs = predict_pairs(loaded, covers, titles, batch_size=int(config.get("batch_size") or 32),
+    probs = predict_pairs(loaded, covers, titles, batch_size=settings.batch_size,
                           progress=progress, where=lambda i: f"video {bvids[i]}: ")
     truth = rows["label"].astype("int64").to_numpy()
     expected = expected_class(probs)
@@ -251,13 +243,13 @@ def _evaluate_run(run: Path, data, input, split: str, progress, device: str) -> 
         entry.update({"class": k, "name": LABEL_NAMES[k]})
     report.metrics["ece"] = expected_calibration_error(probs, truth)
     report.metrics["calibration"] = reliability(probs, truth)
-    report.setting = {key: config.get(key) for key in ("vision", "text", "vit", "bert", "vit_weight", "epochs",
-                                                          "best_epoch", "select_on", "seed", "precision",
-                                                          "balance", "input")}
-    report.setting["select_on"] = selected_on(config)
-    report.selection = selection_note(config, split)
-    report.baselines = baselines(truth, vision=config.get("vision", "vit"), text=config.get("text", "bert"),
-                                 vit_weight=config.get("vit_weight"))
+    balance = settings.balance
+    report.setting = {"vision": settings.vision, "text": settings.text, "vit": settings.vit, "bert": settings.bert,
+                      "vit_weight": w, "epochs": settings.epochs, "best_epoch": recorded.best_epoch,
+                      "select_on": settings.select_on, "seed": settings.seed, "precision": settings.precision,
+                      "balance": list(balance) if isinstance(balance, tuple) else balance, "input": recorded.input}
+    report.selection = selection_note(settings.select_on, split)
+    report.baselines = baselines(truth, vision=settings.vision, text=settings.text, vit_weight=w)
     spread = metric_intervals(truth, pred, probs, expected=expected, scores=scores,
                               best_constant=report.baselines["best_constant"]["class"],
                               majority=report.baselines["majority_class"]["class"])
