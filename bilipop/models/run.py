@@ -303,9 +303,12 @@ def write_config(folder: Path, config: dict) -> Path:
                                               **config})
 
 
-def save_model(folder: Path, model: torch.nn.Module, tokenizer, config: dict) -> None:
-    """Write config.json, tokenizer/ and model.safetensors: everything load_run needs."""
+def save_model(folder: Path, model: torch.nn.Module, tokenizer, config: dict, settings: TrainConfig) -> None:
+    """Write config.json, tokenizer/ and model.safetensors: everything load_run needs, for a model built outside
+    ``train`` (``config``: its architecture and preprocessing; ``settings``: what it stands for; no dataset and
+    no epoch are recorded)."""
     folder.mkdir(parents=True, exist_ok=True)
     save_tokenizer(tokenizer, folder / TOKENIZER)
     save_weights(model, folder / WEIGHTS)
-    write_config(folder, config)
+    write_config(folder, {"data": "", "input": "", **settings.to_json(), "balance_method": settings.balance_method,
+                          "best_epoch": None, "epochs_done": 0, **config})
