@@ -127,6 +127,23 @@ def test_resume_after_interruption_reproduces_the_run(datasets, tmp_path, worker
     assert [r["epoch"] for r in more.histories[0]] == [1, 2, 3]
 
 
+def test_resume_reads_the_checkpoint_once_and_refuses_other_settings(datasets, tmp_path, monkeypatch):
+    train(TrainConfig(epochs=1, **TINY), data=datasets["both"], out=tmp_path / "a")
+    with pytest.raises(InputError, match="was trained with --seed 0, not 1; resume with the same settings"):
+        train(TrainConfig(epochs=2, seed=1, **TINY), data=datasets["both"], out=tmp_path / "a", resume=True)
+    reads = []
+    load = torch.load
+
+    def counted(path, *args, **kwargs):
+        reads.append(str(path))
+        return load(path, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", counted)
+    more = train(TrainConfig(epochs=2, **TINY), data=datasets["both"], out=tmp_path / "a", resume=True)
+    assert [r["epoch"] for r in more.histories[0]] == [1, 2]
+    assert [p for p in reads if p.endswith("checkpoint.pt")] == [str(tmp_path / "a" / "checkpoint.pt")]
+
+
 def test_resume_of_a_run_interrupted_before_its_first_checkpoint_starts_it_over(datasets, tmp_path):
     # Stopped in epoch 1 the folder holds config.json but no checkpoint.pt: --resume must not refuse it (training
     # without --resume refuses the folder too, which left no way on but a new --out).
