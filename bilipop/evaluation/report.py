@@ -103,7 +103,7 @@ class EvaluationReport:
             if r is not best and same_rows:
                 vs_best = RunDifference(**paired_difference(r.credit, best.credit, r.truth))
             rows.append(SweepRow(
-                run=name, vit_weight=r.setting.get("vit_weight"), best_epoch=r.setting.get("best_epoch"),
+                run=name, vit_weight=r.setting["vit_weight"], best_epoch=r.setting["best_epoch"],
                 ordinal_accuracy=metrics.ordinal_accuracy, ci=metrics.ci["ordinal_accuracy"],
                 accuracy=metrics.accuracy, qwk=metrics.qwk, macro_mae=metrics.macro_mae, ece=metrics.ece,
                 best_constant=floors.best_constant.ordinal_accuracy,
@@ -204,7 +204,7 @@ def _evaluate_sweep(run: Path, data, input, split: str, progress, device: str) -
         report.runs[name] = sub
         report.warnings += [f"{name}: {w}" for w in sub.warnings]
         for row in read_history(run / name):
-            report.table1.append(EpochRow(sub.setting.get("vit_weight"), row.get("epoch"),
+            report.table1.append(EpochRow(sub.setting["vit_weight"], row.get("epoch"),
                                           row.get("train_ordinal_accuracy"), row.get("valid_ordinal_accuracy"),
                                           row.get("valid_ordinal_accuracy_ci")))
     target = run / EVAL_DIR / split / METRICS
