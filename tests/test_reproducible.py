@@ -190,7 +190,7 @@ def test_selection_on_valid_by_default_and_on_test_with_the_flag(data, tmp_path)
     assert json.loads((tmp_path / "test" / "config.json").read_text())["select_on"] == "test"
     report = evaluate(tmp_path / "test")
     assert report.selection.startswith("selected on test (as the study)")
-    assert report.metrics["ordinal_accuracy"] == pytest.approx(on_test.histories[0][0]["valid_ordinal_accuracy"])
+    assert report.metrics.ordinal_accuracy == pytest.approx(on_test.histories[0][0]["valid_ordinal_accuracy"])
     assert evaluate(tmp_path / "valid").selection is None
     from bilipop.errors import InputError
 
