@@ -45,7 +45,7 @@ def one_run(folder: str, videos: int, epochs: int, seed: int) -> dict:
     v = result.verdict
     return {"phases": {name: phases[name] for name in STAGES}, "cpu_total": time.process_time() - started_cpu,
             "verdict": {"ordinal_accuracy": v.ordinal_accuracy, "best_constant": v.best_constant,
-                        "interval": v.interval, "qwk": v.qwk, "n": v.n, "beats": v.beats},
+                        "difference_ci": v.ci, "qwk": v.qwk, "n": v.n, "beats": v.beats},
             "found_best": result.question.found_best}
 
 
@@ -127,7 +127,8 @@ def main() -> None:
     for r in runs:
         v = r["verdict"]
         print(f"  run: ordinal accuracy {v['ordinal_accuracy']:.3f} vs best constant {v['best_constant']:.3f}, "
-              f"95% interval {v['interval'][0]:.3f}-{v['interval'][1]:.3f}, QWK {v['qwk']:.3f}, n = {v['n']}, "
+              f"difference's 95% interval {v['difference_ci'][0]:+.3f} to {v['difference_ci'][1]:+.3f}, "
+              f"QWK {v['qwk']:.3f}, n = {v['n']}, "
               f"beats: {v['beats']}, ranking found the best pair: {r['found_best']}; whole {r['wall_process']:.1f} s "
               f"wall, {r['cpu_process']:.1f} s CPU")
     print(f"  cover at 480x270 for the crawler: {now_ms:.1f} ms drawn at that size vs {before_ms:.1f} ms drawn full "

@@ -42,11 +42,12 @@ BARE_MIN = BARE.replace("from transformers import BertModel\nimport pytorch_pret
 def make_run(root: Path) -> tuple[Path, Path]:
     from bilipop.data.synthetic import make_labeled_dataset
     from bilipop.train.trainer import train
+    from bilipop.train_config import TrainConfig
 
     make_labeled_dataset(root / "data", n=120, seed=0, image_size=64)
     run = root / "run"
-    train(data=root / "data", out=run, vit="tiny", bert="tiny", epochs=1, batch_size=32, devices="cpu",
-          num_workers=0)
+    train(TrainConfig(vit="tiny", bert="tiny", epochs=1, batch_size=32, devices="cpu", num_workers=0),
+          data=root / "data", out=run)
     return run, root / "data"
 
 

@@ -31,11 +31,12 @@ def child(folder: str) -> None:
     import torch
 
     from bilipop.train.trainer import train
+    from bilipop.train_config import TrainConfig
 
     torch.set_num_threads(1)
     base = _status_mib("VmRSS")
-    train(data=folder, out=os.path.join(folder, "run"), vit="tiny", bert="tiny", epochs=1, batch_size=32,
-          num_workers=0)
+    train(TrainConfig(vit="tiny", bert="tiny", epochs=1, batch_size=32, num_workers=0),
+          data=folder, out=os.path.join(folder, "run"))
     print(json.dumps({"base_mib": base, "peak_mib": _status_mib("VmHWM")}))
 
 

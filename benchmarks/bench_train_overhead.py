@@ -54,12 +54,13 @@ def main() -> None:
     from bilipop.models.registry import create_model
     from bilipop.train.dataset import CoverCache, CoverTitleDataset, load_examples, make_loader
     from bilipop.train.trainer import train
+    from bilipop.train_config import TrainConfig
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         table = make_labeled_dataset(tmp / "data", n=args.rows, seed=0, image_size=96)
         common = dict(vit="tiny", bert="tiny", batch_size=args.batch_size, num_workers=0, cache=True, seed=0)
-        result = train(data=tmp / "data", out=tmp / "run", epochs=args.epochs + 1, **common)
+        result = train(TrainConfig(epochs=args.epochs + 1, **common), data=tmp / "data", out=tmp / "run")
         ours = [row["seconds"] for row in result.histories[0][1:]]  # epoch 1 fills the cache
 
         examples = load_examples(table, tmp / "data", covers=True, titles=True)

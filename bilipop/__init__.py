@@ -37,6 +37,7 @@ _API = {
     "rank_candidates": "bilipop.prediction.predict",
     "predict_batch": "bilipop.prediction.predict",
     "SimServer": "bilipop.sim",
+    "TrainConfig": "bilipop.train_config",
 }
 
 #: subpackages whose main function shares their name: ``bilipop.crawl.crawl(...)``, ``bilipop.train.train(...)``

@@ -22,7 +22,7 @@ from bilipop import __version__, views
 from bilipop.data.schema import DEFAULT_MAX_FOLLOWERS, DEFAULT_THRESHOLDS, DEFAULT_WEIGHTS
 from bilipop.demo import DEMO_EPOCHS, DEMO_VIDEOS
 from bilipop.errors import BilipopError, InputError
-from bilipop.layout import (
+from bilipop.train_config import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_BERT,
     DEFAULT_CHECKPOINT,
@@ -31,6 +31,7 @@ from bilipop.layout import (
     DEFAULT_VISION,
     DEFAULT_VIT,
     DEFAULT_VIT_WEIGHT,
+    TrainConfig,
 )
 
 
@@ -427,17 +428,17 @@ def train_cmd(
     from bilipop.train.trainer import train
 
     header: list[bool] = []
-    with user_errors(), progress_bar("training") as update:
-        result = train(
-            data=data, input=input, out=out_dir, vit=vit, bert=bert, vision=vision, text=text,
-            vit_weight=parse_floats(vit_weight, "--vit-weight"), epochs=epochs, batch_size=batch_size, lr=lr,
-            gpus=gpus, devices=devices, chunks=chunks,
-            balance=_parse_balance(balance),
-            checkpoint=checkpoint, precision=precision, cache=cache, seed=seed, resume=resume,
-            num_workers=num_workers, progress=update, on_epoch=lambda row: _print_epoch_row(row, header),
-            select_on=select_on, vit_heads=vit_heads,
-            loss=loss, class_weights=class_weights,
+    with user_errors():
+        config = TrainConfig(
+            vit=vit, bert=bert, vision=vision, text=text, vit_weight=tuple(parse_floats(vit_weight, "--vit-weight")),
+            epochs=epochs, batch_size=batch_size, lr=lr, gpus=gpus, devices=devices, chunks=chunks,
+            balance=_parse_balance(balance), checkpoint=checkpoint, precision=precision, cache=cache, seed=seed,
+            num_workers=num_workers, select_on=select_on, vit_heads=vit_heads, loss=loss,
+            class_weights=class_weights,
         )
+    with user_errors(), progress_bar("training") as update:
+        result = train(config, data=data, input=input, out=out_dir, resume=resume, progress=update,
+                       on_epoch=lambda row: _print_epoch_row(row, header))
     if not result.is_main:  # torchrun: rank 0 reports for everyone
         return
     for w, run, best, history in zip(result.weights, result.runs, result.best_epochs, result.histories,
@@ -487,13 +488,12 @@ def evaluate_cmd(
         report = evaluate(run, data=data, input=input, split=split, progress=progress, device=device)
     for message in report.warnings:
         warn(message)
-    result = report.to_json()
     if json_output:
-        _print_json(result)
-    elif report.is_sweep:
-        _show(views.sweep_views(result, f"evaluate {run} (sweep, {split} split)"))
+        _print_json(report.to_json())
+    elif report.metrics is None:
+        _show(views.sweep_views(report, f"evaluate {run} (sweep, {split} split)"))
     else:
-        _show(views.evaluation_views(result, f"evaluate {run} ({split} split, n = {result['n']:,})"))
+        _show(views.evaluation_views(report, f"evaluate {run} ({split} split, n = {report.metrics.n:,})"))
     note(f"wrote {', '.join(report.files.values())}")
 
 
@@ -596,21 +596,11 @@ def demo_cmd(
     from bilipop import demo
 
     started = time.perf_counter()
-    steps = {
-        "crawl": "crawl the simulated Knowledge section (a local stand-in of api.bilibili.com)",
-        "filter": f"filter: hot-list uploaders under {demo.DEMO_MAX_FOLLOWERS:,} followers (the study's 500,000 "
-                  "would leave too few simulated videos)",
-        "score": "score: 0.75 views + 0.1 likes + 0.1 coins + 0.05 favorites + 0 shares, each (x - mean) / "
-                 "(max - min)",
-        "label": "label: five equal classes (--quantiles; the study's fixed cuts fit 27,000 real videos)",
-        "train": f"train: tiny ViT + tiny BERT, late fusion w = 0.75, {epochs} epochs on one CPU",
-        "evaluate": "evaluate on the held-out test part (1/11 of the videos)",
-        "rank": "the creator's question: which of two covers and two titles?",
-    }
+    captions = demo.stage_captions(epochs)
     header: list[bool] = []
 
     def start(name: str) -> None:
-        out.print(f"\n[bold cyan]── {demo.STAGES.index(name) + 1}/{len(demo.STAGES)} {steps[name]}[/]",
+        out.print(f"\n[bold cyan]── {demo.STAGES.index(name) + 1}/{len(demo.STAGES)} {captions[name]}[/]",
                   highlight=False)
         if name == "crawl":
             live["crawl"] = displays.enter_context(_crawl_display())
@@ -631,8 +621,7 @@ def demo_cmd(
             note(f"best epoch {result.best_epochs[0]} kept in {run} (chosen on the valid part; the test part stays "
                  "unseen)")
         elif name == "evaluate":
-            report = result.to_json()
-            _show(views.evaluation_views(report, f"evaluate {run} (test split, n = {report['n']:,})"))
+            _show(views.evaluation_views(result, f"evaluate {run} (test split, n = {result.metrics.n:,})"))
         elif name == "rank":
             _show(views.creator_views(result))
 
@@ -655,7 +644,8 @@ def demo_cmd(
               f"{run}. Go on by hand, e.g.\n"
               f"  bilipop evaluate {run} --json\n"
               f"  bilipop predict {cover} \"{title}\" --model {run} --explain\n", highlight=False)
-    out.print(views.verdict_line(result.verdict), highlight=False)
+    if result.verdict is not None:
+        out.print(f"verdict: {views.verdict(result.verdict)}", highlight=False)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -19,12 +19,16 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bilipop.data.schema import DEFAULT_WEIGHTS, STORE_FILE
 from bilipop.errors import InputError, OutputError
 from bilipop.files import atomic_write
 from bilipop.layout import CHECKPOINT, CONFIG
+from bilipop.train_config import TINY, TrainConfig
+
+if TYPE_CHECKING:
+    from bilipop.evaluation.results import Verdict
 
 log = logging.getLogger(__name__)
 
@@ -106,35 +110,20 @@ def clear_run(run: Path) -> None:
         shutil.rmtree(run)
 
 
-# -- the verdict --------------------------------------------------------------------------------------------------
-@dataclass
-class Verdict:
-    """The model against the best constant on the test part."""
-
-    ordinal_accuracy: float
-    interval: tuple[float, float]
-    best_constant: float
-    best_constant_class: int
-    qwk: float | None
-    n: int
-
-    @property
-    def margin(self) -> float:
-        return self.ordinal_accuracy - self.best_constant
-
-    @property
-    def beats(self) -> bool:
-        """True when the lower end of the model's 95 % interval is above the best constant."""
-        return self.interval[0] > self.best_constant
-
-
-def verdict_of(metrics: dict[str, Any], baselines: dict[str, Any]) -> Verdict:
-    """The verdict of an evaluation's ``metrics`` and ``baselines`` (``EvaluationReport``): the model's ordinal
-    accuracy with its stratified bootstrap interval (``metrics["ci"]``) against the best constant."""
-    best = baselines["best_constant"]
-    low, high = metrics["ci"]["ordinal_accuracy"]
-    return Verdict(metrics["ordinal_accuracy"], (low, high), best["ordinal_accuracy"], best["class"],
-                   metrics.get("qwk"), int(metrics["n"]))
+# -- what each stage shows ---------------------------------------------------------------------------------------
+def stage_captions(epochs: int = DEMO_EPOCHS) -> dict[str, str]:
+    """The one-line caption over each stage of ``STAGES``: what it does and how the demo sets it."""
+    return {
+        "crawl": "crawl the simulated Knowledge section (a local stand-in of api.bilibili.com)",
+        "filter": f"filter: hot-list uploaders under {DEMO_MAX_FOLLOWERS:,} followers (the study's 500,000 would "
+                  "leave too few simulated videos)",
+        "score": "score: 0.75 views + 0.1 likes + 0.1 coins + 0.05 favorites + 0 shares, each (x - mean) / "
+                 "(max - min)",
+        "label": "label: five equal classes (--quantiles; the study's fixed cuts fit 27,000 real videos)",
+        "train": f"train: tiny ViT + tiny BERT, late fusion w = 0.75, {epochs} epochs on one CPU",
+        "evaluate": "evaluate on the held-out test part (1/11 of the videos)",
+        "rank": "the creator's question: which of two covers and two titles?",
+    }
 
 
 # -- the creator's question ---------------------------------------------------------------------------------------
@@ -256,7 +245,7 @@ class DemoResult:
     data: Path
     run: Path
     results: dict[str, Any] = field(default_factory=dict)
-    verdict: Verdict | None = None
+    verdict: Verdict | None = None  # the evaluation's: is the model above the best constant?
     question: CreatorQuestion | None = None
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -325,13 +314,13 @@ def run_demo(folder: str | Path, videos: int = DEMO_VIDEOS, epochs: int = DEMO_E
     def fit() -> Any:
         clear_run(run)
         with _one_thread():
-            return training.train(data=data, out=run, vit="tiny", bert="tiny", epochs=epochs,
-                                  batch_size=batch_size, lr=DEMO_LR, devices="cpu", seed=seed,
-                                  cache=True, num_workers=0, progress=train_progress, on_epoch=on_epoch)
+            config = TrainConfig(vit=TINY, bert=TINY, epochs=epochs, batch_size=batch_size, lr=DEMO_LR,
+                                 devices="cpu", seed=seed, cache=True, num_workers=0)
+            return training.train(config, data=data, out=run, progress=train_progress, on_epoch=on_epoch)
 
     stage("train", fit)
     with _one_thread():
         report = stage("evaluate", lambda: evaluate(run, split="test"))
-        result.verdict = verdict_of(report.metrics, report.baselines)
+        result.verdict = report.verdict
         result.question = stage("rank", lambda: ask_creator_question(run, folder, seed))
     return result

@@ -1,8 +1,9 @@
-"""The one home of the run folder's format and of the study's model and training defaults.
+"""The one home of the names of the files bilipop writes: the dataset folder's and the run folder's.
 
-It imports nothing (no torch, no pandas), so the CLI can show the defaults in ``--help`` and a reader of run folders
-(report, demo, web page) can name their files without loading a model. The run folder is described in
-docs/reference.md ("The run folder"); the stage files of the dataset folder are in ``bilipop.data.schema``.
+It imports nothing (no torch, no pandas), so that a reader of run folders (report, demo, web page) can name their
+files without loading a model. The run folder is described in docs/reference.md ("The run folder"); the stage files
+of the dataset folder are in ``bilipop.data.schema``; the training settings and their defaults in
+``bilipop.train_config``.
 """
 
 from __future__ import annotations
@@ -32,22 +33,3 @@ METRICS = "metrics.json"  # in eval/<split>/: what evaluate --json prints
 SWEEP = "sweep.json"
 TABLE1_MD = "table1.md"
 TABLE1_CSV = "table1.csv"
-
-# ---------------------------------------------------------------------------------------------------------------
-# The study's model and training settings (README, "What it does"): the flag, the function keyword and the
-# registry all read these.
-DEFAULT_VIT = "B_16_imagenet1k"
-DEFAULT_BERT = "bert-base-chinese"
-DEFAULT_VISION = "vit"
-DEFAULT_TEXT = "bert"
-DEFAULT_VIT_WEIGHT = 0.75
-DEFAULT_EPOCHS = 5
-DEFAULT_BATCH_SIZE = 32
-#: AdamW's learning rate for pretrained encoders; tiny models, trained from scratch, get TINY_LR.
-DEFAULT_LR = 5e-5
-TINY_LR = 1e-3
-DEFAULT_CHECKPOINT = "except_last"
-#: The name of the small randomly initialised encoders that train on a CPU in seconds.
-TINY = "tiny"
-#: Title tokens kept (longer titles are truncated).
-MAX_TOKENS = 64

@@ -9,13 +9,17 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import RenderableType
 from rich.markup import escape
 from rich.table import Table
 
 from bilipop.data.schema import COUNTERS, LABEL_NAMES
+
+if TYPE_CHECKING:
+    from bilipop.evaluation.report import EvaluationReport
+    from bilipop.evaluation.results import EpochRow, Verdict
 
 # Terminal control sequences in text from strangers (titles, file names): CSI (colours, clear screen, cursor),
 # OSC (window title, hyperlinks, clipboard), DCS/SOS/PM/APC strings, other escapes, 8-bit C1 codes, the other C0
@@ -142,89 +146,87 @@ _MODEL_ROWS = (("ordinal_accuracy", "[bold]ordinal accuracy[/]"), ("accuracy", "
                ("ece", "calibration error (ECE)"))
 
 
-def verdict(result: dict) -> str:
-    """Whether the model is above the best constant with 95 % confidence (paired bootstrap)."""
-    beats = result["beats_best_constant"]
-    best = result["baselines"]["best_constant"]
-    how = (f"{beats['difference']:+.4f}, 95 % interval {span(beats['ci'], signed=True)}; paired bootstrap, "
-           f"{beats['resamples']:,} resamples stratified by class")
-    if beats["confident"]:
-        return (f"[green]above the best constant[/] (class {best['class']}, {fmt(best['ordinal_accuracy'])}) with "
-                f"95 % confidence: {how}")
-    return (f"[yellow]NOT above the best constant[/] (class {best['class']}, {fmt(best['ordinal_accuracy'])}) "
-            f"with 95 % confidence: {how}")
+def verdict(v: Verdict) -> str:
+    """Whether the model is above the best constant with 95 % confidence (paired bootstrap): the one rendering
+    of a verdict, under evaluate's table and, after "verdict:", as the demo's last line."""
+    how = (f"{v.difference:+.4f}, 95 % interval {span(v.ci, signed=True)}; paired bootstrap, {v.resamples:,} "
+           "resamples stratified by class")
+    best = f"(class {v.best_constant_class}, {fmt(v.best_constant)})"
+    if v.beats:
+        return f"[green]the model is above the best constant[/] {best} with 95 % confidence: {how}"
+    return f"[yellow]the model is NOT above the best constant[/] {best} with 95 % confidence: {how}"
 
 
-def evaluation_views(result: dict, title: str) -> list[RenderableType]:
+def evaluation_views(report: EvaluationReport, title: str) -> list[RenderableType]:
     """The metrics with their 95 % intervals, the floors with theirs, whether the model beats the best constant,
     the per-class table and the confusion matrix; every table fits 80 columns without cutting a number."""
-    floors = result["baselines"]
-    study = floors["study"]
+    metrics, floors, judged = report.metrics, report.baselines, report.verdict
+    if metrics is None or floors is None or judged is None:
+        raise ValueError("evaluation_views shows one run; use sweep_views for a sweep")
+    study = floors.study
     summary = Table(title=safe(title), title_justify="left")
     summary.add_column("metric", no_wrap=True)
     summary.add_column("model", justify="right", no_wrap=True)
     summary.add_column("95 % interval", justify="right")
     for key, name in _MODEL_ROWS:
-        value = fmt(result[key])
-        summary.add_row(name, f"[bold]{value}[/]" if key == "ordinal_accuracy" else value, span(result["ci"][key]))
+        value = fmt(getattr(metrics, key))
+        summary.add_row(name, f"[bold]{value}[/]" if key == "ordinal_accuracy" else value, span(metrics.ci[key]))
     lines: list[RenderableType] = [summary]
-    if result.get("selection"):
-        lines.append(f"[bold yellow]{escape(result['selection'])}[/]")
-    lines.append(verdict(result))
+    if report.selection:
+        lines.append(f"[bold yellow]{escape(report.selection)}[/]")
+    lines.append(verdict(judged))
     floor_table = Table(title="floors on the same videos (a model must beat them)", title_justify="left")
     for col in ("floor", "ordinal acc.", "95 % interval", "exact acc.", "MAE"):
         floor_table.add_column(col, justify="left" if col == "floor" else "right")
-    for key, name in (("majority_class", "majority class"), ("best_constant", "best constant"),
-                      ("uniform_random", "uniform random")):
-        c = floors[key]
-        label = f"{name} ({c['class']})" if "class" in c else name
-        floor_table.add_row(label, fmt(c["ordinal_accuracy"]), span(c.get("ci", {}).get("ordinal_accuracy")),
-                            fmt(c["accuracy"]), fmt(c["mae"]))
+    for floor, name in ((floors.majority_class, "majority class"), (floors.best_constant, "best constant"),
+                        (floors.uniform_random, "uniform random")):
+        label = f"{name} ({floor.klass})" if floor.klass is not None else name
+        floor_table.add_row(label, fmt(floor.ordinal_accuracy), span((floor.ci or {}).get("ordinal_accuracy")),
+                            fmt(floor.accuracy), fmt(floor.mae))
     if study:
-        floor_table.add_row(f"study, epoch {study['epoch']}", fmt(study["ordinal_accuracy"]), "–", "", "")
-    best = floors["study_best"]
+        floor_table.add_row(f"study, epoch {study.epoch}", fmt(study.ordinal_accuracy), "–", "", "")
+    best = floors.study_best
     lines += [floor_table,
               "the floors depend only on the class counts, which stratified resampling keeps, so their intervals "
-              f"are points; study's best: {best['ordinal_accuracy']} (w = {best['vit_weight']}, epoch "
-              f"{best['epoch']})"]
+              f"are points; study's best: {best.ordinal_accuracy} (w = {best.vit_weight}, epoch {best.epoch})"]
     per = Table(title="per class", title_justify="left")
     for col in ("class", "name", "precision", "recall", "F1", "support"):
         per.add_column(col, justify="left" if col == "name" else "right")
-    for k, row in enumerate(result["per_class"]):
-        per.add_row(str(k), LABEL_NAMES[k], fmt(row["precision"], 3), fmt(row["recall"], 3),
-                    fmt(row["f1"], 3), str(row["support"]))
+    for row in metrics.per_class:
+        per.add_row(str(row.klass), row.name, fmt(row.precision, 3), fmt(row.recall, 3), fmt(row.f1, 3),
+                    str(row.support))
     matrix = Table(title="confusion (rows: true class, columns: predicted)", title_justify="left")
     matrix.add_column("true \\ pred")
-    for k in range(len(result["confusion"])):
+    for k in range(len(metrics.confusion)):
         matrix.add_column(str(k), justify="right")
-    for k, row in enumerate(result["confusion"]):
-        matrix.add_row(f"{k} {LABEL_NAMES[k]}", *(f"[bold]{v}[/]" if j == k else str(v) for j, v in enumerate(row)))
+    for k, counts in enumerate(metrics.confusion):
+        matrix.add_row(f"{k} {LABEL_NAMES[k]}", *(f"[bold]{v}[/]" if j == k else str(v) for j, v in enumerate(counts)))
     return [*lines, per, matrix]
 
 
-def sweep_views(result: dict, title: str) -> list[RenderableType]:
+def sweep_views(report: EvaluationReport, title: str) -> list[RenderableType]:
     """One row per weight of a sweep with its interval and its paired difference from the best run, then the
     study's Table 1 layout (train / valid per epoch, the valid figure with its interval)."""
+    rows = report.sweep_rows()
     sweep = Table(title=safe(title), title_justify="left")
     for col in ("run", "ord. acc.", "95 % interval", "− best", "95 % interval", "differs"):
         sweep.add_column(col, justify="left" if col in ("run", "differs") else "right",
                          no_wrap=col != "run", overflow="fold")
-    for row in result["sweep"]:
-        vs = row.get("vs_best")
-        if row.get("is_best"):
+    for row in rows:
+        vs = row.vs_best
+        if row.is_best:
             against = ("best", "", "")
         elif vs:
-            against = (f"{vs['difference']:+.4f}", span(vs["ci"], 3, signed=True), "yes" if vs["differs"] else "no")
+            against = (f"{vs.difference:+.4f}", span(vs.ci, 3, signed=True), "yes" if vs.differs else "no")
         else:
             against = ("–", "", "")
-        sweep.add_row(safe(row["run"]), f"[bold]{fmt(row['ordinal_accuracy'])}[/]",
-                      span(row.get("ci"), 3), *against)
-    constants = sorted({fmt(row["best_constant"]) for row in result["sweep"]})
+        sweep.add_row(safe(row.run), f"[bold]{fmt(row.ordinal_accuracy)}[/]", span(row.ci, 3), *against)
+    constants = sorted({fmt(row.best_constant) for row in rows})
     note = ("[dim]− best: paired difference from the best run on the same videos; differs: whether its 95 % "
             "interval excludes 0 (no: the two runs cannot be told apart here). Best constant: "
             f"{', '.join(constants)}[/]")
-    weights = list(dict.fromkeys(r["vit_weight"] for r in result["table1"]))
-    epochs = sorted({r["epoch"] for r in result["table1"] if r["epoch"] is not None})
+    weights = list(dict.fromkeys(r.vit_weight for r in report.table1))
+    epochs = sorted({r.epoch for r in report.table1 if r.epoch is not None})
     if not epochs:
         return [sweep, note]
     table1 = Table(title="Table 1 shape: ordinal accuracy per epoch, train / valid [95 % interval]",
@@ -232,15 +234,15 @@ def sweep_views(result: dict, title: str) -> list[RenderableType]:
     table1.add_column("epoch", justify="right")
     for w in weights:
         table1.add_column(f"w = {fmt(w, 2)}", justify="right")
-    cells = {(r["vit_weight"], r["epoch"]): r for r in result["table1"]}
+    cells = {(r.vit_weight, r.epoch): r for r in report.table1}
     for e in epochs:
         table1.add_row(str(e), *(_table1_cell(cells[w, e]) if (w, e) in cells else "" for w in weights))
     return [sweep, note, table1]
 
 
-def _table1_cell(row: dict) -> str:
-    ci = row.get("valid_ordinal_accuracy_ci")
-    cell = f"{fmt(row['train_ordinal_accuracy'])} / {fmt(row['valid_ordinal_accuracy'])}"
+def _table1_cell(row: EpochRow) -> str:
+    ci = row.valid_ordinal_accuracy_ci
+    cell = f"{fmt(row.train_ordinal_accuracy)} / {fmt(row.valid_ordinal_accuracy)}"
     return f"{cell} {span(ci, 3)}" if ci else cell
 
 
@@ -292,17 +294,6 @@ def ranking_table(ranked: list[dict]) -> RenderableType:
 
 
 # Demo -----------------------------------------------------------------------------------------------------------
-def verdict_line(verdict: Any) -> str:
-    """The demo's last word: does the model beat the best constant on the test part?"""
-    low, high = verdict.interval
-    figures = (f"ordinal accuracy {verdict.ordinal_accuracy:.3f} vs {verdict.best_constant:.3f} for the best "
-               f"constant (class {verdict.best_constant_class}); 95% interval {low:.3f}-{high:.3f}, QWK "
-               f"{fmt(verdict.qwk, 3)}, n = {verdict.n}")
-    if verdict.beats:
-        return f"[bold green]verdict: the model beats the best constant by {verdict.margin:.3f}[/] ({figures})"
-    return f"[bold red]verdict: the model does not beat the best constant[/] ({figures})"
-
-
 def creator_views(question: Any) -> list[RenderableType]:
     """The two covers and two titles, then their four combinations as ranked, with the world's stated effect."""
     good_cover, plain_cover = (safe(Path(c).name) for c in question.covers)

@@ -42,6 +42,7 @@ def tiny_run(tmp_path_factory) -> dict:
 
     from bilipop.data.synthetic import make_labeled_dataset
     from bilipop.train.trainer import train
+    from bilipop.train_config import TrainConfig
 
     torch.manual_seed(0)
     root = tmp_path_factory.mktemp("tiny_run")
@@ -49,6 +50,6 @@ def tiny_run(tmp_path_factory) -> dict:
     table = make_labeled_dataset(root / "data", n=rows, seed=0, signal="both", image_size=32)
     run = root / "run"
     with _threads(1):
-        train(data=root / "data", out=run, vit="tiny", bert="tiny", epochs=2, batch_size=16, seed=0,
-              devices="cpu", num_workers=0)
+        train(TrainConfig(vit="tiny", bert="tiny", epochs=2, batch_size=16, seed=0, devices="cpu", num_workers=0),
+              data=root / "data", out=run)
     return {"run": run, "data": root / "data", "table": Path(table), "rows": rows}

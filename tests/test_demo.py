@@ -18,9 +18,9 @@ from bilipop.demo import (
     claim_world,
     make_question_inputs,
     run_demo,
-    verdict_of,
 )
 from bilipop.errors import InputError
+from bilipop.evaluation.results import Verdict
 from bilipop.sim import World
 
 runner = CliRunner()
@@ -107,20 +107,31 @@ def test_demo_dir_that_is_a_file_is_one_line_exit_1(tmp_path):
     assert "cannot write in" in r.output and "Traceback" not in r.output
 
 
-def test_the_verdict_takes_the_lower_end_of_evaluates_interval():
-    floors = {"best_constant": {"ordinal_accuracy": 0.40, "class": 1}}
-    metrics = {"ordinal_accuracy": 0.55, "ci": {"ordinal_accuracy": [0.47, 0.62]}, "qwk": 0.4, "n": 97}
-    verdict = verdict_of(metrics, floors)
+def test_the_verdict_is_the_paired_bootstrap_of_evaluate_rendered_once():
+    from bilipop.evaluation.results import Bootstrap, Floor, Floors, Metrics, PairedDifference, StudyFigure
+
+    def metrics(low: float, high: float) -> Metrics:
+        beats = PairedDifference(0.15, [low, high], low > 0, 0.95, 1000)
+        return Metrics(n=97, ordinal_accuracy=0.55, accuracy=0.4, within1_accuracy=0.8, mae=0.9, macro_mae=1.0,
+                       qwk=0.4, spearman=None, confusion=[[0] * 5] * 5, per_class=[], ece=0.1, calibration=[],
+                       ci={"ordinal_accuracy": [0.47, 0.62]}, beats_best_constant=beats,
+                       bootstrap=Bootstrap(1000, 0.95, "true class", 0))
+
+    constant = Floor(0.40, 0.2, 0.6, 1.2, klass=1, class_name="low")
+    study = StudyFigure(3, 0.6242, "vit", "bert", 0.75)
+    floors = Floors(constant, constant, Floor(0.3, 0.2, 0.5, 1.6), study, study)
+    verdict = Verdict.of(metrics(0.08, 0.22), floors)
     assert verdict.beats and verdict.margin == pytest.approx(0.15) and verdict.n == 97
-    assert "beats the best constant by 0.150" in views.verdict_line(verdict)
-    # the figure is above the constant, but its interval reaches below it: no claim
-    verdict = verdict_of({**metrics, "ci": {"ordinal_accuracy": [0.38, 0.62]}}, floors)
-    assert not verdict.beats and "does not beat" in views.verdict_line(verdict)
+    line = views.verdict(verdict)
+    assert "the model is above the best constant[/] (class 1, 0.4000)" in line and "[+0.0800, +0.2200]" in line
+    # the model's figure is above the constant, but the paired interval reaches below 0: no claim
+    verdict = Verdict.of(metrics(-0.02, 0.3), floors)
+    assert not verdict.beats and "NOT above the best constant" in views.verdict(verdict)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_the_demo_learns_for_every_seed(tmp_path, seed):
-    # The model beats the best constant, with the lower end of its 95 % interval above it, and its ranking puts
+    # The model is above the best constant with 95 % confidence (evaluate's paired bootstrap), and its ranking puts
     # the appealing cover with the appealing title first, for each of three seeds (seeds 0-4 were checked by hand).
     result = run_demo(tmp_path, videos=DEMO_TEST_VIDEOS, epochs=DEMO_TEST_EPOCHS, seed=seed,
                       batch_size=DEMO_TEST_BATCH)

@@ -49,15 +49,15 @@ def test_report_matches_the_models_predictions(tiny_run, run_copy):
     loaded = load_run(run_copy)
     probs = predict_pairs(loaded, [str(tiny_run["data"] / p) for p in table["cover_path"]], table["title"].tolist())
     truth = table["label"].to_numpy()
-    assert report.metrics["n"] == len(split["test"])
-    assert report.metrics["ordinal_accuracy"] == pytest.approx(m.ordinal_accuracy(truth, probs.argmax(1)))
-    assert report.metrics["confusion"] == m.confusion_matrix(truth, probs.argmax(1))
+    assert report.metrics.n == len(split["test"])
+    assert report.metrics.ordinal_accuracy == pytest.approx(m.ordinal_accuracy(truth, probs.argmax(1)))
+    assert report.metrics.confusion == m.confusion_matrix(truth, probs.argmax(1))
     rho = m.spearman(m.expected_class(probs), table["score"].tolist())
-    assert report.metrics["spearman"] == pytest.approx(rho)
+    assert report.metrics.spearman == pytest.approx(rho)
     floors = report.baselines
-    assert floors["majority_class"]["ordinal_accuracy"] <= floors["best_constant"]["ordinal_accuracy"]
+    assert floors.majority_class.ordinal_accuracy <= floors.best_constant.ordinal_accuracy
     written = json.loads((run_copy / "eval" / "test" / "metrics.json").read_text(encoding="utf-8"))
-    assert written["ordinal_accuracy"] == report.metrics["ordinal_accuracy"] and written["split"] == "test"
+    assert written["ordinal_accuracy"] == report.metrics.ordinal_accuracy and written["split"] == "test"
     _visible_png(run_copy / "eval" / "test" / "confusion.png", (400, 400))
     _visible_png(run_copy / "eval" / "test" / "curves.png", (800, 300))
     _visible_png(run_copy / "eval" / "test" / "calibration.png", (600, 600))
@@ -65,8 +65,8 @@ def test_report_matches_the_models_predictions(tiny_run, run_copy):
 
 def test_the_planted_signal_beats_the_floors(tiny_run, run_copy):
     report = evaluate(run_copy, split="all")
-    assert report.metrics["n"] == tiny_run["rows"]
-    assert report.metrics["ordinal_accuracy"] > report.baselines["best_constant"]["ordinal_accuracy"]
+    assert report.metrics.n == tiny_run["rows"]
+    assert report.metrics.ordinal_accuracy > report.baselines.best_constant.ordinal_accuracy
 
 
 def test_cli_json_is_one_object_with_the_documented_keys(run_copy):
@@ -106,9 +106,9 @@ def test_cli_table_puts_ordinal_accuracy_first_with_floors(run_copy):
 def test_split_and_input_choices(tiny_run, run_copy, tmp_path):
     split = json.loads((run_copy / "split.json").read_text(encoding="utf-8"))
     train = evaluate(run_copy, split="train")
-    assert train.metrics["n"] == len(split["train"])
+    assert train.metrics.n == len(split["train"])
     valid = evaluate(run_copy, split="valid")
-    assert valid.metrics["n"] == len(split["valid"]) and valid.selection.startswith("selected on valid")
+    assert valid.metrics.n == len(split["valid"]) and valid.selection.startswith("selected on valid")
     # each split has its own folder: evaluating valid and train left the test results alone
     evaluate(run_copy, split="test")
     for name in ("train", "valid", "test"):
@@ -126,7 +126,7 @@ def test_missing_rows_are_a_warning_not_an_error(tiny_run, run_copy, tmp_path):
     partial = tmp_path / "partial.parquet"
     table[table["bvid"] != split["test"][0]].to_parquet(partial)
     report = evaluate(run_copy, input=partial, data=tiny_run["data"])
-    assert report.metrics["n"] == len(split["test"]) - 1
+    assert report.metrics.n == len(split["test"]) - 1
     assert any("not in" in w for w in report.warnings)
 
 
@@ -251,23 +251,24 @@ def test_a_real_sweep_with_single_branch_runs(tmp_path):
     """w = 0 (title only) and w = 1 (cover only): the sweep table carries the study's figures for both."""
     from bilipop.data.synthetic import make_labeled_dataset
     from bilipop.train.trainer import train
+    from bilipop.train_config import TrainConfig
 
     make_labeled_dataset(tmp_path / "data", n=30, seed=1, image_size=16)
-    train(data=tmp_path / "data", out=tmp_path / "sweep", vit="tiny", bert="tiny", vit_weight=(0.0, 1.0),
-          epochs=1, batch_size=16, devices="cpu", num_workers=0)
+    train(TrainConfig(vit="tiny", bert="tiny", vit_weight=(0.0, 1.0), epochs=1, batch_size=16, devices="cpu",
+                      num_workers=0), data=tmp_path / "data", out=tmp_path / "sweep")
     report = evaluate(tmp_path / "sweep", split="all")
-    rows = {row["vit_weight"]: row for row in report.sweep_rows()}
-    assert rows[0.0]["study"] == 0.4659 and rows[1.0]["study"] == 0.5980
-    assert all(row["n"] == 30 for row in rows.values())
-    title_only = tmp_path / "sweep" / report.sweep_rows()[0]["run"]
+    rows = {row.vit_weight: row for row in report.sweep_rows()}
+    assert rows[0.0].study == 0.4659 and rows[1.0].study == 0.5980
+    assert all(row.n == 30 for row in rows.values())
+    title_only = tmp_path / "sweep" / report.sweep_rows()[0].run
     # Like train, evaluate asks a single-branch run's table only for the column that run reads.
     table = pd.read_parquet(tmp_path / "data" / "labeled.parquet")
     table.drop(columns="cover_path").to_parquet(tmp_path / "no_covers.parquet")
     table.drop(columns="title").to_parquet(tmp_path / "no_titles.parquet")
-    assert evaluate(title_only, input=tmp_path / "no_covers.parquet", split="all").metrics["n"] == 30
-    cover_only = tmp_path / "sweep" / report.sweep_rows()[1]["run"]
+    assert evaluate(title_only, input=tmp_path / "no_covers.parquet", split="all").metrics.n == 30
+    cover_only = tmp_path / "sweep" / report.sweep_rows()[1].run
     assert evaluate(cover_only, input=tmp_path / "no_titles.parquet", data=tmp_path / "data",
-                    split="all").metrics == report.runs[report.sweep_rows()[1]["run"]].metrics
+                    split="all").metrics == report.runs[report.sweep_rows()[1].run].metrics
     cover = next((tmp_path / "data" / "covers").glob("*.jpg"))
     ok = runner.invoke(app, ["predict", str(cover), "历史 讲解", "--model", str(title_only), "--explain", "--json"])
     assert ok.exit_code == 0, ok.output
@@ -302,13 +303,17 @@ def test_tables_keep_every_number_whole_at_80_columns(tiny_run, run_copy, tmp_pa
     assert span(data["ci"]["ordinal_accuracy"], 3) in res.stdout
 
 
-def test_a_run_from_before_the_valid_part_is_labelled_as_selected_on_test(run_copy):
-    # bilipop chose the kept epoch on the test part until split.json held a valid part; such runs lack select_on
+def test_a_run_selected_on_test_is_labelled_so_and_a_config_without_the_setting_is_refused(run_copy):
+    # evaluate reads select_on from the run's recorded settings (TrainConfig), not a guess
     config = json.loads((run_copy / "config.json").read_text(encoding="utf-8"))
-    del config["select_on"]
-    (run_copy / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    (run_copy / "config.json").write_text(json.dumps({**config, "select_on": "test"}), encoding="utf-8")
     report = evaluate(run_copy)
     assert report.selection.startswith("selected on test (as the study)")
     assert report.setting["select_on"] == "test"
     res = runner.invoke(app, ["evaluate", str(run_copy)])
     assert "selected on test (as the study)" in res.stdout
+    # No release wrote a config.json without it: such a file is damaged, and said so in one line
+    del config["select_on"]
+    (run_copy / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    res = runner.invoke(app, ["evaluate", str(run_copy)])
+    assert res.exit_code == 1 and "lacks select_on" in res.output and "Traceback" not in res.output

@@ -314,10 +314,11 @@ def test_a_tiny_model_beside_a_pretrained_one_gets_the_studys_rate(vit, bert, we
 def test_train_with_a_pretrained_bert_folder_and_a_tiny_vit_logs_the_rate(bert_folder, small_data, tmp_path,
                                                                            caplog):
     from bilipop.train.trainer import train
+    from bilipop.train_config import TrainConfig
 
     with caplog.at_level("INFO", logger="bilipop"):
-        result = train(data=small_data, out=tmp_path / "r", vit="tiny", bert=str(bert_folder), epochs=1,
-                       batch_size=8, devices="cpu", num_workers=0)
+        result = train(TrainConfig(vit="tiny", bert=str(bert_folder), epochs=1, batch_size=8, devices="cpu",
+                                   num_workers=0), data=small_data, out=tmp_path / "r")
     assert result.lr == 5e-5
     assert json.loads((tmp_path / "r" / "config.json").read_text())["lr"] == 5e-5
     assert any("5e-05" in r.getMessage() and "pretrained" in r.getMessage() for r in caplog.records)

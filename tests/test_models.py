@@ -12,6 +12,7 @@ from bilipop.errors import InputError, ModelError
 from bilipop.models.registry import create_model, resolve_weights
 from bilipop.models.run import FORMAT_VERSION, find_runs, load_run, save_model
 from bilipop.models.vision import VGG, VGGSpec, ViTSpec, build_vit
+from bilipop.train_config import TrainConfig
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -136,7 +137,7 @@ def _save(folder, w=0.75):
     built = create_model(vit="tiny", bert="tiny", vit_weight=w, titles=TITLES)
     config = {"vit_weight": w, "image_size": built.image_size, "image_mean": list(built.image_mean),
               "image_std": list(built.image_std), "max_tokens": 64, "model": built.arch}
-    save_model(folder, built.model, built.tokenizer, config)
+    save_model(folder, built.model, built.tokenizer, config, TrainConfig(vit="tiny", bert="tiny", vit_weight=w))
     return built
 
 

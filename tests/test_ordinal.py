@@ -19,6 +19,7 @@ from bilipop.models.ordinal import balanced_weights, corn_loss, loss_function, p
 from bilipop.models.run import load_run
 from bilipop.prediction.predict import predict_pairs
 from bilipop.train.trainer import train
+from bilipop.train_config import TrainConfig
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 TINY = dict(vit="tiny", bert="tiny", batch_size=8, num_workers=0, devices="cpu")
@@ -79,7 +80,7 @@ def planted(tmp_path_factory):
 
 def test_corn_trains_beats_the_best_constant_and_its_run_predicts_five_probabilities(planted, tmp_path):
     run = tmp_path / "corn"
-    result = train(data=planted, out=run, epochs=4, loss="corn", seed=0, **TINY)
+    result = train(TrainConfig(epochs=4, loss="corn", seed=0, **TINY), data=planted, out=run)
     config = json.loads((run / "config.json").read_text())
     assert config["loss"] == "corn" and config["model"]["outputs"] == 4
     split = json.loads((run / "split.json").read_text())
@@ -119,7 +120,7 @@ def test_balanced_class_weights_raise_the_recall_of_the_rare_classes(tmp_path):
     recall = {}
     for weights in ("none", "balanced"):
         run = tmp_path / weights
-        train(data=data, out=run, epochs=6, class_weights=weights, seed=0, **TINY)
+        train(TrainConfig(epochs=6, class_weights=weights, seed=0, **TINY), data=data, out=run)
         assert json.loads((run / "config.json").read_text())["class_weights"] == weights
         covers = [str(tmp_path / "held" / p) for p in rare["cover_path"]]
         probs = predict_pairs(load_run(run), covers, list(rare["title"]))
@@ -130,13 +131,13 @@ def test_balanced_class_weights_raise_the_recall_of_the_rare_classes(tmp_path):
 
 def test_bad_loss_options_and_a_resume_with_another_loss(planted, tmp_path):
     with pytest.raises(InputError, match="--loss must be one of ce, corn"):
-        train(data=planted, out=tmp_path / "x", loss="hinge", **TINY)
+        train(TrainConfig(loss="hinge", **TINY), data=planted, out=tmp_path / "x")
     with pytest.raises(InputError, match="--class-weights must be one of none, balanced"):
-        train(data=planted, out=tmp_path / "x", class_weights="inverse", **TINY)
+        train(TrainConfig(class_weights="inverse", **TINY), data=planted, out=tmp_path / "x")
     assert not (tmp_path / "x").exists()
     r = CliRunner().invoke(app, ["train", "--data", str(planted), "--out", str(tmp_path / "y"), "--vit", "tiny",
                                  "--bert", "tiny", "--loss", "hinge"])
     assert r.exit_code == 1 and "--loss must be one of" in r.output and "Traceback" not in r.output
-    train(data=planted, out=tmp_path / "z", epochs=1, loss="corn", **TINY)
+    train(TrainConfig(epochs=1, loss="corn", **TINY), data=planted, out=tmp_path / "z")
     with pytest.raises(InputError, match="--loss corn, not ce"):
-        train(data=planted, out=tmp_path / "z", epochs=2, loss="ce", resume=True, **TINY)
+        train(TrainConfig(epochs=2, loss="ce", **TINY), data=planted, out=tmp_path / "z", resume=True)

@@ -288,6 +288,7 @@ def single_branch_runs(tmp_path_factory, tiny_run):
     """Untrained cover-only (w = 1) and title-only (w = 0) run folders: enough to check what inputs they take."""
     from bilipop.models.registry import create_model
     from bilipop.models.run import save_model
+    from bilipop.train_config import TrainConfig
 
     root = tmp_path_factory.mktemp("single_branch")
     titles = pd.read_parquet(tiny_run["table"])["title"].tolist()
@@ -296,7 +297,8 @@ def single_branch_runs(tmp_path_factory, tiny_run):
         built = create_model(vit="tiny", bert="tiny", vit_weight=w, titles=titles)
         config = {"vit_weight": w, "image_size": built.image_size, "image_mean": list(built.image_mean),
                   "image_std": list(built.image_std), "max_tokens": 64, "model": built.arch}
-        save_model(root / f"w{w:g}", built.model, built.tokenizer, config)
+        save_model(root / f"w{w:g}", built.model, built.tokenizer, config,
+                   TrainConfig(vit="tiny", bert="tiny", vit_weight=w))
         runs[w] = root / f"w{w:g}"
     return runs
 

@@ -20,6 +20,7 @@ from bilipop.data.synthetic import make_labeled_dataset
 from bilipop.models.registry import create_model
 from bilipop.train.pipeline import build_pipeline, layer_costs, partition
 from bilipop.train.trainer import train
+from bilipop.train_config import TrainConfig
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -45,9 +46,9 @@ def _same_weights(a, b):
 
 
 def test_the_same_command_twice_gives_identical_history_and_weights(data, tmp_path):
-    opts = dict(data=data, epochs=2, devices="cpu,cpu", chunks=4, **TINY)  # GPipe, no --balance
-    train(out=tmp_path / "a", **opts)
-    train(out=tmp_path / "b", **opts)
+    opts = dict(epochs=2, devices="cpu,cpu", chunks=4, **TINY)  # GPipe, no --balance
+    train(TrainConfig(**opts), data=data, out=tmp_path / "a")
+    train(TrainConfig(**opts), data=data, out=tmp_path / "b")
     assert _history(tmp_path / "a") == _history(tmp_path / "b")
     assert _same_weights(tmp_path / "a", tmp_path / "b")
     config = json.loads((tmp_path / "a" / "config.json").read_text())
@@ -57,16 +58,16 @@ def test_the_same_command_twice_gives_identical_history_and_weights(data, tmp_pa
 
 
 def test_dropout_does_not_depend_on_the_stages_or_the_balance(data, tmp_path):
-    common = dict(data=data, epochs=1, chunks=4, **TINY)
-    two = train(out=tmp_path / "two", devices="cpu,cpu", **common)
-    three = train(out=tmp_path / "three", devices="cpu,cpu,cpu", **common)
-    other_cut = train(out=tmp_path / "cut", devices="cpu,cpu", balance=[1, 5], **common)
+    common = dict(epochs=1, chunks=4, **TINY)
+    two = train(TrainConfig(devices="cpu,cpu", **common), data=data, out=tmp_path / "two")
+    three = train(TrainConfig(devices="cpu,cpu,cpu", **common), data=data, out=tmp_path / "three")
+    other_cut = train(TrainConfig(devices="cpu,cpu", balance=[1, 5], **common), data=data, out=tmp_path / "cut")
     assert _same_weights(tmp_path / "two", tmp_path / "three")
     assert _same_weights(tmp_path / "two", tmp_path / "cut")
     assert _strip(two.histories[0]) == _strip(three.histories[0]) == _strip(other_cut.histories[0])
     # One device trains the whole batch at once: the same masks, the sums in another order (float rounding that
     # Adam's step, at lr 1e-3, magnifies to ~1e-5).
-    plain = train(out=tmp_path / "plain", devices="cpu", **{**common, "chunks": None})
+    plain = train(TrainConfig(devices="cpu", **{**common, "chunks": None}), data=data, out=tmp_path / "plain")
     a, b = load_file(str(tmp_path / "plain" / "model.safetensors")), load_file(str(tmp_path / "two" /
                                                                                    "model.safetensors"))
     assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-4
@@ -115,19 +116,21 @@ KILL_SCRIPT = textwrap.dedent("""
     import torch
     torch.set_num_threads(1)
     from bilipop.train.trainer import train
+    from bilipop.train_config import TrainConfig
 
     def progress(done, total):
         if total and done == int(sys.argv[3]):
             os.kill(os.getpid(), signal.SIGKILL)  # no cleanup, no except clause, no atexit
 
-    train(data=sys.argv[1], out=sys.argv[2], vit="tiny", bert="tiny", batch_size=8, num_workers=0, epochs=2,
-          devices="cpu,cpu", chunks=4, progress=progress)
+    config = TrainConfig(vit="tiny", bert="tiny", batch_size=8, num_workers=0, epochs=2, devices="cpu,cpu",
+                         chunks=4)
+    train(config, data=sys.argv[1], out=sys.argv[2], progress=progress)
 """)
 
 
 def test_sigkill_and_resume_without_balance_equal_an_uninterrupted_run(data, tmp_path):
-    opts = dict(data=data, epochs=2, devices="cpu,cpu", chunks=4, **TINY)
-    straight = train(out=tmp_path / "straight", **opts)
+    opts = dict(epochs=2, devices="cpu,cpu", chunks=4, **TINY)
+    straight = train(TrainConfig(**opts), data=data, out=tmp_path / "straight")
     steps = 7  # 56 train rows / 8 per batch: 7 steps per epoch, so the kill at step 10 is in the middle of epoch 2
     assert len(json.loads((tmp_path / "straight" / "split.json").read_text())["train"]) == 56
     script = tmp_path / "kill.py"
@@ -137,7 +140,7 @@ def test_sigkill_and_resume_without_balance_equal_an_uninterrupted_run(data, tmp
                           env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
     assert len((tmp_path / "killed" / "history.jsonl").read_text().splitlines()) == 1
-    resumed = train(out=tmp_path / "killed", resume=True, **opts)
+    resumed = train(TrainConfig(**opts), data=data, out=tmp_path / "killed", resume=True)
     assert _strip(resumed.histories[0]) == _strip(straight.histories[0])
     assert _same_weights(tmp_path / "straight", tmp_path / "killed")
     config = json.loads((tmp_path / "killed" / "config.json").read_text())
@@ -155,12 +158,13 @@ def test_a_saved_timed_balance_is_reused_on_resume(data, tmp_path, monkeypatch):
 
     monkeypatch.setattr(pipeline, "time_balance", fake_timing)
     monkeypatch.setattr("bilipop.train.loop.time_balance", fake_timing)
-    opts = dict(data=data, devices="cpu,cpu", chunks=4, **TINY)
-    train(out=tmp_path / "run", epochs=1, balance="time", **opts)
+    opts = dict(devices="cpu,cpu", chunks=4, **TINY)
+    train(TrainConfig(epochs=1, balance="time", **opts), data=data, out=tmp_path / "run")
     assert timed == [1]
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert (config["balance"], config["balance_method"]) == ([5, 1], "time")
-    train(out=tmp_path / "run", epochs=2, resume=True, **opts)  # no --balance: the saved cut, not a new timing
+    train(TrainConfig(epochs=2, **opts),
+          data=data, out=tmp_path / "run", resume=True)  # the saved cut, not a new timing
     assert timed == [1]
     assert json.loads((tmp_path / "run" / "config.json").read_text())["balance"] == [5, 1]
 
@@ -171,8 +175,8 @@ def test_selection_on_valid_by_default_and_on_test_with_the_flag(data, tmp_path)
 
     from bilipop.evaluation.report import evaluate
 
-    on_valid = train(data=data, out=tmp_path / "valid", epochs=1, **TINY)
-    on_test = train(data=data, out=tmp_path / "test", epochs=1, select_on="test", **TINY)
+    on_valid = train(TrainConfig(epochs=1, **TINY), data=data, out=tmp_path / "valid")
+    on_test = train(TrainConfig(epochs=1, select_on="test", **TINY), data=data, out=tmp_path / "test")
     split = json.loads((tmp_path / "valid" / "split.json").read_text())
     assert json.loads((tmp_path / "test" / "split.json").read_text()) == split
     table = pd.read_parquet(data / "labeled.parquet").set_index("bvid")
@@ -186,12 +190,12 @@ def test_selection_on_valid_by_default_and_on_test_with_the_flag(data, tmp_path)
     assert json.loads((tmp_path / "test" / "config.json").read_text())["select_on"] == "test"
     report = evaluate(tmp_path / "test")
     assert report.selection.startswith("selected on test (as the study)")
-    assert report.metrics["ordinal_accuracy"] == pytest.approx(on_test.histories[0][0]["valid_ordinal_accuracy"])
+    assert report.metrics.ordinal_accuracy == pytest.approx(on_test.histories[0][0]["valid_ordinal_accuracy"])
     assert evaluate(tmp_path / "valid").selection is None
     from bilipop.errors import InputError
 
     with pytest.raises(InputError, match="--select-on"):
-        train(data=data, out=tmp_path / "bad", epochs=1, select_on="train", **TINY)
+        train(TrainConfig(epochs=1, select_on="train", **TINY), data=data, out=tmp_path / "bad")
     assert np.isfinite(on_valid.histories[0][0]["valid_loss"])
 
 
@@ -220,11 +224,11 @@ def test_fp16_overflow_skips_the_step_and_the_scaler_state_is_resumed(data, tmp_
     import pandas as pd
 
     bvids = pd.read_parquet(data / "labeled.parquet")["bvid"].tolist()
-    probe = train(data=data, out=tmp_path / "probe", epochs=1, **TINY)
+    probe = train(TrainConfig(epochs=1, **TINY), data=data, out=tmp_path / "probe")
     train_rows = [bvids.index(b) for b in json.loads((tmp_path / "probe" / "split.json").read_text())["train"]]
     assert probe.histories[0]
     _fp16_on_cpu(monkeypatch, (train_rows[0], train_rows[-1]))
-    straight = train(data=data, out=tmp_path / "a", epochs=2, **TINY)
+    straight = train(TrainConfig(epochs=2, **TINY), data=data, out=tmp_path / "a")
     for row in straight.histories[0]:
         # each epoch: one step with an infinite loss, one whose gradients overflow; both skipped, none fatal
         assert row["skipped_steps"] == 2 and np.isfinite(row["train_loss"])
@@ -236,9 +240,9 @@ def test_fp16_overflow_skips_the_step_and_the_scaler_state_is_resumed(data, tmp_
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        train(data=data, out=tmp_path / "b", epochs=2, progress=stop_in_epoch_two, **TINY)
+        train(TrainConfig(epochs=2, **TINY), data=data, out=tmp_path / "b", progress=stop_in_epoch_two)
     assert torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)["scaler"]["scale"] == 65536.0 / 4
-    resumed = train(data=data, out=tmp_path / "b", epochs=2, resume=True, **TINY)
+    resumed = train(TrainConfig(epochs=2, **TINY), data=data, out=tmp_path / "b", resume=True)
     assert _strip(resumed.histories[0]) == _strip(straight.histories[0])
     assert _same_weights(tmp_path / "a", tmp_path / "b")
     # the resumed run continued from the saved scale (a fresh scaler would end at 65536 / 4)
@@ -262,7 +266,7 @@ def test_a_non_finite_loss_stops_fp32_training_before_the_weights_change(data, t
 
     monkeypatch.setattr(loop, "_forward", forward)
     with pytest.raises(ModelError, match="loss became nan at epoch 2"):
-        train(data=data, out=tmp_path / "run", epochs=2, **TINY)
+        train(TrainConfig(epochs=2, **TINY), data=data, out=tmp_path / "run")
     state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
     assert state["epoch"] == 1 and all(torch.isfinite(v).all() for v in state["model"].values())
 

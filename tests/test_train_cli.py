@@ -184,33 +184,26 @@ def test_train_stamps_the_current_run_format_version(data, tmp_path, monkeypatch
     assert run_module.load_run(out).config["format_version"] == 2
 
 
-def test_cli_core_and_registry_share_every_default():
-    # STYLE: one source of truth per default. The flag, the train() keyword and the model registry all read
-    # bilipop.layout now (it imports no torch); this test catches a default typed again anywhere.
+def test_the_registry_and_train_config_share_the_studys_defaults():
+    # The flags are checked against TrainConfig in test_cli_defaults.py; the registry reads the same constants.
     import inspect
 
-    from bilipop.cli import train_cmd
     from bilipop.models import registry
-    from bilipop.train import trainer
+    from bilipop.train_config import DEFAULT_LR, TrainConfig
 
-    flags = {name: p.default for name, p in inspect.signature(train_cmd).parameters.items()}
-    core = {name: p.default for name, p in inspect.signature(trainer.train).parameters.items()}
-    for name in ("vit", "bert", "vision", "text", "epochs", "batch_size", "lr", "gpus", "devices", "chunks",
-                 "balance", "checkpoint", "precision", "cache", "seed", "resume", "num_workers", "select_on",
-                 "vit_heads"):
-        assert flags[name] == core[name], name
-    assert [float(w) for w in flags["vit_weight"].split(",")] == list(core["vit_weight"]) == [0.75]
-    assert (core["vit"], core["bert"]) == (registry.DEFAULT_VIT, registry.DEFAULT_BERT)
-    assert inspect.signature(registry.create_model).parameters["vit"].default == registry.DEFAULT_VIT
-    assert (core["epochs"], trainer.DEFAULT_LR, core["checkpoint"]) == (5, 5e-5, "except_last")  # the study
+    config = TrainConfig()
+    assert (config.vit, config.bert) == (registry.DEFAULT_VIT, registry.DEFAULT_BERT)
+    assert inspect.signature(registry.create_model).parameters["vit"].default == config.vit
+    assert (config.epochs, DEFAULT_LR, config.checkpoint, config.vit_weight) == (5, 5e-5, "except_last", (0.75,))
 
 
 def test_pipeline_options_on_one_device_are_reported_as_ignored(data, tmp_path, caplog):
     from bilipop.train.trainer import train
+    from bilipop.train_config import TrainConfig
 
     with caplog.at_level("WARNING", logger="bilipop.train.trainer"):
-        train(data=data, out=tmp_path / "run", vit="tiny", bert="tiny", epochs=1, batch_size=8, devices="cpu",
-              chunks=4, num_workers=0)
+        train(TrainConfig(vit="tiny", bert="tiny", epochs=1, batch_size=8, devices="cpu", chunks=4, num_workers=0),
+              data=data, out=tmp_path / "run")
     assert "ignores them" in caplog.text and "--chunks and --balance" in caplog.text
 
 
@@ -221,15 +214,18 @@ def test_cli_passes_selection_balance_and_heads_to_the_core(monkeypatch, tmp_pat
 
     seen = {}
 
-    def fake(**kwargs):
-        seen.update(kwargs)
+    def fake(config, **kwargs):
+        seen.update(config=config, **kwargs)
         raise InputError("stop here")
 
     monkeypatch.setattr(trainer, "train", fake)
     args = [*BASE, "--out", str(tmp_path / "r"), "--select-on", "test", "--vit-heads", "12"]
     res = _run(args + (["--balance", balance] if balance else []))
     assert res.exit_code == 1 and "stop here" in res.output
-    assert (seen["select_on"], seen["vit_heads"], seen["balance"]) == ("test", 12, expected)
+    config = seen["config"]
+    assert (config.select_on, config.vit_heads) == ("test", 12)
+    assert config.balance == (tuple(expected) if isinstance(expected, list) else expected)
+    assert seen["out"] == tmp_path / "r" and seen["resume"] is False
 
 
 def test_bad_select_on_and_balance_are_one_line_errors(data, tmp_path):

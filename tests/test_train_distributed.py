@@ -17,12 +17,14 @@ from safetensors.torch import load_file
 
 from bilipop.data.synthetic import make_labeled_dataset
 from bilipop.train.trainer import train
+from bilipop.train_config import TrainConfig
 
 SCRIPT = textwrap.dedent("""
     import os, sys
     from pathlib import Path
     from bilipop.train import dataset
     from bilipop.train.trainer import train
+    from bilipop.train_config import TrainConfig
 
     fill = dataset.CoverCache.fill
 
@@ -31,8 +33,9 @@ SCRIPT = textwrap.dedent("""
         return fill(self, bvids)
 
     dataset.CoverCache.fill = counted_fill
-    train(data=sys.argv[1], out=sys.argv[2], vit="tiny", bert="tiny", epochs=int(sys.argv[3]), batch_size=16,
-          devices="cpu,cpu", chunks=2, num_workers=0, cache=True, resume=sys.argv[4] == "resume")
+    config = TrainConfig(vit="tiny", bert="tiny", epochs=int(sys.argv[3]), batch_size=16, devices="cpu,cpu",
+                         chunks=2, num_workers=0, cache=True)
+    train(config, data=sys.argv[1], out=sys.argv[2], resume=sys.argv[4] == "resume")
 """)
 
 
@@ -58,8 +61,8 @@ def test_torchrun_two_processes_match_one_process_and_resume(tmp_path):
     assert np.load(runs / "ddp" / "cover_cache" / "covers_32px.done.npy").all()
 
     # dropout stays on: its masks follow the dataset row, not the process that reads it
-    single = train(data=data, out=tmp_path / "single", vit="tiny", bert="tiny", epochs=2, batch_size=16,
-                   devices="cpu,cpu", chunks=2, num_workers=0)
+    single = train(TrainConfig(vit="tiny", bert="tiny", epochs=2, batch_size=16, devices="cpu,cpu", chunks=2,
+                               num_workers=0), data=data, out=tmp_path / "single")
     ddp_history = [json.loads(line) for line in (runs / "ddp" / "history.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in ddp_history] == [1, 2]
     for a, b in zip(ddp_history, single.histories[0], strict=True):
@@ -89,8 +92,8 @@ def test_a_last_batch_that_does_not_split_into_the_chunks_is_dropped_under_torch
 def test_gpipe_over_two_gpus_trains(tmp_path):
     data = tmp_path / "data"
     make_labeled_dataset(data, n=60, seed=1)
-    result = train(data=data, out=tmp_path / "run", vit="tiny", bert="tiny", epochs=2, batch_size=16, gpus=2,
-                   precision="bf16", num_workers=0)
+    result = train(TrainConfig(vit="tiny", bert="tiny", epochs=2, batch_size=16, gpus=2, precision="bf16",
+                               num_workers=0), data=data, out=tmp_path / "run")
     assert result.devices == ["cuda:0", "cuda:1"]
     assert all(row["train_loss"] == row["train_loss"] for row in result.histories[0])  # no NaN
 
@@ -100,8 +103,8 @@ def test_gpipe_over_two_gpus_trains(tmp_path):
 def test_single_gpu_mixed_precision_learns(tmp_path):
     data = tmp_path / "data"
     make_labeled_dataset(data, n=110, seed=1)
-    result = train(data=data, out=tmp_path / "run", vit="tiny", bert="tiny", epochs=4, batch_size=8, gpus=1,
-                   precision="bf16", num_workers=0)
+    result = train(TrainConfig(vit="tiny", bert="tiny", epochs=4, batch_size=8, gpus=1, precision="bf16",
+                               num_workers=0), data=data, out=tmp_path / "run")
     assert result.devices == ["cuda:0"]
     assert max(row["valid_ordinal_accuracy"] for row in result.histories[0]) >= 0.8
 
@@ -111,13 +114,13 @@ def test_single_gpu_mixed_precision_learns(tmp_path):
 def test_fp16_on_a_gpu_saves_and_resumes_the_grad_scaler(tmp_path):
     data = tmp_path / "data"
     make_labeled_dataset(data, n=60, seed=1)
-    result = train(data=data, out=tmp_path / "run", vit="tiny", bert="tiny", epochs=1, batch_size=8, gpus=1,
-                   precision="fp16", num_workers=0)
+    result = train(TrainConfig(vit="tiny", bert="tiny", epochs=1, batch_size=8, gpus=1, precision="fp16",
+                               num_workers=0), data=data, out=tmp_path / "run")
     assert all(np.isfinite(row["train_loss"]) and "skipped_steps" in row for row in result.histories[0])
     state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
     assert state["scaler"] and state["scaler"]["scale"] > 0
-    more = train(data=data, out=tmp_path / "run", vit="tiny", bert="tiny", epochs=2, batch_size=8, gpus=1,
-                 precision="fp16", num_workers=0, resume=True)
+    more = train(TrainConfig(vit="tiny", bert="tiny", epochs=2, batch_size=8, gpus=1, precision="fp16",
+                             num_workers=0), data=data, out=tmp_path / "run", resume=True)
     assert [r["epoch"] for r in more.histories[0]] == [1, 2]
 
 

@@ -11,17 +11,31 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bilipop.data.schema import LABEL_NAMES, STAGE_INPUTS, require_columns
 from bilipop.errors import InputError, ModelError
 from bilipop.evaluation.baselines import baselines
 from bilipop.evaluation.metrics import all_metrics, expected_class
+from bilipop.evaluation.results import (
+    Bootstrap,
+    ClassRow,
+    EpochRow,
+    Floors,
+    Metrics,
+    PairedDifference,
+    RunDifference,
+    SweepRow,
+    Verdict,
+)
 from bilipop.files import atomic_write
 from bilipop.layout import EVAL_DIR, HISTORY, METRICS, SPLIT, SWEEP
 from bilipop.progress import ProgressArg, takes_progress
+
+if TYPE_CHECKING:
+    from bilipop.models.run import RunConfig
 
 log = logging.getLogger(__name__)
 
@@ -32,17 +46,17 @@ PARTS = ("train", "valid", "test")
 
 @dataclass
 class EvaluationReport:
-    """The metrics of one run on one split (``sweep`` is filled for a sweep folder instead)."""
+    """The metrics of one run on one split (``runs`` is filled for a sweep folder instead)."""
 
     run: Path
     split: str
-    metrics: dict[str, Any] = field(default_factory=dict)
-    baselines: dict[str, Any] = field(default_factory=dict)
-    setting: dict[str, Any] = field(default_factory=dict)
+    metrics: Metrics | None = None  # None for a sweep
+    baselines: Floors | None = None  # None for a sweep
+    setting: dict[str, Any] = field(default_factory=dict)  # the settings the run was trained with
     files: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     runs: dict[str, EvaluationReport] = field(default_factory=dict)
-    table1: list[dict[str, Any]] = field(default_factory=list)
+    table1: list[EpochRow] = field(default_factory=list)
     selection: str | None = None  # "selected on test (as the study)" etc. when the split chose the kept epoch
     credit: Any = None  # each row's ordinal credit (numpy), for paired comparisons between the runs of a sweep
     truth: Any = None
@@ -52,41 +66,49 @@ class EvaluationReport:
         """True for a sweep folder's report (one sub-report per weight)."""
         return bool(self.runs)
 
+    @property
+    def verdict(self) -> Verdict | None:
+        """Whether the model is above the best constant with 95 % confidence (None for a sweep)."""
+        if self.metrics is None or self.baselines is None:
+            return None
+        return Verdict.of(self.metrics, self.baselines)
+
     def to_json(self) -> dict[str, Any]:
         """A run: ``run``, ``split``, ``n``, ``setting``, ``selection``, every metric, ``ci`` (metric -> [lo, hi]),
         ``ece`` and ``calibration`` (the reliability bins), ``baselines`` (each floor with its own ``ci``) and
         ``beats_best_constant``. A sweep: ``run``, ``split``, ``sweep`` (one row per weight, with intervals and the
         paired difference from the best run), ``table1`` (per-epoch history) and ``runs`` (each run's object)."""
-        if self.is_sweep:
-            return {"run": str(self.run), "split": self.split, "sweep": self.sweep_rows(), "table1": self.table1,
+        if self.metrics is None or self.baselines is None:
+            return {"run": str(self.run), "split": self.split,
+                    "sweep": [asdict(row) for row in self.sweep_rows()],
+                    "table1": [asdict(row) for row in self.table1],
                     "runs": {name: r.to_json() for name, r in self.runs.items()}}
-        return {"run": str(self.run), "split": self.split, "n": self.metrics["n"], "setting": self.setting,
-                "selection": self.selection, **{k: v for k, v in self.metrics.items() if k != "n"},
-                "baselines": self.baselines}
+        figures = self.metrics.to_json()
+        return {"run": str(self.run), "split": self.split, "n": figures.pop("n"), "setting": self.setting,
+                "selection": self.selection, **figures, "baselines": self.baselines.to_json()}
 
-    def sweep_rows(self) -> list[dict[str, Any]]:
+    def sweep_rows(self) -> list[SweepRow]:
         """One summary row per run of a sweep, in the sweep's order; ``vs_best`` is the paired difference of its
         ordinal accuracy from the best run's, with its interval and whether the two differ at 95 %."""
         from bilipop.evaluation.intervals import paired_difference
 
-        best = max(self.runs.values(), key=lambda r: r.metrics["ordinal_accuracy"])
+        runs = {name: (r, r.metrics, r.baselines) for name, r in self.runs.items()
+                if r.metrics is not None and r.baselines is not None}
+        best = max(runs.values(), key=lambda entry: entry[1].ordinal_accuracy)[0]
         rows = []
-        for name, r in self.runs.items():
-            study = r.baselines.get("study")
+        for name, (r, metrics, floors) in runs.items():
             same_rows = r.truth is not None and best.truth is not None and len(r.truth) == len(best.truth) \
                 and bool((r.truth == best.truth).all())
             vs_best = None
             if r is not best and same_rows:
-                vs_best = paired_difference(r.credit, best.credit, r.truth)
-            rows.append({"run": name, "vit_weight": r.setting.get("vit_weight"),
-                         "best_epoch": r.setting.get("best_epoch"),
-                         "ordinal_accuracy": r.metrics["ordinal_accuracy"],
-                         "ci": r.metrics["ci"]["ordinal_accuracy"], "accuracy": r.metrics["accuracy"],
-                         "qwk": r.metrics["qwk"], "macro_mae": r.metrics["macro_mae"], "ece": r.metrics["ece"],
-                         "best_constant": r.baselines["best_constant"]["ordinal_accuracy"],
-                         "beats_best_constant": r.metrics["beats_best_constant"]["confident"],
-                         "is_best": r is best, "vs_best": vs_best,
-                         "study": study["ordinal_accuracy"] if study else None, "n": r.metrics["n"]})
+                vs_best = RunDifference(**paired_difference(r.credit, best.credit, r.truth))
+            rows.append(SweepRow(
+                run=name, vit_weight=r.setting["vit_weight"], best_epoch=r.setting["best_epoch"],
+                ordinal_accuracy=metrics.ordinal_accuracy, ci=metrics.ci["ordinal_accuracy"],
+                accuracy=metrics.accuracy, qwk=metrics.qwk, macro_mae=metrics.macro_mae, ece=metrics.ece,
+                best_constant=floors.best_constant.ordinal_accuracy,
+                beats_best_constant=metrics.beats_best_constant.confident, is_best=r is best, vs_best=vs_best,
+                study=floors.study.ordinal_accuracy if floors.study else None, n=metrics.n))
         return rows
 
 
@@ -115,16 +137,12 @@ def read_history(run: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def _table_and_root(config: dict, data: Path | None, input: Path | None) -> tuple[Path, Path]:
+def _table_and_root(recorded: RunConfig, data: Path | None, input: Path | None) -> tuple[Path, Path]:
     if input is not None:
         return Path(input), Path(data) if data is not None else Path(input).parent
     if data is not None:
         return Path(data) / STAGE_INPUTS["evaluate"], Path(data)
-    recorded = config.get("input")
-    if not recorded:
-        raise InputError("the run does not record its dataset; pass --data DIR or -i TABLE")
-    root = config.get("data") or Path(recorded).parent
-    return Path(recorded), Path(root)
+    return Path(recorded.input), Path(recorded.data)
 
 
 def _split_bvids(run: Path, split: str) -> list[str]:
@@ -139,15 +157,8 @@ def _split_bvids(run: Path, split: str) -> list[str]:
     return list(parts[split])
 
 
-def selected_on(config: dict) -> str:
-    """The part a run chose its kept epoch on. A run without ``select_on`` predates the valid part: bilipop then
-    chose on the test part, as the study did."""
-    return str(config.get("select_on", "test"))
-
-
-def selection_note(config: dict, split: str) -> str | None:
-    """How the evaluated split relates to the choice of the kept epoch (None when it played no part)."""
-    chosen_on = selected_on(config)
+def selection_note(chosen_on: str, split: str) -> str | None:
+    """How the evaluated split relates to the part the kept epoch was chosen on (None when it played no part)."""
     if split == "test" and chosen_on == "test":
         return "selected on test (as the study): the kept epoch was chosen on these videos, so the figure is optimistic"
     if split == "valid" and chosen_on == "valid":
@@ -193,10 +204,9 @@ def _evaluate_sweep(run: Path, data, input, split: str, progress, device: str) -
         report.runs[name] = sub
         report.warnings += [f"{name}: {w}" for w in sub.warnings]
         for row in read_history(run / name):
-            report.table1.append({"vit_weight": sub.setting.get("vit_weight"), "epoch": row.get("epoch"),
-                                  "train_ordinal_accuracy": row.get("train_ordinal_accuracy"),
-                                  "valid_ordinal_accuracy": row.get("valid_ordinal_accuracy"),
-                                  "valid_ordinal_accuracy_ci": row.get("valid_ordinal_accuracy_ci")})
+            report.table1.append(EpochRow(sub.setting["vit_weight"], row.get("epoch"),
+                                          row.get("train_ordinal_accuracy"), row.get("valid_ordinal_accuracy"),
+                                          row.get("valid_ordinal_accuracy_ci")))
     target = run / EVAL_DIR / split / METRICS
     _write_json(target, {**report.to_json(), "warnings": report.warnings})
     report.files["metrics"] = str(target)
@@ -215,8 +225,8 @@ def _evaluate_run(run: Path, data, input, split: str, progress, device: str) -> 
     from bilipop.prediction.predict import predict_pairs
 
     loaded = load_run(run, device=device)
-    config = loaded.config
-    table_path, root = _table_and_root(config, Path(data) if data else None, Path(input) if input else None)
+    recorded, settings = loaded.run_config, loaded.settings
+    table_path, root = _table_and_root(recorded, Path(data) if data else None, Path(input) if input else None)
     table = read_table(table_path)
     # As in training: a cover-only run (w = 1) needs no titles, a title-only run (w = 0) no covers.
     w = loaded.vit_weight
@@ -238,7 +248,7 @@ def _evaluate_run(run: Path, data, input, split: str, progress, device: str) -> 
     covers = [str(resolve_cover(p, root, table_path)) for p in rows["cover_path"]] if w > 0 else [""] * len(rows)
     titles = rows["title"].tolist() if w < 1 else [""] * len(rows)
     bvids = rows["bvid"].tolist()
-    probs = predict_pairs(loaded, covers, titles, batch_size=int(config.get("batch_size") or 32),
+    probs = predict_pairs(loaded, covers, titles, batch_size=settings.batch_size,
                           progress=progress, where=lambda i: f"video {bvids[i]}: ")
     truth = rows["label"].astype("int64").to_numpy()
     expected = expected_class(probs)
@@ -246,27 +256,28 @@ def _evaluate_run(run: Path, data, input, split: str, progress, device: str) -> 
     if "score" in rows.columns and rows["score"].notna().all():
         scores = rows["score"].astype("float64").tolist()
     pred = probs.argmax(axis=1)
-    report.metrics = all_metrics(truth, pred, expected=expected.tolist(), scores=scores)
-    for k, entry in enumerate(report.metrics["per_class"]):
-        entry.update({"class": k, "name": LABEL_NAMES[k]})
-    report.metrics["ece"] = expected_calibration_error(probs, truth)
-    report.metrics["calibration"] = reliability(probs, truth)
-    report.setting = {key: config.get(key) for key in ("vision", "text", "vit", "bert", "vit_weight", "epochs",
-                                                          "best_epoch", "select_on", "seed", "precision",
-                                                          "balance", "input")}
-    report.setting["select_on"] = selected_on(config)
-    report.selection = selection_note(config, split)
-    report.baselines = baselines(truth, vision=config.get("vision", "vit"), text=config.get("text", "bert"),
-                                 vit_weight=config.get("vit_weight"))
+    figures = all_metrics(truth, pred, expected=expected.tolist(), scores=scores)
+    balance = settings.balance
+    report.setting = {"vision": settings.vision, "text": settings.text, "vit": settings.vit, "bert": settings.bert,
+                      "vit_weight": w, "epochs": settings.epochs, "best_epoch": recorded.best_epoch,
+                      "select_on": settings.select_on, "seed": settings.seed, "precision": settings.precision,
+                      "balance": list(balance) if isinstance(balance, tuple) else balance, "input": recorded.input}
+    report.selection = selection_note(settings.select_on, split)
+    floors = baselines(truth, vision=settings.vision, text=settings.text, vit_weight=w)
     spread = metric_intervals(truth, pred, probs, expected=expected, scores=scores,
-                              best_constant=report.baselines["best_constant"]["class"],
-                              majority=report.baselines["majority_class"]["class"])
-    report.metrics["ci"] = spread["ci"]
-    report.metrics["beats_best_constant"] = spread["beats_best_constant"]
-    report.metrics["bootstrap"] = {"resamples": spread["beats_best_constant"]["resamples"], "level": 0.95,
-                                   "stratified_by": "true class", "seed": 0}
+                              best_constant=floors["best_constant"]["class"],
+                              majority=floors["majority_class"]["class"])
     for name, cis in spread["floors"].items():
-        report.baselines[name]["ci"] = cis
+        floors[name]["ci"] = cis
+    report.baselines = Floors.from_json(floors)
+    beats = PairedDifference(**spread["beats_best_constant"])
+    report.metrics = Metrics(
+        n=figures["n"], ordinal_accuracy=figures["ordinal_accuracy"], accuracy=figures["accuracy"],
+        within1_accuracy=figures["within1_accuracy"], mae=figures["mae"], macro_mae=figures["macro_mae"],
+        qwk=figures["qwk"], spearman=figures["spearman"], confusion=figures["confusion"],
+        per_class=[ClassRow(k, LABEL_NAMES[k], **row) for k, row in enumerate(figures["per_class"])],
+        ece=expected_calibration_error(probs, truth), calibration=reliability(probs, truth), ci=spread["ci"],
+        beats_best_constant=beats, bootstrap=Bootstrap(beats.resamples, 0.95, "true class", 0))
     report.credit, report.truth = spread["credit"], truth
     smallest = int(min(np.bincount(truth, minlength=len(LABEL_NAMES))[np.unique(truth)]))
     if smallest < SMALL_CLASS:
@@ -274,12 +285,12 @@ def _evaluate_run(run: Path, data, input, split: str, progress, device: str) -> 
                                "bootstrap intervals understate the uncertainty (a class that is all right, or all "
                                "wrong, resamples to itself)")
     folder = run / EVAL_DIR / split
-    report.files["confusion"] = str(confusion_png(report.metrics["confusion"], LABEL_NAMES,
+    report.files["confusion"] = str(confusion_png(report.metrics.confusion, LABEL_NAMES,
                                                   folder / "confusion.png",
                                                   title=f"Confusion matrix: {run.name}, {split} split"))
-    report.files["calibration"] = str(calibration_png(report.metrics["calibration"], folder / "calibration.png",
+    report.files["calibration"] = str(calibration_png(report.metrics.calibration, folder / "calibration.png",
                                                       title=f"Reliability diagram: {run.name}, {split} split",
-                                                      ece=report.metrics["ece"]))
+                                                      ece=report.metrics.ece))
     history = read_history(run)
     if history:
         report.files["curves"] = str(curves_png(history, folder / "curves.png", title=f"Training: {run.name}",

@@ -19,19 +19,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from bilipop.errors import InputError
-
-LOSSES = ("ce", "corn")
-CLASS_WEIGHTS = ("none", "balanced")
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-
-
-def check_loss(loss: str, class_weights: str) -> None:
-    """InputError for an unknown ``--loss`` or ``--class-weights``."""
-    if loss not in LOSSES:
-        raise InputError(f"--loss must be one of {', '.join(LOSSES)}, got {loss!r}")
-    if class_weights not in CLASS_WEIGHTS:
-        raise InputError(f"--class-weights must be one of {', '.join(CLASS_WEIGHTS)}, got {class_weights!r}")
 
 
 def outputs(loss: str, num_classes: int) -> int:

@@ -19,7 +19,6 @@ import torch
 from torch import nn
 
 from bilipop.errors import ModelError
-from bilipop.layout import DEFAULT_BERT, DEFAULT_TEXT, DEFAULT_VISION, DEFAULT_VIT, DEFAULT_VIT_WEIGHT, MAX_TOKENS, TINY
 from bilipop.models import ordinal
 from bilipop.models.fusion import FusionModel
 from bilipop.models.limits import refuse_code
@@ -46,6 +45,15 @@ from bilipop.models.weights import (  # noqa: F401  (offline, looks_like_path, _
     vit_configs,
 )
 from bilipop.models.weights import download as _download  # noqa: F401
+from bilipop.train_config import (
+    DEFAULT_BERT,
+    DEFAULT_TEXT,
+    DEFAULT_VISION,
+    DEFAULT_VIT,
+    DEFAULT_VIT_WEIGHT,
+    MAX_TOKENS,
+    TINY,
+)
 
 log = logging.getLogger(__name__)
 

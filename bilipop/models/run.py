@@ -12,27 +12,53 @@ from pathlib import Path
 import torch
 
 from bilipop import __version__
-from bilipop.errors import ModelError
+from bilipop.errors import InputError, ModelError
 from bilipop.files import atomic_folder, atomic_write
-from bilipop.layout import (  # noqa: F401  (HISTORY, SPLIT, CHECKPOINT: re-exported for the trainer)
-    CHECKPOINT,
-    CONFIG,
-    FORMAT_VERSION,
-    HISTORY,
-    MAX_TOKENS,
-    SPLIT,
-    SWEEP,
-    TOKENIZER,
-    WEIGHTS,
-)
+from bilipop.layout import CONFIG, FORMAT_VERSION, SWEEP, TOKENIZER, WEIGHTS
 from bilipop.models.fusion import FusionModel
 from bilipop.models.limits import MAX_CONFIG_BYTES, check_run_config, parse_json
 from bilipop.models.preprocess import check_titles, decode_cover, to_tensor, tokenize
 from bilipop.models.text import RNNSpec, build_bert, split_bert, split_rnn
 from bilipop.models.tokenizer import load_tokenizer
 from bilipop.models.vision import VGG, ViTSpec, build_vit, split_vision, vgg_spec_from_dict
+from bilipop.train_config import TrainConfig
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """What config.json says of a run beyond its architecture: the settings it was trained with, the dataset it
+    was trained on and how far it got."""
+
+    settings: TrainConfig
+    data: str  # the dataset folder
+    input: str  # the labeled table
+    best_epoch: int | None
+    epochs_done: int
+    balance_method: str  # how the pipeline was cut: given, cost or time
+
+    @classmethod
+    def parse(cls, config: dict, file: Path) -> RunConfig:
+        """The typed view of a config.json object written by ``bilipop train``.
+
+        Raises:
+            ModelError: a key is missing or holds a value of the wrong kind.
+        """
+        try:
+            settings = TrainConfig.from_json(config)
+            data, table, best, done, method = (config[k] for k in ("data", "input", "best_epoch", "epochs_done",
+                                                                  "balance_method"))
+            if not all(isinstance(v, str) for v in (data, table, method)) or not isinstance(done, int) or not (
+                    best is None or isinstance(best, int)):
+                raise InputError("data, input, best_epoch, epochs_done or balance_method holds a value of the "
+                                 "wrong kind")
+        except KeyError as exc:
+            raise ModelError(f"{file} lacks {exc}; the run folder is damaged, train it again") from None
+        except InputError as exc:
+            raise ModelError(f"{file} does not hold the settings of a run: {exc}; the run folder is damaged, "
+                             "train it again") from None
+        return cls(settings, data, table, best, done, method)
 
 
 @dataclass
@@ -40,25 +66,31 @@ class LoadedRun:
     """A trained model ready for inference, with the exact preprocessing it was trained with."""
 
     path: Path
-    config: dict
+    config: dict  # config.json as read (the web page shows it)
     model: torch.nn.Module
     device: torch.device
+    run_config: RunConfig = field(repr=False)  # config.json, typed
     tokenizer: object | None = field(default=None, repr=False)
+
+    @property
+    def settings(self) -> TrainConfig:
+        """The settings the run was trained with."""
+        return self.run_config.settings
 
     @property
     def vit_weight(self) -> float:
         """The cover weight w the run was trained with."""
-        return float(self.config["vit_weight"])
+        return self.settings.vit_weight[0]
 
     @property
     def uses_cover(self) -> bool:
         """Whether the cover branch counts at all (a zero-weight branch ignores its input)."""
-        return float(self.config.get("vit_weight", 0.5)) > 0
+        return self.vit_weight > 0
 
     @property
     def uses_title(self) -> bool:
         """Whether the title branch counts at all."""
-        return float(self.config.get("vit_weight", 0.5)) < 1
+        return self.vit_weight < 1
 
     def preprocess_cover(self, path: str | Path) -> torch.Tensor:
         """(3, H, W) float32, resized and normalised as in training.
@@ -84,8 +116,8 @@ class LoadedRun:
 
     @property
     def loss(self) -> str:
-        """The loss the run was trained with (``ce`` for runs from before ``--loss``)."""
-        return str(self.config.get("loss") or "ce")
+        """The loss the run was trained with."""
+        return self.settings.loss
 
     def probabilities(self, images: torch.Tensor | None, input_ids: torch.Tensor | None,
                       attention_mask: torch.Tensor | None) -> torch.Tensor:
@@ -127,8 +159,7 @@ def build_from_arch(arch: dict) -> FusionModel:
         t = arch["text"]
         text = split_bert(build_bert(t["config"]), out_dim) if t["kind"] == "bert" else split_rnn(
             RNNSpec(**t["spec"]))
-    # "outputs" (K-1 for the corn loss) came with issue 13; older runs have K outputs.
-    outputs = int(arch.get("outputs", arch["num_classes"]))
+    outputs = int(arch["outputs"])  # K, or K - 1 for the corn loss
     return FusionModel(vision, text, vit_weight=w, out_dim=out_dim, num_classes=outputs)
 
 
@@ -149,6 +180,7 @@ def load_run(run_dir: str | Path, device: str = "cpu") -> LoadedRun:
     if not weights.is_file():
         raise ModelError(f"{weights} is missing: the run did not finish an epoch; train again or pass another run")
     check_run_config(config, path / CONFIG, weights)  # before anything is built from it
+    run_config = RunConfig.parse(config, path / CONFIG)
     try:
         dev = torch.device(device)
     except RuntimeError as exc:
@@ -177,9 +209,17 @@ def load_run(run_dir: str | Path, device: str = "cpu") -> LoadedRun:
         tok_dir = path / TOKENIZER
         if not tok_dir.is_dir():
             raise ModelError(f"{tok_dir} is missing; the run folder is incomplete, train it again")
-        tokenizer = load_tokenizer(tok_dir, int(config.get("max_tokens") or MAX_TOKENS),
-                                   hint="the run folder is damaged, train it again")
-    return LoadedRun(path=path, config=config, model=model, device=dev, tokenizer=tokenizer)
+        tokenizer = load_tokenizer(tok_dir, int(config["max_tokens"]), hint="the run folder is damaged, train it again")
+    return LoadedRun(path=path, config=config, model=model, device=dev, tokenizer=tokenizer, run_config=run_config)
+
+
+def read_run_config(path: Path) -> RunConfig:
+    """RUN/config.json, typed (``read_config``'s checks, then ``RunConfig.parse``'s).
+
+    Raises:
+        ModelError: missing, unreadable, written by another format version, or lacking a setting.
+    """
+    return RunConfig.parse(read_config(path), Path(path) / CONFIG)
 
 
 def read_config(path: Path) -> dict:
@@ -263,9 +303,12 @@ def write_config(folder: Path, config: dict) -> Path:
                                               **config})
 
 
-def save_model(folder: Path, model: torch.nn.Module, tokenizer, config: dict) -> None:
-    """Write config.json, tokenizer/ and model.safetensors: everything load_run needs."""
+def save_model(folder: Path, model: torch.nn.Module, tokenizer, config: dict, settings: TrainConfig) -> None:
+    """Write config.json, tokenizer/ and model.safetensors: everything load_run needs, for a model built outside
+    ``train`` (``config``: its architecture and preprocessing; ``settings``: what it stands for; no dataset and
+    no epoch are recorded)."""
     folder.mkdir(parents=True, exist_ok=True)
     save_tokenizer(tokenizer, folder / TOKENIZER)
     save_weights(model, folder / WEIGHTS)
-    write_config(folder, config)
+    write_config(folder, {"data": "", "input": "", **settings.to_json(), "balance_method": settings.balance_method,
+                          "best_epoch": None, "epochs_done": 0, **config})

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bilipop.errors import ModelError
-from bilipop.layout import MAX_TOKENS
 from bilipop.models.limits import check_tokenizer_files, refuse_code
+from bilipop.train_config import MAX_TOKENS
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 

@@ -9,4 +9,8 @@ def __getattr__(name: str) -> Any:
         from bilipop.train.trainer import train
 
         return train
+    if name == "TrainConfig":
+        from bilipop.train_config import TrainConfig
+
+        return TrainConfig
     raise AttributeError(f"module 'bilipop.train' has no attribute {name!r}")

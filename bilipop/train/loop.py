@@ -32,6 +32,7 @@ from bilipop.models.run import save_weights, write_json
 from bilipop.progress import Progress
 from bilipop.train import distributed
 from bilipop.train.pipeline import build_pipeline, output_device, pipeline_balance, time_balance
+from bilipop.train_config import TrainConfig
 
 log = logging.getLogger(__name__)
 HISTORY_KEYS = ("epoch", "train_loss", "train_ordinal_accuracy", "valid_loss", "valid_ordinal_accuracy", "seconds")
@@ -46,48 +47,40 @@ class Setup:
 
     model: FusionModel
     run_dir: Path
-    config: dict
+    config: TrainConfig  # one run's settings (one vit_weight), resolved: lr, devices, chunks, precision
     train_loader: DataLoader
     valid_loader: DataLoader
     devices: list[torch.device]
     image_mean: tuple[float, ...]
     image_std: tuple[float, ...]
-    lr: float
-    epochs: int
-    seed: int
-    chunks: int = 1
-    balance: list[int] | None = None
-    balance_method: str = "cost"  # used when balance is None: "cost" (deterministic) or "time"
-    checkpoint: str = "except_last"
     autocast: tuple[str, torch.dtype] | None = None
     world: distributed.World = field(default_factory=distributed.World)
-    loss: str = "ce"  # bilipop.models.ordinal.LOSSES
     class_weights: list[float] | None = None  # per class, for the training loss only
 
     def __post_init__(self) -> None:
-        self.train_loss = loss_function(self.loss, self.class_weights)
-        self.valid_loss = loss_function(self.loss)  # the plain loss, comparable across weightings
+        self.train_loss = loss_function(self.config.loss, self.class_weights)
+        self.valid_loss = loss_function(self.config.loss)  # the plain loss, comparable across weightings
 
 
-def fit(setup: Setup, *, resume: bool = False, progress: Progress | None = None,
+def fit(setup: Setup, *, state: dict | None = None, progress: Progress | None = None,
         on_epoch: Callable[[dict], None] | None = None) -> tuple[list[dict], int | None]:
-    """Train for ``setup.epochs`` epochs (continuing from the checkpoint with ``resume``).
+    """Train for ``setup.config.epochs`` epochs, continuing from ``state`` (a checkpoint, read and checked by
+    the trainer) when given.
 
     Returns the history rows and the best epoch (highest valid ordinal accuracy, then lowest valid loss).
     """
-    run, model, world = setup.run_dir, setup.model, setup.world
+    run, model, world, config = setup.run_dir, setup.model, setup.world, setup.config
     history: list[dict] = []
     best: int | None = None
-    state = _read_checkpoint(run / CHECKPOINT) if resume and (run / CHECKPOINT).is_file() else None
     if state is not None:
         model.load_state_dict(state["model"])
         history, best = list(state["history"]), state["best_epoch"]
         log.info("resuming %s after epoch %d", run, state["epoch"])
     model.set_autocast(setup.autocast)
     module = _place(setup)
-    setup.config["balance"] = pipeline_balance(module)
+    balance = pipeline_balance(module)
     module = distributed.wrap(module, world)
-    optimizer = torch.optim.AdamW(module.parameters(), lr=setup.lr)
+    optimizer = torch.optim.AdamW(module.parameters(), lr=config.lr)
     if state is not None:
         optimizer.load_state_dict(state["optimizer"])
     use_scaler = setup.autocast is not None and setup.autocast[1] == torch.float16
@@ -98,10 +91,10 @@ def fit(setup: Setup, *, resume: bool = False, progress: Progress | None = None,
         _write_history(run, history)
 
     steps = len(setup.train_loader)
-    for epoch in range(len(history) + 1, setup.epochs + 1):
+    for epoch in range(len(history) + 1, config.epochs + 1):
         started = time.perf_counter()
-        torch.manual_seed(setup.seed * 1_000_003 + epoch)
-        model.set_noise_seed(setup.seed * 1_000_003 + epoch)
+        torch.manual_seed(config.seed * 1_000_003 + epoch)
+        model.set_noise_seed(config.seed * 1_000_003 + epoch)
         setup.train_loader.sampler.set_epoch(epoch)
         module.train()
         sums = [0.0, 0.0, 0.0]  # loss * rows, ordinal score, rows
@@ -111,7 +104,7 @@ def fit(setup: Setup, *, resume: bool = False, progress: Progress | None = None,
             loss = setup.train_loss(logits, labels)
             stepped = _step(loss, optimizer, scaler, world, epoch)
             if torch.isfinite(loss):
-                _accumulate(sums, loss, predicted(logits, setup.loss), labels)
+                _accumulate(sums, loss, predicted(logits, config.loss), labels)
             if stepped:
                 in_a_row = 0
             else:
@@ -120,7 +113,7 @@ def fit(setup: Setup, *, resume: bool = False, progress: Progress | None = None,
                     raise ModelError(f"{in_a_row} fp16 steps in a row overflowed at epoch {epoch}; use --precision "
                                      "bf16 or fp32, or lower --lr")
             if progress and world.main:
-                progress((epoch - 1) * steps + step, setup.epochs * steps)
+                progress((epoch - 1) * steps + step, config.epochs * steps)
         train_loss, train_acc = _means(distributed.all_sum(sums, world))
         valid_loss, valid_acc, valid_ci = evaluate(module, setup)
         row = dict(zip(HISTORY_KEYS, (epoch, train_loss, train_acc, valid_loss, valid_acc,
@@ -141,7 +134,7 @@ def fit(setup: Setup, *, resume: bool = False, progress: Progress | None = None,
             _write_checkpoint(run / CHECKPOINT, model, optimizer, scaler if use_scaler else None, epoch,
                               history, best)
             write_json(run / CONFIG, {**json.loads((run / CONFIG).read_text(encoding="utf-8")),
-                                      "best_epoch": best, "epochs_done": epoch, "balance": setup.config["balance"]})
+                                      "best_epoch": best, "epochs_done": epoch, "balance": balance})
         distributed.barrier(world)
         if on_epoch and world.main:
             on_epoch(row)
@@ -185,7 +178,7 @@ def evaluate(module: torch.nn.Module, setup: Setup) -> tuple[float, float, list[
     with torch.no_grad():
         for batch in _batches(setup.valid_loader):
             logits, labels = _forward(module, setup, batch)
-            preds = predicted(logits, setup.loss)
+            preds = predicted(logits, setup.config.loss)
             _accumulate(sums, setup.valid_loss(logits, labels), preds, labels)
             credits.append(ordinal_credit((preds - labels).abs()).cpu())
             truths.append(labels.cpu())
@@ -214,13 +207,15 @@ def _place(setup: Setup) -> torch.nn.Module:
     if len(devices) == 1:
         return model.to(devices[0])
     ds = setup.train_loader.dataset
-    sample_batch = default_collate([ds[i] for i in range(min(len(ds), setup.chunks * 2))])
+    config = setup.config
+    chunks = config.chunks or 1
+    sample_batch = default_collate([ds[i] for i in range(min(len(ds), chunks * 2))])
     sample = _inputs(model, setup, sample_batch, torch.device("cpu"))
-    balance = setup.balance
-    if balance is None and setup.balance_method == "time":
+    balance = config.given_balance
+    if balance is None and config.balance_method == "time":
         # Timings differ from process to process; every process must cut the model the same way.
         balance = distributed.broadcast(time_balance(model, devices, sample), setup.world)
-    return build_pipeline(model, devices, chunks=setup.chunks, balance=balance, checkpoint=setup.checkpoint,
+    return build_pipeline(model, devices, chunks=chunks, balance=balance, checkpoint=config.checkpoint,
                           sample=sample)
 
 
@@ -266,11 +261,3 @@ def _write_checkpoint(path: Path, model, optimizer, scaler, epoch: int, history:
              "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict() if scaler else None,
              "history": history, "best_epoch": best}
     atomic_write(path, lambda tmp: torch.save(state, tmp))
-
-
-def _read_checkpoint(path: Path) -> dict:
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise ModelError(f"cannot read {path} ({str(exc).splitlines()[0]}); the checkpoint is damaged: train again "
-                         "without --resume into a new --out") from exc

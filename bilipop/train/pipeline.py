@@ -18,12 +18,9 @@ import torch
 from torch import nn
 
 from bilipop.errors import DeviceError, InputError
+from bilipop.train_config import CHECKPOINT_MODES, PRECISIONS
 
 log = logging.getLogger(__name__)
-
-CHECKPOINT_MODES = ("never", "except_last", "always")
-PRECISIONS = ("bf16", "fp16", "fp32")
-BALANCE_METHODS = ("cost", "time")
 
 
 def parse_devices(gpus: int | None, devices: Sequence[str] | str | None, *, local_rank: int = 0,
@@ -141,6 +138,13 @@ def autocast_for(precision: str | None, devices: Sequence[torch.device]) -> tupl
     if precision == "fp16" and not on_cuda:
         raise DeviceError("--precision fp16 needs CUDA; use bf16 or fp32 on CPU")
     return ("cuda" if on_cuda else "cpu", torch.bfloat16 if precision == "bf16" else torch.float16)
+
+
+def precision_name(autocast: tuple[str, torch.dtype] | None) -> str:
+    """The ``--precision`` that ``autocast_for`` answered with ``autocast``."""
+    if autocast is None:
+        return "fp32"
+    return "bf16" if autocast[1] == torch.bfloat16 else "fp16"
 
 
 def build_pipeline(model: nn.Sequential, devices: Sequence[torch.device], *, chunks: int,

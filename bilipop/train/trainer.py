@@ -1,45 +1,23 @@
 """``train()``: the core of ``bilipop train``. Checks every input first, builds the model and the loaders, trains
-one run per ``--vit-weight`` (a sweep writes the study's Table 1 layout) and returns what happened."""
+one run per ``vit_weight`` (a sweep writes the study's Table 1 layout) and returns what happened."""
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
-import os
 import socket
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from bilipop.data.schema import DEFAULT_DATA_DIR, LABEL_NAMES, NUM_CLASSES, STAGE_INPUTS
 from bilipop.errors import InputError, OutputError
-from bilipop.files import WRITE_ERRNOS, atomic_write, missing_parents
-from bilipop.layout import (
-    CHECKPOINT,
-    CONFIG,
-    COVER_CACHE,
-    DEFAULT_BATCH_SIZE,
-    DEFAULT_BERT,
-    DEFAULT_CHECKPOINT,
-    DEFAULT_EPOCHS,
-    DEFAULT_LR,
-    DEFAULT_TEXT,
-    DEFAULT_VISION,
-    DEFAULT_VIT,
-    DEFAULT_VIT_WEIGHT,
-    MAX_TOKENS,
-    SPLIT,
-    SWEEP,
-    TABLE1_CSV,
-    TABLE1_MD,
-    TINY_LR,
-    TOKENIZER,
-)
-from bilipop.progress import ProgressArg, takes_progress
+from bilipop.files import WRITE_ERRNOS, missing_parents
+from bilipop.layout import CHECKPOINT, CONFIG, COVER_CACHE, SPLIT, TOKENIZER
+from bilipop.progress import Progress, ProgressArg, takes_progress
+from bilipop.train_config import DEFAULT_LR, MAX_TOKENS, TINY_LR, TrainConfig, run_name
 
 log = logging.getLogger(__name__)
-
 
 
 @dataclass
@@ -56,96 +34,85 @@ class TrainResult:
     table1: Path | None = None
     notes: list[str] = field(default_factory=list)
     is_main: bool = True  # False in torchrun processes other than rank 0, which write and report nothing
+    config: TrainConfig | None = None  # the settings, the learning rate resolved
 
 
-SELECT_ON = ("valid", "test")
+@dataclass
+class _Shared:
+    """What every run of one ``train`` call shares: the table, the split, the devices and the callbacks."""
 
-
-def _weight_dir(w: float) -> str:
-    return f"w{w:g}"
+    out: Path
+    data: Path
+    table_path: Path
+    examples: Any  # bilipop.train.dataset.Examples
+    split: dict
+    world: Any  # bilipop.train.distributed.World
+    devices: list  # torch.device
+    autocast: tuple | None
+    local_batch: int
+    chunks: int
+    precision: str
+    resume: bool
+    progress: Progress | None
+    on_epoch: Callable[[dict], None] | None
 
 
 @takes_progress("training")
-def train(data: str | Path = DEFAULT_DATA_DIR, input: str | Path | None = None, out: str | Path = "runs/run",
-          vit: str = DEFAULT_VIT, bert: str = DEFAULT_BERT, vision: str = DEFAULT_VISION, text: str = DEFAULT_TEXT,
-          vit_weight: Sequence[float] | float = (DEFAULT_VIT_WEIGHT,), epochs: int = DEFAULT_EPOCHS,
-          batch_size: int = DEFAULT_BATCH_SIZE, lr: float | None = None, gpus: int | None = None,
-          devices: Sequence[str] | str | None = None, chunks: int | None = None,
-          balance: Sequence[int] | str | None = None, checkpoint: str = DEFAULT_CHECKPOINT,
-          precision: str | None = None, cache: bool = False, seed: int = 0, resume: bool = False,
-          num_workers: int | None = None, progress: ProgressArg = None,
-          on_epoch: Callable[[dict], None] | None = None, dropout: float = 0.1, select_on: str = "valid",
-          vit_heads: int | None = None, loss: str = "ce", class_weights: str = "none") -> TrainResult:
+def train(config: TrainConfig, *, data: str | Path = DEFAULT_DATA_DIR, input: str | Path | None = None,
+          out: str | Path, resume: bool = False, progress: ProgressArg = None,
+          on_epoch: Callable[[dict], None] | None = None) -> TrainResult:
     """Train the late-fusion model on a labeled dataset and write a run folder (docs/reference.md).
 
     Args:
-        lr: None means the study's 5e-5, or 1e-3 when a ``tiny`` model trains from scratch.
-        vit_weight: one weight, or several for a sweep (``out/w<weight>/`` each, plus table1.md/csv).
-        gpus, devices: see ``bilipop.train.pipeline.parse_devices``; two or more devices train through GPipe.
-        balance: pipeline layers per device; None or "cost" cuts by a cost model of the layers (the same on every
-            run), "time" by timing them (adapts to the hardware, differs between runs). Saved in config.json and
-            reused by ``resume``.
-        select_on: the part whose figures history.jsonl reports and whose best epoch is kept: "valid" (default),
-            or "test" to reproduce the study's protocol (its "valid" set was its test set).
-        vit_heads: attention heads of a ``--vit PATH`` checkpoint that is not a known ViT name (the head count
-            leaves no trace in the weights' shapes).
-        precision: bf16, fp16 or fp32; None picks bf16/fp16 on GPUs and fp32 on CPU.
+        config: the settings (``TrainConfig``: each field is the flag of the same name); several ``vit_weight``
+            values train a sweep (``out/w<weight>/`` each, plus table1.md/csv).
+        data: the dataset folder; its ``labeled.parquet`` is read unless ``input`` names a table. Relative cover
+            paths are resolved against it.
+        out: the run folder to write.
+        resume: continue the interrupted run in ``out`` exactly (its settings must match ``config``'s).
         progress: ``progress(done, total)``: covers checked while the table is read, then training steps.
         on_epoch: called with each epoch's history row (``vit_weight`` added).
-        dropout: dropout of the encoders (0 makes runs comparable step by step, e.g. in tests).
-        loss: ``ce`` (the study) or ``corn`` (rank-consistent ordinal; ``bilipop.models.ordinal``).
-        class_weights: ``none`` or ``balanced`` (``n / (5 n_k)`` from the train part's labels).
 
     Raises:
         InputError, ModelError, DeviceError: bad options, data, weights or devices; nothing is trained then.
     """
     from bilipop.train import distributed
-    from bilipop.train.pipeline import BALANCE_METHODS, autocast_for, check_chunks, parse_devices
+    from bilipop.train.pipeline import autocast_for, check_chunks, parse_devices, precision_name
 
-    weights = [float(vit_weight)] if isinstance(vit_weight, int | float) else [float(w) for w in vit_weight]
-    _check_options(weights, epochs, batch_size, lr, num_workers, checkpoint)
-    if select_on not in SELECT_ON:
-        raise InputError(f"--select-on must be one of {', '.join(SELECT_ON)}, got {select_on!r}")
-    from bilipop.models.ordinal import check_loss
-
-    check_loss(loss, class_weights)
-    if isinstance(balance, str):
-        if balance not in BALANCE_METHODS:
-            raise InputError(f"--balance takes layer counts such as 3,3, or one of {', '.join(BALANCE_METHODS)}; "
-                             f"got {balance!r}")
-        balance_method, balance = balance, None
-    else:
-        balance_method = "given" if balance else "cost"
+    if not isinstance(config, TrainConfig):
+        raise InputError(f"train() takes a TrainConfig as its first argument, got {type(config).__name__}")
+    weights = list(config.vit_weight)
     data, out = Path(data).resolve(), Path(out)
     table_path = (Path(input) if input is not None else data / STAGE_INPUTS["train"]).resolve()
     if not table_path.is_file():
         raise InputError(f"labeled table {table_path} does not exist; run bilipop label first or pass -i FILE")
     local_rank, local_world_size = distributed.local_from_env()
-    devs = parse_devices(gpus, devices, local_rank=local_rank, local_world_size=local_world_size)
+    devs = parse_devices(config.gpus, config.devices, local_rank=local_rank, local_world_size=local_world_size)
     world = distributed.world_from_env()
-    if world.distributed and batch_size % world.size:
-        raise InputError(f"--batch-size {batch_size} does not split over {world.size} processes; use a multiple")
-    local_batch = batch_size // world.size
-    n_chunks = check_chunks(chunks, local_batch, len(devs)) if len(devs) > 1 else 1
-    if len(devs) == 1 and (chunks is not None or balance):
+    if world.distributed and config.batch_size % world.size:
+        raise InputError(f"--batch-size {config.batch_size} does not split over {world.size} processes; use a "
+                         "multiple")
+    local_batch = config.batch_size // world.size
+    n_chunks = check_chunks(config.chunks, local_batch, len(devs)) if len(devs) > 1 else 1
+    if len(devs) == 1 and (config.chunks is not None or config.balance):
         log.warning("--chunks and --balance shape the GPipe pipeline, which needs two or more devices; training on "
                     "%s alone ignores them", devs[0])
-    if balance and len(devs) > 1 and len({(w > 0, w < 1) for w in weights}) > 1:
+    if config.given_balance and len(devs) > 1 and len({(w > 0, w < 1) for w in weights}) > 1:
         # A w = 0 or w = 1 run leaves an encoder out, so it has fewer pipeline layers than a fused run: no one
         # --balance fits both, and the second run would fail only after the first had trained.
         raise InputError("--balance cannot fit every run of this sweep: w = 0 and w = 1 leave an encoder out "
                          "and have fewer pipeline layers; drop --balance (each run is then balanced by its layers' "
                          "cost) "
                          "or sweep those weights separately")
-    autocast = autocast_for(precision, devs)
+    autocast = autocast_for(config.precision, devs)
     notes: list[str] = []
-    if lr is None:
-        lr, note = default_lr(vit, bert, weights)
-        if note:
-            notes.append(note)
-            log.info(note)
+    lr, note = (config.lr, None) if config.lr is not None else default_lr(config.vit, config.bert, weights)
+    config = replace(config, lr=lr)
+    if note:
+        notes.append(note)
+        log.info(note)
     sweep = len(weights) > 1
-    run_dirs = [out / _weight_dir(w) if sweep else out for w in weights]
+    run_dirs = [out / run_name(w) if sweep else out for w in weights]
     for run_dir in run_dirs:
         _check_out(run_dir, resume)
     # Folders this call makes (--out, its missing parents, the sweep's runs): removed again if training fails
@@ -157,23 +124,24 @@ def train(data: str | Path = DEFAULT_DATA_DIR, input: str | Path | None = None, 
 
     examples = load_examples(table_path, data, covers=any(w > 0 for w in weights),
                              titles=any(w < 1 for w in weights), progress=progress if world.main else None)
-    split = make_split(examples.bvids, examples.labels, seed=seed)
+    shared = _Shared(out=out, data=data, table_path=table_path, examples=examples,
+                     split=make_split(examples.bvids, examples.labels, seed=config.seed), world=world, devices=devs,
+                     autocast=autocast, local_batch=local_batch, chunks=n_chunks,
+                     precision=config.precision or precision_name(autocast), resume=resume, progress=progress,
+                     on_epoch=on_epoch)
     distributed.init(world, devs)
     try:
         distributed.barrier(world)  # every process has checked --out before rank 0 writes into it
         histories, bests = [], []
         for w, run_dir in zip(weights, run_dirs, strict=True):
-            options = dict(vit=vit, bert=bert, vision=vision, text=text, vit_weight=w, epochs=epochs,
-                           batch_size=batch_size, lr=lr, devices=[str(d) for d in devs], chunks=n_chunks,
-                           balance=list(balance) if balance else None, balance_method=balance_method,
-                           checkpoint=checkpoint, precision=precision or _precision_name(autocast), seed=seed,
-                           cache=cache, select_on=select_on, vit_heads=vit_heads, loss=loss,
-                           class_weights=class_weights)
-            history, best = _train_one(run_dir, out, data, table_path, examples, split, options, world, devs,
-                                       autocast, local_batch, num_workers, resume, dropout, progress, on_epoch)
+            history, best = _train_one(config.for_weight(w), run_dir, shared)
             histories.append(history)
             bests.append(best)
-        table1 = _write_sweep(out, weights, run_dirs, histories) if sweep and world.main else None
+        table1 = None
+        if sweep and world.main:
+            from bilipop.train.sweep import write_sweep
+
+            table1 = write_sweep(out, weights, run_dirs, histories)
     except Exception as exc:
         if world.main:
             _remove_unfinished(made)
@@ -184,7 +152,7 @@ def train(data: str | Path = DEFAULT_DATA_DIR, input: str | Path | None = None, 
     finally:
         distributed.shutdown(world)
     return TrainResult(out, run_dirs, weights, histories, bests, lr, [str(d) for d in devs], table1, notes,
-                       is_main=world.main)
+                       is_main=world.main, config=config)
 
 
 def default_lr(vit: str, bert: str, weights: Sequence[float]) -> tuple[float, str | None]:
@@ -217,35 +185,6 @@ def _remove_unfinished(made: list[Path]) -> None:
             log.info("removed %s: it holds no finished epoch", folder)
 
 
-def _check_options(weights, epochs, batch_size, lr, num_workers, checkpoint) -> None:
-    from bilipop.train.pipeline import CHECKPOINT_MODES
-
-    if not weights:
-        raise InputError("--vit-weight needs at least one number between 0 and 1, e.g. 0.75")
-    if any(not 0 <= w <= 1 for w in weights):
-        raise InputError(f"--vit-weight values must be between 0 and 1, got {','.join(f'{w:g}' for w in weights)}")
-    if len({_weight_dir(w) for w in weights}) != len(weights):
-        raise InputError("--vit-weight lists the same weight twice")
-    if epochs < 1:
-        raise InputError(f"--epochs must be at least 1, got {epochs}")
-    if batch_size < 1:
-        raise InputError(f"--batch-size must be at least 1, got {batch_size}")
-    if lr is not None and not lr > 0:
-        raise InputError(f"--lr must be a positive number, got {lr}")
-    if num_workers is not None and num_workers < 0:
-        raise InputError(f"num_workers must be 0 or more, got {num_workers}")
-    if checkpoint not in CHECKPOINT_MODES:
-        raise InputError(f"--checkpoint must be one of {', '.join(CHECKPOINT_MODES)}, got {checkpoint!r}")
-
-
-def _precision_name(autocast) -> str:
-    if autocast is None:
-        return "fp32"
-    import torch
-
-    return "bf16" if autocast[1] == torch.bfloat16 else "fp16"
-
-
 def _check_out(run_dir: Path, resume: bool) -> None:
     if run_dir.exists() and not run_dir.is_dir():
         raise InputError(f"--out {run_dir} is a file; give a folder for the run")
@@ -260,9 +199,9 @@ def _check_out(run_dir: Path, resume: bool) -> None:
 
 
 def _epochs_done(run_dir: Path) -> int:
-    from bilipop.models.run import read_config
+    from bilipop.models.run import read_run_config
 
-    return int(read_config(run_dir).get("epochs_done") or 0)
+    return read_run_config(run_dir).epochs_done
 
 
 def _cover_cache(out: Path, examples, size: int, world):
@@ -285,94 +224,99 @@ def _cover_cache(out: Path, examples, size: int, world):
     return built if built is not None else CoverCache(folder, examples.covers, size, create=False)
 
 
-def _train_one(run_dir, out, data, table_path, examples, split, options, world, devs, autocast, local_batch,
-               num_workers, resume, dropout, progress, on_epoch):
+def _train_one(config: TrainConfig, run_dir: Path, shared: _Shared) -> tuple[list[dict], int | None]:
+    """Train one run (one cover weight) into ``run_dir``, or continue it with ``shared.resume``."""
     from bilipop.models.registry import create_model
-    from bilipop.models.run import read_config, save_tokenizer, write_config
+    from bilipop.models.run import read_run_config, save_tokenizer, write_config, write_json
     from bilipop.models.tokenizer import load_tokenizer
     from bilipop.train.dataset import CoverTitleDataset, default_workers, make_loader
     from bilipop.train.loop import Setup, fit
 
-    w = options["vit_weight"]
-    resuming = resume and (run_dir / CONFIG).is_file()
-    previous = read_config(run_dir) if resuming else {}
-    if resuming:
-        _check_same(previous, options, run_dir)
+    w, world, devs, examples, split = config.vit_weight[0], shared.world, shared.devices, shared.examples, \
+        shared.split
+    resuming = shared.resume and (run_dir / CONFIG).is_file()
+    previous = read_run_config(run_dir) if resuming else None
+    balance_method = config.balance_method
+    if previous is not None:
+        mismatch = config.resume_mismatch(previous.settings)
+        if mismatch:
+            raise InputError(f"{run_dir} was trained with {mismatch}; resume with the same settings or train into "
+                             "a new --out")
         if (run_dir / SPLIT).is_file():
             from bilipop.data.split import load_or_make_split
 
-            split = load_or_make_split(run_dir / SPLIT, examples.bvids, examples.labels, seed=options["seed"])
-        if options["balance_method"] != "given" and previous.get("balance") and len(devs) > 1 \
-                and len(previous["balance"]) == len(devs):
+            split = load_or_make_split(run_dir / SPLIT, examples.bvids, examples.labels, seed=config.seed)
+        saved_cut = previous.settings.given_balance
+        if balance_method != "given" and saved_cut and len(devs) > 1 and len(saved_cut) == len(devs):
             # The cut the run started with, whatever chose it: a resumed run continues the same computation.
-            options = {**options, "balance": list(previous["balance"]),
-                       "balance_method": previous.get("balance_method", options["balance_method"])}
+            config = replace(config, balance=saved_cut)
+            balance_method = previous.balance_method
     index = {b: i for i, b in enumerate(examples.bvids)}
     train_idx = [index[b] for b in split["train"] if b in index]
-    select_idx = [index[b] for b in split[options["select_on"]] if b in index]
+    select_idx = [index[b] for b in split[config.select_on] if b in index]
     # The tiny tokenizer learns its vocabulary from the training part only: valid and test titles stay unseen.
-    built = create_model(vision=options["vision"], text=options["text"], vit=options["vit"], bert=options["bert"],
-                         vit_weight=w, titles=[examples.titles[i] for i in train_idx], dropout=dropout,
-                         seed=options["seed"], vit_heads=options["vit_heads"], loss=options["loss"])
+    built = create_model(vision=config.vision, text=config.text, vit=config.vit, bert=config.bert, vit_weight=w,
+                         titles=[examples.titles[i] for i in train_idx], dropout=config.dropout, seed=config.seed,
+                         vit_heads=config.vit_heads, loss=config.loss)
     if len(devs) > 1:
         from bilipop.train.pipeline import check_balance
 
-        check_balance(options["balance"], len(built.model), len(devs))  # before anything is written
+        check_balance(config.given_balance, len(built.model), len(devs))  # before anything is written
     if resuming and built.tokenizer is not None and (run_dir / TOKENIZER).is_dir():
         built.tokenizer = load_tokenizer(run_dir / TOKENIZER, MAX_TOKENS,
                                          hint="the run folder is damaged: train again into a new --out")
-    if resuming:
-        _check_checkpoint(run_dir, built.model)  # a resume that fails must fail before it rewrites the folder
-    config = {
-        "data": str(data), "input": str(table_path), **options,
+    # A resume that fails must fail before it rewrites the folder: the checkpoint is read (once) and checked here.
+    state = _read_checkpoint(run_dir, built.model) if resuming else None
+    # What ran, so that config.json reproduces it: the devices used rather than --gpus, the micro-batches, the
+    # precision (the pipeline's cut follows once the pipeline is built).
+    config = replace(config, gpus=None, devices=tuple(str(d) for d in devs), chunks=shared.chunks,
+                     precision=shared.precision)
+    record = {
+        "data": str(shared.data), "input": str(shared.table_path), **config.to_json(),
+        "balance_method": balance_method,
         "image_size": built.image_size, "image_mean": list(built.image_mean), "image_std": list(built.image_std),
         "max_tokens": MAX_TOKENS, "num_classes": NUM_CLASSES, "label_names": list(LABEL_NAMES),
-        "best_epoch": None, "epochs_done": 0, "model": built.arch,
+        "best_epoch": previous.best_epoch if previous else None,
+        "epochs_done": previous.epochs_done if previous else 0, "model": built.arch,
     }
     if world.main:
-        from bilipop.models.run import write_json
-
         run_dir.mkdir(parents=True, exist_ok=True)
         write_json(run_dir / SPLIT, split)
         save_tokenizer(built.tokenizer, run_dir / TOKENIZER)
-        write_config(run_dir, {**config, "best_epoch": previous.get("best_epoch"),
-                               "epochs_done": previous.get("epochs_done", 0)})
+        write_config(run_dir, record)
     weights = None
-    if options["class_weights"] == "balanced":
+    if config.class_weights == "balanced":
         from bilipop.models.ordinal import balanced_weights
 
         weights = balanced_weights([examples.labels[i] for i in train_idx], NUM_CLASSES)
         log.info("balanced class weights %s", ", ".join(f"{x:.3g}" for x in weights))
-    cover_cache = _cover_cache(out, examples, built.image_size, world) if options["cache"] and built.image_size \
+    cover_cache = _cover_cache(shared.out, examples, built.image_size, world) if config.cache and built.image_size \
         else None
     dataset = CoverTitleDataset(examples, image_size=built.image_size, tokenizer=built.tokenizer,
                                 max_tokens=MAX_TOKENS, cache=cover_cache)
-    workers = default_workers(len(dataset)) if num_workers is None else num_workers
-    seed = options["seed"]
-    drop_last = ragged_last_batch(len(train_idx), world.size, local_batch, options["chunks"]) \
+    workers = default_workers(len(dataset)) if config.num_workers is None else config.num_workers
+    drop_last = ragged_last_batch(len(train_idx), world.size, shared.local_batch, shared.chunks) \
         if world.distributed and len(devs) > 1 else False
     if drop_last and world.main:
         log.warning("torchrun with GPipe: each epoch's last %d row(s) per process are left out; they do not split "
                     "into %d equal micro-batches, which DistributedDataParallel's static graph needs (choose a "
-                    "--batch-size that divides the %d training rows to keep them)", drop_last,
-                    options["chunks"], len(train_idx))
-    train_loader = make_loader(dataset, train_idx, batch_size=local_batch, shuffle=True, seed=seed,
+                    "--batch-size that divides the %d training rows to keep them)", drop_last, shared.chunks,
+                    len(train_idx))
+    train_loader = make_loader(dataset, train_idx, batch_size=shared.local_batch, shuffle=True, seed=config.seed,
                                num_workers=workers, rank=world.rank, world_size=world.size,
                                drop_last=bool(drop_last))
-    valid_loader = make_loader(dataset, select_idx, batch_size=local_batch, shuffle=False, seed=seed,
+    valid_loader = make_loader(dataset, select_idx, batch_size=shared.local_batch, shuffle=False, seed=config.seed,
                                num_workers=workers)
     setup = Setup(model=built.model, run_dir=run_dir, config=config, train_loader=train_loader,
                   valid_loader=valid_loader, devices=devs, image_mean=built.image_mean, image_std=built.image_std,
-                  lr=options["lr"], epochs=options["epochs"], seed=seed, chunks=options["chunks"],
-                  balance=options["balance"], balance_method=options["balance_method"],
-                  checkpoint=options["checkpoint"], autocast=autocast, world=world, loss=options["loss"],
-                  class_weights=weights)
+                  autocast=shared.autocast, world=world, class_weights=weights)
+    on_epoch = shared.on_epoch
 
     def row_callback(row: dict) -> None:
         if on_epoch:
             on_epoch({"vit_weight": w, **row})
 
-    return fit(setup, resume=resuming, progress=progress, on_epoch=row_callback)
+    return fit(setup, state=state, progress=shared.progress, on_epoch=row_callback)
 
 
 def ragged_last_batch(rows: int, world_size: int, local_batch: int, chunks: int) -> int:
@@ -387,65 +331,29 @@ def ragged_last_batch(rows: int, world_size: int, local_batch: int, chunks: int)
     return last if last % chunks else 0
 
 
-_MUST_MATCH = ("vit", "bert", "vision", "text", "vit_weight", "batch_size", "lr", "seed", "select_on", "loss",
-               "class_weights")
-#: What a run folder written before an option existed was trained with.
-_SAVED_DEFAULTS = {"select_on": "valid", "loss": "ce", "class_weights": "none"}
+def _read_checkpoint(run_dir: Path, model) -> dict | None:
+    """RUN/checkpoint.pt (None when there is none), read once and checked against ``model``.
 
-
-def _check_checkpoint(run_dir: Path, model) -> None:
-    """Raise ModelError unless RUN/checkpoint.pt (when there is one) can be read and fits ``model``."""
+    Raises:
+        ModelError: the file cannot be read or does not fit ``model``.
+    """
     import torch
 
     from bilipop.errors import ModelError
 
     path = run_dir / CHECKPOINT
     if not path.is_file():
-        return
-    try:  # mmap: only the shapes are looked at here, the tensors are read when the loop loads them
-        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise ModelError(f"cannot read {path} ({str(exc).strip().splitlines()[0] if str(exc).strip() else 'empty'})"
                          "; the checkpoint is damaged: train again without --resume into a new --out") from None
     saved = state.get("model") if isinstance(state, dict) else None
     ours = model.state_dict()
-    if not isinstance(saved, dict) or not all(k in state for k in ("optimizer", "history", "best_epoch")) or {
-            k: tuple(v.shape) for k, v in saved.items() if hasattr(v, "shape")} != {
+    if not isinstance(saved, dict) or not all(k in state for k in ("epoch", "optimizer", "history", "best_epoch")) \
+            or {k: tuple(v.shape) for k, v in saved.items() if hasattr(v, "shape")} != {
             k: tuple(v.shape) for k, v in ours.items()}:
         raise ModelError(f"{path} does not belong to this run's model (damaged, or from other settings); train "
                          "again without --resume into a new --out")
-
-
-def _check_same(saved: dict, options: dict, run_dir: Path) -> None:
-    for key in _MUST_MATCH:
-        value = saved.get(key, _SAVED_DEFAULTS.get(key))
-        if value != options[key]:
-            flag = "--" + key.replace("_", "-")
-            raise InputError(f"{run_dir} was trained with {flag} {value}, not {options[key]}; resume with "
-                             "the same settings or train into a new --out")
-
-
-def _write_sweep(out: Path, weights, run_dirs, histories) -> Path:
-    """table1.csv and table1.md: train and valid ordinal accuracy per weight and epoch, the valid figure with its
-    95 % bootstrap interval, so that a reader can see which weights differ beyond the noise."""
-    from bilipop.models.run import write_json
-
-    cols = ("vit_weight", "epoch", "train_ordinal_accuracy", "valid_ordinal_accuracy", "valid_ci_low",
-            "valid_ci_high")
-    rows = [(w, r["epoch"], r["train_ordinal_accuracy"], r["valid_ordinal_accuracy"],
-             *(r.get("valid_ordinal_accuracy_ci") or (float("nan"), float("nan"))))
-            for w, history in zip(weights, histories, strict=True) for r in history]
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(cols)
-    writer.writerows((f"{w:g}", e, f"{a:.4f}", f"{b:.4f}", f"{lo:.4f}", f"{hi:.4f}") for w, e, a, b, lo, hi in rows)
-    atomic_write(out / TABLE1_CSV, lambda tmp: tmp.write_text(buf.getvalue(), encoding="utf-8"))
-    lines = ["| ViT weight | epoch | train ordinal accuracy | valid ordinal accuracy | valid 95 % interval |",
-             "|---:|---:|---:|---:|---:|"]
-    lines += [f"| {w:g} | {e} | {a:.4f} | {b:.4f} | [{lo:.4f}, {hi:.4f}] |" for w, e, a, b, lo, hi in rows]
-    lines += ["", "Valid = the run's valid part (split.json) unless trained with --select-on test; intervals: 95 % "
-              "bootstrap, 1,000 resamples stratified by class. Weights whose intervals overlap may not differ."]
-    md = "\n".join(lines) + "\n"
-    atomic_write(out / TABLE1_MD, lambda tmp: tmp.write_text(md, encoding="utf-8"))
-    write_json(out / SWEEP, {"weights": weights, "runs": [os.path.relpath(d, out) for d in run_dirs]})
-    return out / TABLE1_MD
+    return state
