@@ -22,7 +22,7 @@ from bilipop.errors import CrawlError
 from bilipop.sim import SimServer
 
 runner = CliRunner()
-FAST = Backoff(base_s=0.005, block_base_s=0.005, max_s=0.05, pause_s=0.05, timeout_s=5)
+FAST = Backoff(base_s=0.005, block_base_s=0.005, max_s=0.05, pause_s=0.05, timeout_s=5, empty_wait_s=0.01)
 BAD_BVIDS = ("BV/../../../", "BV../../../x", "BV1/../../..", "BV1AAAAAAA/x")
 
 

@@ -17,6 +17,7 @@ import logging
 import math
 import os
 import random
+import re
 import time
 import urllib.robotparser
 from collections.abc import Callable, Mapping
@@ -38,6 +39,10 @@ USER_AGENT = (
 REFERER = "https://www.bilibili.com/"
 ORIGIN = "https://www.bilibili.com"
 COOKIE_ENV = "BILIPOP_COOKIE"
+NAV_PATH = "/x/web-interface/nav"
+#: One video's page data: where the site's 2026 refusal of non-mainland networks shows.
+VIDEO_PATHS = frozenset({"/x/web-interface/view", "/x/web-interface/wbi/view", "/x/web-interface/view/detail",
+                         "/x/web-interface/wbi/view/detail"})
 #: JSON codes that mean "you are asking too much" or "prove you are a browser" (-352 also: fetch new WBI keys).
 BLOCK_CODES = frozenset({-412, -352, -799, -509, -401})
 #: JSON codes for a passing server-side failure.
@@ -68,6 +73,9 @@ class Backoff:
     deadline_s: float = 30.0  # the whole request, however slowly the reply trickles in
     overdue_retries: int = 2  # requests that miss their deadline this many times more in a row stop the crawl
     unreachable_s: float = 30.0  # a host that cannot be connected to for this long stops the crawl
+    empty_retries: int = 3  # a list that should hold content but answers empty is asked again this many times,
+    empty_wait_s: float = 8.0  # this long apart (3 x 8 s: a silent site is reported within about 30 s)
+    region_checks: int = 3  # 412s on view while nav answers, in a row, that mean "this network is refused"
 
     def delay(self, attempt: int, *, block: bool = False) -> float:
         """Exponential back-off with jitter, so that restarted clients do not retry in lockstep."""
@@ -83,6 +91,7 @@ class HttpStats:
     retries: int = 0
     blocks: int = 0
     pauses: int = 0
+    key_refreshes: int = 0  # new WBI keys fetched after a refused signature (not blocks)
     recent: collections.deque = field(default_factory=lambda: collections.deque(maxlen=200))
 
     def request_rate(self, window_s: float = 10.0) -> float:
@@ -141,10 +150,45 @@ class FailedAttempt(Exception):
     ``wait_s`` is a wait the server asked for (``Retry-After``)."""
 
     def __init__(self, reason: str, *, block: bool = False, wait_s: float | None = None,
-                 unreachable: bool = False, overdue: bool = False) -> None:
+                 unreachable: bool = False, overdue: bool = False, refused: bool = False, empty: bool = False,
+                 status: int | None = None) -> None:
         super().__init__(reason)
         self.reason, self.block, self.wait_s = reason, block, wait_s
         self.unreachable, self.overdue = unreachable, overdue
+        self.refused, self.empty, self.status = refused, empty, status
+
+
+class ItemFailed(CrawlError):
+    """One request failed in a way that belongs to what it asked for (one video, one upload list), not to the
+    whole site: the caller may skip that item and go on. ``reason`` names the failure in a few words."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class RequestFailed(ItemFailed):
+    """A request kept failing (5xx, dropped connections, broken JSON...) through all its retries."""
+
+
+class OffsiteRedirect(ItemFailed):
+    """The API redirected a request to another host, where bilipop does not follow it."""
+
+
+class ReplyTooLarge(ItemFailed):
+    """A reply larger than any API answer."""
+
+
+class ListedNothing(CrawlError):
+    """A list that should hold content kept answering code 0 with nothing."""
+
+
+class Challenged(CrawlError):
+    """HTTP 412 with the 2026 proof-of-work challenge (``X-BILI-SEC-TOKEN``), which bilipop does not solve."""
+
+
+class RegionRefused(CrawlError):
+    """``view`` answers HTTP 412 while ``nav`` answers: the site refuses video requests from this network."""
 
 
 class NotFound(CrawlError):
@@ -178,6 +222,7 @@ class HttpClient:
                  backoff: Backoff | None = None, ignore_robots: bool = False,
                  cookies: Mapping[str, str] | None = None, sleep: Callable[[float], None] = time.sleep,
                  clock: Callable[[], float] = time.monotonic) -> None:
+        self._region_suspects = 0
         self.api_base = api_base.rstrip("/")
         self.api_origin = _origin(self.api_base)
         self.backoff = backoff or Backoff()
@@ -207,49 +252,107 @@ class HttpClient:
 
     # -- public calls ------------------------------------------------------------------------------------------
     def get_json(self, path: str, params: Mapping[str, Any] | None = None, *, signed: bool = True,
-                 referer: str | None = None, expect: Callable[[dict], str | None] | None = None) -> dict:
+                 referer: str | None = None, expect: Callable[[dict], str | None] | None = None,
+                 retries: int | None = None, empty_retries: int | None = None) -> dict:
         """GET a JSON endpoint of the API origin and return its envelope once it is neither a fault nor a block.
 
         Codes other than the block and server codes (0, -101, per-video codes...) are returned for the caller.
         ``referer`` replaces the Referer and Origin (the space page for an uploader's endpoints). ``expect``
-        returns a reason when a reply that should hold content holds none: that is treated as a block.
+        returns a reason when a reply that should hold content holds none: it is asked again ``empty_retries``
+        times (default ``backoff.empty_retries``), ``backoff.empty_wait_s`` apart, never counted as a block. A
+        signed request refused for its signature (-352, or code 0 with only ``v_voucher``) fetches new keys and
+        is sent again at once; only a refusal of fresh keys counts as a block. ``retries`` overrides
+        ``backoff.retries`` for faults.
 
         Raises:
-            CrawlError: robots.txt forbids the path, the host is unreachable, retries ran out, the API redirected
-                elsewhere, or blocks persisted after long pauses.
+            ItemFailed: retries ran out, the API redirected elsewhere, or the reply was too large (the caller may
+                skip what it asked for).
+            ListedNothing: ``expect`` kept finding nothing.
+            Challenged, RegionRefused: the 2026 refusals that waiting does not lift.
+            CrawlError: robots.txt forbids the path, the host is unreachable, or blocks persisted after long
+                pauses.
         """
         url = self.api_base + path
         self.check_robots(url)
-        headers = {"Cookie": _cookie_header(self.cookies)} if self.cookies else {}
-        if referer:
-            headers.update({"Referer": referer, "Origin": _origin(referer)})
-        failures = 0
+        headers = self._api_headers(referer)
+        failures = empties = 0
+        refetched = False  # new keys were fetched for this request after a refused signature
+        started = self._clock()
         while True:
             query = dict(params or {})
             try:
                 if signed:
                     query = wbi.sign(query, self._mixin_key())
                 full = f"{url}?{wbi.encode_query(query)}" if query else url
-                reply = self._fetch_api(full, headers)
-                envelope = _decode(reply)
+                envelope = _decode(self._fetch_api(full, headers))
                 code = envelope["code"]
-                if code == -352:
-                    self._mixin = None  # signature refused: the keys have probably rotated
+                if code == -352 or api.is_voucher_only(envelope):
+                    self._mixin = None  # a refused signature: the keys have probably rotated
+                    reason = (f"code -352 ({envelope.get('message', '')})" if code == -352 else
+                              "code 0 with only data.v_voucher (a refused request posing as success)")
+                    raise FailedAttempt(reason, block=True, refused=signed and not refetched)
                 if code in BLOCK_CODES:
                     raise FailedAttempt(f"code {code} ({envelope.get('message', '')})", block=True)
-                if api.is_voucher_only(envelope):
-                    self._mixin = None
-                    raise FailedAttempt("code 0 with only data.v_voucher (a refused request posing as success)",
-                                        block=True)
                 if code in SERVER_CODES:
                     raise FailedAttempt(f"code {code}")
                 if expect is not None and (empty := expect(envelope)):
-                    raise FailedAttempt(empty, block=True)
+                    raise FailedAttempt(empty, empty=True)
             except FailedAttempt as problem:
-                failures = self._recover(problem, failures, path)
+                if problem.refused:
+                    refetched = True
+                    self.stats.key_refreshes += 1
+                    log.debug("%s: %s; fetching new WBI keys and asking again", path, problem.reason)
+                    continue
+                if problem.empty:
+                    empties += 1
+                    self._listed_nothing(problem, empties, empty_retries, started)
+                    continue
+                if problem.status == 412 and path.split("?")[0] in VIDEO_PATHS:
+                    self._check_region(path)
+                failures = self._recover(problem, failures, path, retries)
                 continue
             self._succeeded()
+            if path in VIDEO_PATHS:
+                self._region_suspects = 0
             return envelope
+
+    def _api_headers(self, referer: str | None) -> dict[str, str]:
+        headers = {"Cookie": _cookie_header(self.cookies)} if self.cookies else {}
+        if referer:
+            headers.update({"Referer": referer, "Origin": _origin(referer)})
+        return headers
+
+    def _listed_nothing(self, problem: FailedAttempt, empties: int, limit: int | None, started: float) -> None:
+        """A list answered code 0 with nothing: wait a little and ask again, or say so in one line."""
+        limit = self.backoff.empty_retries if limit is None else limit
+        if empties > limit:
+            waited = self._clock() - started
+            raise ListedNothing(
+                f"{problem.reason} ({empties} answer(s) over {waited:.0f} s): the site answered with nothing, which "
+                "means it changed its API or refuses this client without saying so; check for a newer bilipop, or "
+                "log in (export BILIPOP_COOKIE with your browser's cookie) and try again later; " + RESUME_HINT)
+        log.info("%s; asking again in %.0f s (%d of %d)", problem.reason, self.backoff.empty_wait_s, empties, limit)
+        self._sleep(self.backoff.empty_wait_s)
+
+    def _check_region(self, path: str) -> None:
+        """After an HTTP 412 on a video path, ask ``nav``: when it answers, and that repeats
+        ``backoff.region_checks`` times in a row, the site refuses this network's video requests (since
+        September 2026 ``view`` answers 412 outside mainland China whatever the cookies)."""
+        nav = self.api_base + NAV_PATH
+        self.check_robots(nav)
+        self.stats.api_requests += 1
+        try:
+            reply = self._send(nav, self._api_limit, self._api_headers(None), MAX_API_BYTES)
+            answered = reply.status == 200 and "json" in reply.content_type
+        except (FailedAttempt, transport.TooLarge):
+            answered = False
+        self._region_suspects = self._region_suspects + 1 if answered else 0
+        if self._region_suspects >= self.backoff.region_checks:
+            raise RegionRefused(
+                f"Bilibili refuses this network: {path} answered HTTP 412 {self._region_suspects} times in a row "
+                "while nav answered (since September 2026 the site refuses video requests from outside mainland "
+                "China, whatever the cookies); run the crawl from a mainland network or through a proxy there "
+                f"(HTTPS_PROXY is honoured); {RESUME_HINT}")
 
     def refresh_keys(self) -> None:
         """Forget the WBI keys, so that the next signed request fetches new ones from ``nav``."""
@@ -309,18 +412,20 @@ class HttpClient:
             try:
                 reply = self._send(url, self._api_limit, headers, MAX_API_BYTES)
             except transport.TooLarge as exc:
-                raise CrawlError(f"{urlsplit(url).path} sent a reply too large to be an API answer ({exc}); "
-                                 "check --api-base") from None
+                raise ReplyTooLarge(f"{urlsplit(url).path} sent a reply too large to be an API answer ({exc}); "
+                                    "check --api-base", "a reply over the size cap") from None
             if reply.status not in (301, 302, 303, 307, 308):
                 break
             target = urljoin(url, reply.headers.get("Location", ""))
             if _origin(target) != self.api_origin:
-                raise CrawlError(f"{_origin(url)} redirected an API request to {_origin(target)}; bilipop does not "
-                                 "follow the API to another host (nor send it your cookies): check --api-base")
+                raise OffsiteRedirect(f"{_origin(url)} redirected an API request to {_origin(target)}; bilipop "
+                                      "does not follow the API to another host (nor send it your cookies): check "
+                                      "--api-base", "redirected to another host")
             self.check_robots(target)
             url = target
         else:
-            raise CrawlError(f"{urlsplit(url).path} redirected more than {MAX_REDIRECTS} times; check --api-base")
+            raise RequestFailed(f"{urlsplit(url).path} redirected more than {MAX_REDIRECTS} times; check --api-base",
+                                "too many redirects")
         if reply.status == 429:
             raise FailedAttempt("HTTP 429 (too many requests)", block=True, wait_s=_retry_after(reply))
         if reply.status >= 400:
@@ -369,12 +474,18 @@ class HttpClient:
                 raise FailedAttempt(_connect_reason(exc), unreachable=True) from None
             raise FailedAttempt(type(exc).__name__) from None
         if reply.status == 412:
-            raise FailedAttempt("HTTP 412 (an HTML block page)", block=True)
+            kind = _challenge(reply)
+            if kind is not None:
+                raise Challenged(
+                    f"Bilibili answered {urlsplit(url).path} with HTTP 412 and a proof-of-work challenge "
+                    f"(X-BILI-SEC-TOKEN, type {kind}), which a browser solves and bilipop does not: waiting out "
+                    f"blocks will not lift it; {BLOCK_ADVICE}")
+            raise FailedAttempt("HTTP 412 (an HTML block page)", block=True, status=412)
         if reply.status >= 500:
             raise FailedAttempt(f"HTTP {reply.status}")
         return reply
 
-    def _recover(self, problem: FailedAttempt, failures: int, what: str) -> int:
+    def _recover(self, problem: FailedAttempt, failures: int, what: str, retries: int | None = None) -> int:
         self.stats.retries += 1
         if problem.block:
             self._blocked(problem, what)
@@ -399,14 +510,15 @@ class HttpClient:
                 raise CrawlError(f"{what}: {problem.reason}, {self._overdue_in_row} times in a row; the site or the "
                                  f"network is too slow now: {RESUME_HINT} later")
         failures += 1
-        if failures > self.backoff.retries:
-            raise CrawlError(f"{what} kept failing ({problem.reason}) after {self.backoff.retries} retries; "
-                             f"{RESUME_HINT}")
+        limit = self.backoff.retries if retries is None else retries
+        if failures > limit:
+            raise RequestFailed(f"{what} kept failing ({problem.reason}) after {limit} retries; {RESUME_HINT}",
+                                f"kept failing: {problem.reason}")
         delay = self.backoff.delay(failures)
         # Said out loud once a fault persists, so that a long wait is never silent.
         level = logging.WARNING if failures == _FAILURES_TO_MENTION else logging.DEBUG
         log.log(level, "%s: %s (%d times in a row), retrying in %.1f s, at most %d times", what, problem.reason,
-                failures, delay, self.backoff.retries)
+                failures, delay, limit)
         self._sleep(delay)
         return failures
 
@@ -444,7 +556,7 @@ class HttpClient:
         if self._mixin is None or time.monotonic() - self._mixin_at > WBI_KEY_LIFETIME_S:
             # nav answering does not mean the blocked request would now: its run of blocks goes on counting.
             in_row = self._blocks_in_row, self._pauses_in_row
-            envelope = self.get_json("/x/web-interface/nav", signed=False)
+            envelope = self.get_json(NAV_PATH, signed=False)
             self._blocks_in_row, self._pauses_in_row = in_row
             self._mixin = api.parse_wbi_keys(envelope)  # answered with -101 when logged out: keys still there
             self._mixin_at = time.monotonic()
@@ -523,6 +635,15 @@ def _connect_reason(exc: BaseException) -> str:
         if key in text:
             return reason
     return "cannot connect"
+
+
+def _challenge(reply: transport.Reply) -> str | None:
+    """The type of a 2026 proof-of-work challenge (``Set-Cookie: X-BILI-SEC-TOKEN=<type>,<token>``), or None.
+    Only the type is ever shown: the token stays out of logs and errors."""
+    found = re.search(r"X-BILI-SEC-TOKEN=([^,;\s]*)", reply.headers.get("Set-Cookie", ""), re.IGNORECASE)
+    if found is None:
+        return None
+    return re.sub(r"[^A-Za-z0-9_.-]", "", found.group(1))[:24] or "unknown"
 
 
 def _decode(reply: transport.Reply) -> dict:

@@ -18,6 +18,7 @@ anywhere starts the unfinished step again; every unit of work is committed on it
 from __future__ import annotations
 
 import base64
+import collections
 import json
 import logging
 import math
@@ -29,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bilipop.crawl import api, covers
-from bilipop.crawl.http import CoverFailed, HttpClient
+from bilipop.crawl.http import RESUME_HINT, CoverFailed, HttpClient, ItemFailed, ListedNothing
 from bilipop.crawl.store import Store
 from bilipop.errors import CrawlError
 
@@ -43,6 +44,10 @@ COVER_ATTEMPTS = 4  # downloads of one cover per run before it is recorded as fa
 HOT_LIST_WEB_LOCATION = "333.934"
 UPLOADS_WEB_LOCATION = "333.1387"
 DETAIL_PATH = "/x/web-interface/wbi/view/detail"
+#: The same failure on this many different videos (or uploaders) in a row belongs to the site: the crawl stops.
+SAME_FAILURE_LIMIT = 10
+#: Retries of a request for one item while the item before it failed too (a site-wide fault stops sooner).
+RETRIES_IN_A_STREAK = 2
 
 
 @dataclass
@@ -92,6 +97,32 @@ def listed_nothing(what: str) -> Callable[[dict], str | None]:
     return check
 
 
+class FailureStreak:
+    """Failures of single items (videos, upload lists): each one is skipped, but the same failure on
+    ``limit`` different items in a row is the site's, and stops the crawl with the last one's message."""
+
+    def __init__(self, items: str, limit: int = SAME_FAILURE_LIMIT) -> None:
+        self.items, self.limit = items, limit
+        self.kind: str | None = None
+        self.count = 0
+
+    def ok(self) -> None:
+        self.kind, self.count = None, 0
+
+    def failed(self, reason: str, message: str) -> None:
+        kind = reason.split(":")[0]  # "kept failing: HTTP 500" and "kept failing: HTTP 503" are one failure
+        self.count = self.count + 1 if kind == self.kind else 1
+        self.kind = kind
+        if self.count >= self.limit:
+            hint = "" if RESUME_HINT in message else f"; {RESUME_HINT}"
+            raise CrawlError(f"the last {self.count} {self.items} all failed the same way, so the site is at fault, "
+                             f"not the {self.items}: {message}{hint}")
+
+    def retries(self) -> int | None:
+        """Fewer retries for the next item while this streak runs (None: the client's default)."""
+        return RETRIES_IN_A_STREAK if self.count else None
+
+
 class CrawlRun:
     """The state of one crawl run; each method is one resumable step."""
 
@@ -111,6 +142,12 @@ class CrawlRun:
         # Work that failed in this run (an odd code, a bad shape) waits for the next run instead of looping here.
         self._tried_walks: set[int] = set()
         self._tried: set[str] = set()
+        #: (``"videos"`` or ``"uploaders"``, reason) -> how many were skipped in this run for it (tried again next
+        #: run: nothing about them is recorded as done).
+        self.failed: collections.Counter[tuple[str, str]] = collections.Counter()
+        self._video_streak = FailureStreak("videos")
+        self._uploader_streak = FailureStreak("uploaders")
+        self._uploads_seen = False  # an upload list answered with something in this run
         client.on_wait = lambda note: self._report(note=note, force=True)
 
     def execute(self, *, refresh: bool) -> None:
@@ -186,36 +223,59 @@ class CrawlRun:
 
     # -- 2. uploaders' uploads ---------------------------------------------------------------------------------
     def walk_uploaders(self) -> int:
-        """Read the upload lists not read to the end; returns how many pages were read."""
+        """Read the upload lists not read to the end; returns how many pages were read. An upload list that fails
+        (or lists nothing) is skipped until the next run."""
         self._phase = "uploaders"
         todo = [(mid, page) for mid, page in self.store.uploaders_to_walk() if mid not in self._tried_walks]
         self._tried_walks |= {mid for mid, _ in todo}
         walked, self._total = self.store.walk_counts()
         self._done = walked
         pages = 0
+        empty_in_row = 0
         for mid, page_no in todo:
-            while True:
-                params = {"mid": mid, "ps": UPLOADS_PAGE, "pn": page_no, "order": "pubdate", "tid": 0,
-                          "keyword": "", "platform": "web", "web_location": UPLOADS_WEB_LOCATION,
-                          "order_avoided": "true", **anti_bot_fields(self._rnd)}
-                envelope = self.client.get_json(
-                    "/x/space/wbi/arc/search", params, referer=f"https://space.bilibili.com/{mid}",
-                    expect=listed_nothing(f"the upload list of uploader {mid}") if page_no == 1 else None)
-                pages += 1
-                if envelope["code"] != 0:
-                    self._warn(f"the uploads of uploader {mid} answered code {envelope['code']} "
-                               f"({envelope.get('message', '')}); they are skipped in this run")
-                    break
-                page = api.parse_uploads(envelope, f"arc/search mid={mid} pn={page_no}")
-                own = [u.bvid for u in page.uploads if u.mid == mid]
-                done = not page.uploads or (page.count is not None and page_no * UPLOADS_PAGE >= page.count)
-                self.store.save_upload_page(mid, page_no, own, page.count, page.bad_items, done, _now())
-                self._report()
-                if done:
-                    break
-                page_no += 1
+            try:
+                pages += self._walk(mid, page_no)
+            except (ItemFailed, ListedNothing, api.ApiFormatError) as exc:
+                reason = _reason(exc)
+                log.info("uploader %d: %s; their uploads are asked for again on the next run", mid, exc)
+                self.failed["uploaders", reason] += 1
+                empty_in_row = empty_in_row + 1 if isinstance(exc, ListedNothing) else 0
+                if empty_in_row == len(todo) and not self._uploads_seen:  # fewer than the limit, every one empty
+                    raise CrawlError(f"every uploader's upload list ({empty_in_row}) listed nothing: {exc}") from None
+                self._uploader_streak.failed(reason, str(exc))
+            else:
+                empty_in_row = 0
+                self._uploader_streak.ok()
             self._done += 1
         return pages
+
+    def _walk(self, mid: int, page_no: int) -> int:
+        """The pages of one uploader's uploads from ``page_no`` on; returns how many were read."""
+        pages = 0
+        while True:
+            params = {"mid": mid, "ps": UPLOADS_PAGE, "pn": page_no, "order": "pubdate", "tid": 0,
+                      "keyword": "", "platform": "web", "web_location": UPLOADS_WEB_LOCATION,
+                      "order_avoided": "true", **anti_bot_fields(self._rnd)}
+            # A silent site is waited on briefly once; after an upload list has answered, an empty one is that
+            # uploader's (and is asked for again on the next run).
+            envelope = self.client.get_json(
+                "/x/space/wbi/arc/search", params, referer=f"https://space.bilibili.com/{mid}",
+                expect=listed_nothing(f"the upload list of uploader {mid}") if page_no == 1 else None,
+                retries=self._uploader_streak.retries(), empty_retries=0 if self._uploads_seen else None)
+            pages += 1
+            if envelope["code"] != 0:
+                self._warn(f"the uploads of uploader {mid} answered code {envelope['code']} "
+                           f"({envelope.get('message', '')}); they are skipped in this run")
+                return pages
+            self._uploads_seen = True
+            page = api.parse_uploads(envelope, f"arc/search mid={mid} pn={page_no}")
+            own = [u.bvid for u in page.uploads if u.mid == mid]
+            done = not page.uploads or (page.count is not None and page_no * UPLOADS_PAGE >= page.count)
+            self.store.save_upload_page(mid, page_no, own, page.count, page.bad_items, done, _now())
+            self._report()
+            if done:
+                return pages
+            page_no += 1
 
     # -- 3. candidates -----------------------------------------------------------------------------------------
     def examine_candidates(self) -> int:
@@ -254,21 +314,8 @@ class CrawlRun:
             if known.has_counters and self.store.followers_of(mid) is not None and self._sighted(mid):
                 self.store.save_examined(bvid, "kept", _now(), video=known)
                 return
-        envelope = self._detail(bvid)
-        code = envelope["code"]
-        if code in api.VIDEO_SKIP_CODES:
-            log.debug("%s: view/detail answered %s, skipping the video", bvid, code)
-            self.store.save_examined(bvid, "gone", _now(), code=code)
-            covers.cover_path(self.covers_dir, bvid).unlink(missing_ok=True)
-            return
-        if code != 0:
-            self._warn(f"{bvid}: view/detail answered code {code} ({envelope.get('message', '')}); it is examined "
-                       "again on the next run")
-            return
-        try:
-            detail = api.parse_detail(envelope, f"view/detail {bvid}")
-        except api.ApiFormatError as exc:
-            self._warn(f"{bvid}: {exc}; it is examined again on the next run")
+        detail = self._detail_of(bvid)
+        if detail is None:
             return
         video = detail.video
         nominated = set()
@@ -281,12 +328,42 @@ class CrawlRun:
                                  honors=detail.honors, hot_types=api.HOT_HONOR_TYPES, related=related,
                                  nominate=sorted(nominated))
 
+    def _detail_of(self, bvid: str) -> api.Detail | None:
+        """``view/detail`` of one candidate, or None when it has none to give now: a per-video code (the video
+        is recorded as not visible and asked for again on the next run) or a failure of this video alone
+        (skipped, counted, asked for again on the next run)."""
+        try:
+            envelope = self._detail(bvid)
+            code = envelope["code"]
+            if code in api.VIDEO_SKIP_CODES:
+                log.debug("%s: view/detail answered %s, skipping the video", bvid, code)
+                self.store.save_examined(bvid, "gone", _now(), code=code)
+                covers.cover_path(self.covers_dir, bvid).unlink(missing_ok=True)
+                return None
+            if code != 0:
+                self._warn(f"{bvid}: view/detail answered code {code} ({envelope.get('message', '')}); it is "
+                           "examined again on the next run")
+                self._video_failed(bvid, f"code {code}", f"{bvid}: view/detail answered code {code}")
+                return None
+            detail = api.parse_detail(envelope, f"view/detail {bvid}")
+        except (ItemFailed, api.ApiFormatError) as exc:
+            log.info("%s: %s; it is examined again on the next run", bvid, exc)
+            self._video_failed(bvid, _reason(exc), str(exc))
+            return None
+        self._video_streak.ok()
+        return detail
+
+    def _video_failed(self, bvid: str, reason: str, message: str) -> None:
+        self.failed["videos", reason] += 1
+        self._video_streak.failed(reason, message)
+
     def _detail(self, bvid: str) -> dict:
         """``view/detail`` of one video; a -403 on this signed call may mean stale keys: fetch them again, once."""
-        envelope = self.client.get_json(DETAIL_PATH, {"bvid": bvid, "need_elec": 0})
+        retries = self._video_streak.retries()
+        envelope = self.client.get_json(DETAIL_PATH, {"bvid": bvid, "need_elec": 0}, retries=retries)
         if envelope["code"] == -403:
             self.client.refresh_keys()
-            envelope = self.client.get_json(DETAIL_PATH, {"bvid": bvid, "need_elec": 0})
+            envelope = self.client.get_json(DETAIL_PATH, {"bvid": bvid, "need_elec": 0}, retries=retries)
         return envelope
 
     # -- 5. refresh and covers ---------------------------------------------------------------------------------
@@ -297,18 +374,23 @@ class CrawlRun:
         todo = self.store.videos_to_refresh(after, until)
         self._done, self._total = 0, len(todo)
         for rowid, bvid in todo:
-            envelope = self._detail(bvid)
-            code = envelope["code"]
             video = None
-            if code == 0:
-                try:
+            try:
+                envelope = self._detail(bvid)
+                code = envelope["code"]
+                if code == 0:
                     video = api.parse_detail(envelope, f"view/detail {bvid}").video
-                except api.ApiFormatError as exc:
-                    self._warn(f"{bvid}: {exc}; left as it was")
+                elif code not in api.VIDEO_SKIP_CODES:
+                    self._warn(f"{bvid}: view/detail answered code {code}; left as it was")
+                    self._video_failed(bvid, f"code {code}", f"{bvid}: view/detail answered code {code}")
                     code = None
-            elif code not in api.VIDEO_SKIP_CODES:
-                self._warn(f"{bvid}: view/detail answered code {code}; left as it was")
+            except (ItemFailed, api.ApiFormatError) as exc:
+                log.info("%s: %s; left as it was", bvid, exc)
+                self._video_failed(bvid, _reason(exc), str(exc))
                 code = None
+            else:
+                if video is not None:
+                    self._video_streak.ok()
             self.store.save_refresh(rowid, bvid, video, code if code else None, _now())
             self._done += 1
             self._report()
@@ -377,3 +459,12 @@ class CrawlRun:
 
 def _now() -> int:
     return int(time.time())
+
+
+def _reason(exc: Exception) -> str:
+    """A few words for the summary table: why one item was skipped."""
+    if isinstance(exc, ItemFailed):
+        return exc.reason
+    if isinstance(exc, ListedNothing):
+        return "listed nothing"
+    return "a reply in an unexpected shape"

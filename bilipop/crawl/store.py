@@ -296,9 +296,11 @@ class Store:
 
     # -- examining candidates ----------------------------------------------------------------------------------
     def candidates_to_examine(self) -> list[tuple[str, int]]:
-        """``(bvid, mid)`` of candidates not yet examined, uploader by uploader in walking order."""
+        """``(bvid, mid)`` of candidates not yet examined, or not visible when last asked (a video under review or
+        private may be back), uploader by uploader in walking order."""
         return [(r[0], r[1]) for r in self.conn.execute(
-            "SELECT c.bvid, c.mid FROM candidates c LEFT JOIN uploaders u ON u.mid = c.mid WHERE c.state = 'todo' "
+            "SELECT c.bvid, c.mid FROM candidates c LEFT JOIN uploaders u ON u.mid = c.mid "
+            "WHERE c.state IN ('todo', 'gone') "
             "ORDER BY u.via = 'related', u.walk_rank, c.mid, c.seq")]
 
     def followers_of(self, mid: int) -> int | None:

@@ -10,7 +10,8 @@ import threading
 from pathlib import Path
 
 from bilipop.errors import BilipopError
-from bilipop.sim.server import FaultConfig, SimServer
+from bilipop.sim.faults import FaultConfig
+from bilipop.sim.server import SimServer
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -18,13 +18,14 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, fields
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from bilipop.crawl import wbi
 from bilipop.errors import InputError
+from bilipop.sim import faults as modes
 from bilipop.sim import images, payloads, routes
+from bilipop.sim.faults import FaultConfig
 from bilipop.sim.world import World
 
 log = logging.getLogger("bilipop.sim")
@@ -37,59 +38,6 @@ BLOCK_PAGE = (
 SLOW_SECONDS = 0.3
 _COVER = re.compile(r"/bfs/archive/([0-9a-f]{40})\.(jpg|png|webp)(?:@(.*))?")
 _FACE = re.compile(r"/bfs/face/([0-9a-f]{40})\.jpg(?:@(.*))?")
-
-
-@dataclass
-class FaultConfig:
-    """Which faults the server injects; all off by default. Probabilities are drawn per request.
-
-    Args:
-        rate_limit_412: API requests per second above which the server answers HTTP 412 (None: never).
-        json_block: chance of a 200 reply with code -799 or -412.
-        voucher: chance of a 200 reply with code 0 and nothing but ``data.v_voucher`` (a block posing as success).
-        risk_control: chance of code -352 with ``data.v_voucher`` and the ``x-bili-gaia-vvoucher`` header.
-        unauthorized: chance of code -401.
-        too_many: chance of HTTP 429 with ``Retry-After: retry_after_s``.
-        server_error: chance of an HTTP 500 or 503.
-        slow: chance of a reply delayed by about 0.3 s.
-        drop: chance of the connection closing without a reply.
-        bad_image: chance of a cover reply that is truncated or garbage.
-        malformed_json: chance of a 200 reply that is not valid JSON.
-        invisible: share of videos whose ``view`` answers 62002/62004/62012 (fixed per video, not per request).
-    """
-
-    rate_limit_412: float | None = None
-    json_block: float = 0.0
-    server_error: float = 0.0
-    slow: float = 0.0
-    drop: float = 0.0
-    bad_image: float = 0.0
-    malformed_json: float = 0.0
-    invisible: float = 0.0
-    voucher: float = 0.0
-    risk_control: float = 0.0
-    unauthorized: float = 0.0
-    too_many: float = 0.0
-    retry_after_s: int = 1
-
-    def __post_init__(self) -> None:
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if f.name == "retry_after_s":
-                if not isinstance(value, int) or value < 0:
-                    raise InputError(f"retry_after_s must be a whole number of seconds >= 0, got {value!r}.")
-            elif f.name == "rate_limit_412":
-                if value is not None and not value > 0:
-                    raise InputError(f"rate_limit_412 must be a positive number of requests/s or None, got {value!r}.")
-            elif not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
-                raise InputError(f"fault {f.name} must be a probability between 0 and 1, got {value!r}.")
-
-    @classmethod
-    def all(cls, p: float = 0.1, rate_limit_412: float = 20.0) -> FaultConfig:
-        """Every fault (the 2026 block signals included) at probability ``p`` and a 412 block above
-        ``rate_limit_412`` requests/s."""
-        return cls(rate_limit_412=rate_limit_412, json_block=p, server_error=p, slow=p, drop=p, bad_image=p,
-                   malformed_json=p, invisible=p, voucher=p, risk_control=p, unauthorized=p, too_many=p)
 
 
 class _HTTPServer(ThreadingHTTPServer):
@@ -171,8 +119,11 @@ class SimServer:
         self.lock = threading.Lock()
         self._fault_rng = random.Random(f"faults-{seed}")
         self._api_times: deque[float] = deque()
-        self._key_generation = 0
-        self._set_keys()
+        self.keys = modes.KeySchedule(seed, faults.key_rotation_s)
+        self.mixin = wbi.mixin_key(self.keys.img_key, self.keys.sub_key)
+        #: Videos whose ``view``/``view/detail`` is redirected to another host (``faults.redirect``).
+        self.redirected = modes.redirected_videos([v.bvid for v in self.world.videos if v.visible],
+                                                  faults.redirect, seed)
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -219,20 +170,31 @@ class SimServer:
             return self.world.truth(self.base_url)
 
     def rotate_keys(self) -> None:
-        """Switch to new WBI keys; signatures made with the old ones now get code -352."""
+        """Switch to new WBI keys; signatures made with the old ones are refused from now on."""
         with self.lock:
-            self._key_generation += 1
-            self._set_keys()
+            self._use_keys(self.keys.generation + 1)
+
+    def keys_on_schedule(self) -> None:
+        """Rotate the keys if ``faults.key_rotation_s`` says they are due (called before each API request)."""
+        with self.lock:
+            self._use_keys(self.keys.due())
+
+    @property
+    def img_key(self) -> str:
+        return self.keys.img_key
+
+    @property
+    def sub_key(self) -> str:
+        return self.keys.sub_key
 
     def bump_counters(self, seed: int) -> None:
         """Grow every visible video's counters, to test a refreshing crawl."""
         with self.lock:
             self.world.bump_counters(seed)
 
-    def _set_keys(self) -> None:
-        rnd = random.Random(f"wbi-{self.world.seed}-{self._key_generation}")
-        self.img_key, self.sub_key = f"{rnd.getrandbits(128):032x}", f"{rnd.getrandbits(128):032x}"
-        self.mixin = wbi.mixin_key(self.img_key, self.sub_key)
+    def _use_keys(self, generation: int) -> None:
+        if self.keys.set(generation):
+            self.mixin = wbi.mixin_key(self.keys.img_key, self.keys.sub_key)
 
     # -- per-request decisions -------------------------------------------------------------------------------
     def record(self, method: str, path: str, query: dict[str, str], headers: dict[str, str]) -> None:
@@ -254,8 +216,7 @@ class SimServer:
         with self.lock:
             drawn: dict[str, bool | float] = {
                 name: self._fault_rng.random() < getattr(f, name)
-                for name in ("drop", "server_error", "slow", "json_block", "malformed_json", "bad_image", "voucher",
-                             "risk_control", "unauthorized", "too_many")
+                for name in modes.REQUEST_FAULTS
             }
             drawn["pick"] = self._fault_rng.random()
             return drawn
@@ -342,6 +303,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
 
     def _api(self, sim: SimServer, path: str, query: dict[str, str]) -> None:
+        sim.keys_on_schedule()
+        if self._refused(sim, path, query):
+            return None
         faults = sim.draw_faults()
         if faults["drop"]:
             return self._drop()
@@ -368,9 +332,27 @@ class _Handler(BaseHTTPRequestHandler):
             body = b'{"code":0,"message":"0","ttl":1,"data":{"list":[{"aid":'
             return self._send(200, body, "application/json; charset=utf-8")
         reply = routes.answer(sim, path, query, {k.lower(): v for k, v in self.headers.items()})
+        reply.body = modes.emptied(path.rstrip("/"), reply.body, sim.faults)
         if sim.tamper is not None:
             reply.body = sim.tamper(path, query, reply.body)
         self._reply(reply)
+
+    def _refused(self, sim: SimServer, path: str, query: dict[str, str]) -> bool:
+        """The refusals a mode switches on (``faults``): answered before any drawn fault."""
+        path = path.rstrip("/")
+        if sim.faults.sec_challenge:
+            cookie = modes.challenge_cookie(f"{path}?{query.get('wts')}")
+            self._send(412, BLOCK_PAGE.encode(), "text/html; charset=utf-8", {"Set-Cookie": cookie})
+            return True
+        if path in modes.VIDEO_PATHS:
+            if sim.faults.region_412:
+                self._html(412, BLOCK_PAGE)
+                return True
+            bvid = query.get("bvid", "")
+            if bvid in sim.redirected:
+                self._send(302, b"", "text/html; charset=utf-8", {"Location": modes.redirect_target(bvid)})
+                return True
+        return False
 
     def _reply(self, reply: routes.Reply) -> None:
         body = json.dumps(reply.body, ensure_ascii=False).encode()
