@@ -396,6 +396,8 @@ class HttpClient:
         try:
             envelope = self.get_json("/x/frontend/finger/spi", signed=False)
             found = api.parse_buvid(envelope) if envelope["code"] == 0 else {}
+        except (Challenged, RegionRefused):
+            raise
         except CrawlError as exc:
             if "robots.txt" in str(exc):
                 raise
