@@ -354,9 +354,11 @@ class HttpClient:
                 "China, whatever the cookies); run the crawl from a mainland network or through a proxy there "
                 f"(HTTPS_PROXY is honoured); {RESUME_HINT}")
 
-    def refresh_keys(self) -> None:
-        """Forget the WBI keys, so that the next signed request fetches new ones from ``nav``."""
-        self._mixin = None
+    def refresh_keys(self) -> bool:
+        """Fetch the WBI keys from ``nav`` now; returns whether they differ from the ones in use (a -403 on a
+        signed call made with keys that are still current is a fact about what was asked for)."""
+        old, self._mixin = self._mixin, None
+        return self._mixin_key() != old
 
     def get_bytes(self, url: str) -> bytes:
         """GET an image through the cover limiter, following redirects (each host's robots.txt obeyed).

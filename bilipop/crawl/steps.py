@@ -48,6 +48,7 @@ DETAIL_PATH = "/x/web-interface/wbi/view/detail"
 SAME_FAILURE_LIMIT = 10
 #: Retries of a request for one item while the item before it failed too (a site-wide fault stops sooner).
 RETRIES_IN_A_STREAK = 2
+KEY_RENEWALS = 2  # new keys for one video's -403 (they may rotate again while the request waits its turn)
 
 
 @dataclass
@@ -148,6 +149,7 @@ class CrawlRun:
         self._video_streak = FailureStreak("videos")
         self._uploader_streak = FailureStreak("uploaders")
         self._uploads_seen = False  # an upload list answered with something in this run
+        self._uploads_waited = False  # an empty upload list was already waited on (asked again) in this run
         client.on_wait = lambda note: self._report(note=note, force=True)
 
     def execute(self, *, refresh: bool) -> None:
@@ -237,7 +239,9 @@ class CrawlRun:
                 pages += self._walk(mid, page_no)
             except (ItemFailed, ListedNothing, api.ApiFormatError) as exc:
                 reason = _reason(exc)
-                log.info("uploader %d: %s; their uploads are asked for again on the next run", mid, exc)
+                log.info("uploader %d: %s; their uploads are asked for again on the next run", mid,
+                         reason if isinstance(exc, ListedNothing) else exc)
+                self._uploads_waited |= isinstance(exc, ListedNothing)
                 self.failed["uploaders", reason] += 1
                 empty_in_row = empty_in_row + 1 if isinstance(exc, ListedNothing) else 0
                 if empty_in_row == len(todo) and not self._uploads_seen:  # fewer than the limit, every one empty
@@ -256,12 +260,13 @@ class CrawlRun:
             params = {"mid": mid, "ps": UPLOADS_PAGE, "pn": page_no, "order": "pubdate", "tid": 0,
                       "keyword": "", "platform": "web", "web_location": UPLOADS_WEB_LOCATION,
                       "order_avoided": "true", **anti_bot_fields(self._rnd)}
-            # A silent site is waited on briefly once; after an upload list has answered, an empty one is that
-            # uploader's (and is asked for again on the next run).
+            # A silent site is waited on briefly once; after that (or once an upload list has answered) an empty
+            # one is that uploader's, and is asked for again on the next run.
+            brief = not (self._uploads_seen or self._uploads_waited)
             envelope = self.client.get_json(
                 "/x/space/wbi/arc/search", params, referer=f"https://space.bilibili.com/{mid}",
                 expect=listed_nothing(f"the upload list of uploader {mid}") if page_no == 1 else None,
-                retries=self._uploader_streak.retries(), empty_retries=0 if self._uploads_seen else None)
+                retries=self._uploader_streak.retries(), empty_retries=None if brief else 0)
             pages += 1
             if envelope["code"] != 0:
                 self._warn(f"the uploads of uploader {mid} answered code {envelope['code']} "
@@ -358,13 +363,14 @@ class CrawlRun:
         self._video_streak.failed(reason, message)
 
     def _detail(self, bvid: str) -> dict:
-        """``view/detail`` of one video; a -403 on this signed call may mean stale keys: fetch them again, once."""
+        """``view/detail`` of one video. A -403 on this signed call may mean stale keys: it is asked again while
+        ``nav`` gives new ones (at most twice); with keys that are still current it is the video's own answer."""
         retries = self._video_streak.retries()
-        envelope = self.client.get_json(DETAIL_PATH, {"bvid": bvid, "need_elec": 0}, retries=retries)
-        if envelope["code"] == -403:
-            self.client.refresh_keys()
+        for _ in range(KEY_RENEWALS):
             envelope = self.client.get_json(DETAIL_PATH, {"bvid": bvid, "need_elec": 0}, retries=retries)
-        return envelope
+            if envelope["code"] != -403 or not self.client.refresh_keys():
+                return envelope
+        return self.client.get_json(DETAIL_PATH, {"bvid": bvid, "need_elec": 0}, retries=retries)
 
     # -- 5. refresh and covers ---------------------------------------------------------------------------------
     def refresh_videos(self) -> None:

@@ -1,5 +1,6 @@
 """What can go wrong on the simulated site: per-request faults drawn at a probability, and the ways the 2026 site
-refuses a client (docs/crawling.md, "When the site refuses"), each a mode the tests switch on.
+refuses a client (docs/crawling.md, "What stops the crawl, and what to do"), each a mode the tests switch
+on.
 
 The modes: WBI keys that rotate on a schedule; the HTTP 412 proof-of-work challenge with its ``X-BILI-SEC-TOKEN``
 cookie; the HTTP 412 that ``view`` answers to a network outside mainland China while ``nav`` answers; videos whose
