@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from bilipop.cli import app
 from bilipop.crawl import covers, store
 from bilipop.crawl.crawler import crawl
-from bilipop.crawl.http import Backoff
+from bilipop.crawl.failures import Backoff
 from bilipop.data.io import read_table
 from bilipop.errors import CrawlError
 from bilipop.sim import SimServer

@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 
 from bilipop.cli import app
 from bilipop.crawl.crawler import crawl
-from bilipop.crawl.http import Backoff, HttpClient
+from bilipop.crawl.failures import Backoff
+from bilipop.crawl.http import HttpClient
 from bilipop.data.io import read_table
 from bilipop.errors import CrawlError
 from bilipop.sim import FaultConfig, SimServer

@@ -21,7 +21,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from bilipop.crawl import api, covers
-from bilipop.crawl.http import Backoff, HttpClient, cookie_from_env
+from bilipop.crawl.failures import Backoff
+from bilipop.crawl.http import HttpClient, cookie_from_env
 from bilipop.crawl.steps import UPLOADS_PAGE, CrawlProgress, CrawlRun
 from bilipop.crawl.store import Store, check_store
 from bilipop.errors import CrawlError, InputError

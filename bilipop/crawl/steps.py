@@ -30,7 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bilipop.crawl import api, covers
-from bilipop.crawl.http import RESUME_HINT, CoverFailed, HttpClient, ItemFailed, ListedNothing
+from bilipop.crawl.failures import RESUME_HINT, CoverFailed, ItemFailed, ListedNothing
+from bilipop.crawl.http import HttpClient
 from bilipop.crawl.store import Store
 from bilipop.errors import CrawlError
 
