@@ -68,7 +68,8 @@ def naive_crawl(api_base: str) -> dict:
 
     from bilipop.crawl import api
     from bilipop.crawl.http import HttpClient
-    from bilipop.crawl.steps import UPLOADS_PAGE, anti_bot_fields
+    from bilipop.crawl.steps import UPLOADS_PAGE
+    from bilipop.crawl.wbi import anti_bot_fields
 
     client = HttpClient(api_base, rate=0)
     mids: set[int] = set()

@@ -13,10 +13,10 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from bilipop.cli import app
+from bilipop.crawl.api import listed_nothing
 from bilipop.crawl.crawler import crawl
 from bilipop.crawl.failures import Backoff
 from bilipop.crawl.http import HttpClient
-from bilipop.crawl.steps import listed_nothing
 from bilipop.data.io import read_table
 from bilipop.errors import CrawlError
 from bilipop.sim import FaultConfig, SimServer

@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from bilipop.crawl import wbi
-from bilipop.crawl.steps import anti_bot_fields
+from bilipop.crawl.wbi import anti_bot_fields
 from bilipop.errors import InputError
 from bilipop.sim import FaultConfig, SimServer
 from bilipop.sim.__main__ import _parser, config

@@ -17,21 +17,19 @@ anywhere starts the unfinished step again; every unit of work is committed on it
 
 from __future__ import annotations
 
-import base64
 import collections
-import json
 import logging
 import math
 import random
-import string
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bilipop.crawl import api, covers
-from bilipop.crawl.failures import RESUME_HINT, CoverFailed, ItemFailed, ListedNothing
+from bilipop.crawl import api, covers, wbi
+from bilipop.crawl.failures import CoverFailed, ItemFailed, ListedNothing
 from bilipop.crawl.http import HttpClient
+from bilipop.crawl.skips import FailureStreak, failure_reason
 from bilipop.crawl.store import Store
 from bilipop.errors import CrawlError
 
@@ -45,10 +43,6 @@ COVER_ATTEMPTS = 4  # downloads of one cover per run before it is recorded as fa
 HOT_LIST_WEB_LOCATION = "333.934"
 UPLOADS_WEB_LOCATION = "333.1387"
 DETAIL_PATH = "/x/web-interface/wbi/view/detail"
-#: The same failure on this many different videos (or uploaders) in a row belongs to the site: the crawl stops.
-SAME_FAILURE_LIMIT = 10
-#: Retries of a request for one item while the item before it failed too (a site-wide fault stops sooner).
-RETRIES_IN_A_STREAK = 2
 KEY_RENEWALS = 2  # new keys for one video's -403 (they may rotate again while the request waits its turn)
 
 
@@ -68,61 +62,6 @@ class CrawlProgress:
     blocks: int = 0
     eta_s: float | None = None
     note: str = ""
-
-
-def anti_bot_fields(rnd: random.Random) -> dict[str, str]:
-    """The fields a browser adds to ``arc/search`` (docs/reference.md, "Enumeration"): an empty ``dm_img_list``, two
-    base64 strings of random printable text with their last two characters dropped, and a small ``dm_img_inter``."""
-    def b64(low: int, high: int) -> str:
-        text = "".join(rnd.choice(string.ascii_letters + string.digits) for _ in range(rnd.randint(low, high)))
-        return base64.b64encode(text.encode()).decode()[:-2]
-
-    inter = {"ds": [], "wh": [rnd.randint(1000, 6000), rnd.randint(1000, 6000), 0],
-             "of": [rnd.randint(10, 500), rnd.randint(10, 900), 0]}
-    return {"dm_img_list": "[]", "dm_img_str": b64(16, 64), "dm_cover_img_str": b64(32, 128),
-            "dm_img_inter": json.dumps(inter, separators=(",", ":"))}
-
-
-def listed_nothing(what: str) -> Callable[[dict], str | None]:
-    """An ``expect`` check for ``HttpClient.get_json``: a code-0 reply whose list is empty is not a finished list
-    but a failure to report (docs/reference.md, "Enumeration": the dead listings answer politely with nothing)."""
-    def check(envelope: dict) -> str | None:
-        if envelope.get("code") != 0:
-            return None
-        data = envelope.get("data")
-        items = None
-        if isinstance(data, dict):
-            items = data.get("list", data.get("archives"))
-            if isinstance(items, dict):  # arc/search: data.list.vlist
-                items = items.get("vlist")
-        return None if items else f"{what} listed nothing"
-    return check
-
-
-class FailureStreak:
-    """Failures of single items (videos, upload lists): each one is skipped, but the same failure on
-    ``limit`` different items in a row is the site's, and stops the crawl with the last one's message."""
-
-    def __init__(self, items: str, limit: int = SAME_FAILURE_LIMIT) -> None:
-        self.items, self.limit = items, limit
-        self.kind: str | None = None
-        self.count = 0
-
-    def ok(self) -> None:
-        self.kind, self.count = None, 0
-
-    def failed(self, reason: str, message: str) -> None:
-        kind = reason.split(":")[0]  # "kept failing: HTTP 500" and "kept failing: HTTP 503" are one failure
-        self.count = self.count + 1 if kind == self.kind else 1
-        self.kind = kind
-        if self.count >= self.limit:
-            hint = "" if RESUME_HINT in message else f"; {RESUME_HINT}"
-            raise CrawlError(f"the last {self.count} {self.items} all failed the same way, so the site is at fault, "
-                             f"not the {self.items}: {message}{hint}")
-
-    def retries(self) -> int | None:
-        """Fewer retries for the next item while this streak runs (None: the client's default)."""
-        return RETRIES_IN_A_STREAK if self.count else None
 
 
 class CrawlRun:
@@ -212,7 +151,7 @@ class CrawlRun:
 
     def _hot(self, path: str, params: dict, what: str, *, require: bool = True) -> dict:
         envelope = self.client.get_json(path, {**params, "web_location": HOT_LIST_WEB_LOCATION},
-                                        expect=listed_nothing(what) if require else None)
+                                        expect=api.listed_nothing(what) if require else None)
         if envelope["code"] != 0 and require:
             raise CrawlError(f"{what} ({path}) answered code {envelope['code']} ({envelope.get('message', '')}) "
                              "instead of a list; the site may have changed: check for a newer bilipop")
@@ -239,7 +178,7 @@ class CrawlRun:
             try:
                 pages += self._walk(mid, page_no)
             except (ItemFailed, ListedNothing, api.ApiFormatError) as exc:
-                reason = _reason(exc)
+                reason = failure_reason(exc)
                 log.info("uploader %d: %s; their uploads are asked for again on the next run", mid,
                          reason if isinstance(exc, ListedNothing) else exc)
                 self._uploads_waited |= isinstance(exc, ListedNothing)
@@ -260,13 +199,13 @@ class CrawlRun:
         while True:
             params = {"mid": mid, "ps": UPLOADS_PAGE, "pn": page_no, "order": "pubdate", "tid": 0,
                       "keyword": "", "platform": "web", "web_location": UPLOADS_WEB_LOCATION,
-                      "order_avoided": "true", **anti_bot_fields(self._rnd)}
+                      "order_avoided": "true", **wbi.anti_bot_fields(self._rnd)}
             # A silent site is waited on briefly once; after that (or once an upload list has answered) an empty
             # one is that uploader's, and is asked for again on the next run.
             brief = not (self._uploads_seen or self._uploads_waited)
             envelope = self.client.get_json(
                 "/x/space/wbi/arc/search", params, referer=f"https://space.bilibili.com/{mid}",
-                expect=listed_nothing(f"the upload list of uploader {mid}") if page_no == 1 else None,
+                expect=api.listed_nothing(f"the upload list of uploader {mid}") if page_no == 1 else None,
                 retries=self._uploader_streak.retries(), empty_retries=None if brief else 0)
             pages += 1
             if envelope["code"] != 0:
@@ -354,7 +293,7 @@ class CrawlRun:
             detail = api.parse_detail(envelope, f"view/detail {bvid}")
         except (ItemFailed, api.ApiFormatError) as exc:
             log.info("%s: %s; it is examined again on the next run", bvid, exc)
-            self._video_failed(bvid, _reason(exc), str(exc))
+            self._video_failed(bvid, failure_reason(exc), str(exc))
             return None
         self._video_streak.ok()
         return detail
@@ -393,7 +332,7 @@ class CrawlRun:
                     code = None
             except (ItemFailed, api.ApiFormatError) as exc:
                 log.info("%s: %s; left as it was", bvid, exc)
-                self._video_failed(bvid, _reason(exc), str(exc))
+                self._video_failed(bvid, failure_reason(exc), str(exc))
                 code = None
             else:
                 if video is not None:
@@ -466,12 +405,3 @@ class CrawlRun:
 
 def _now() -> int:
     return int(time.time())
-
-
-def _reason(exc: Exception) -> str:
-    """A few words for the summary table: why one item was skipped."""
-    if isinstance(exc, ItemFailed):
-        return exc.reason
-    if isinstance(exc, ListedNothing):
-        return "listed nothing"
-    return "a reply in an unexpected shape"
