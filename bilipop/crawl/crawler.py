@@ -23,8 +23,9 @@ from urllib.parse import urlsplit
 from bilipop.crawl import api, covers
 from bilipop.crawl.failures import Backoff
 from bilipop.crawl.http import HttpClient, cookie_from_env
+from bilipop.crawl.schema import check_store
 from bilipop.crawl.steps import UPLOADS_PAGE, CrawlProgress, CrawlRun
-from bilipop.crawl.store import Store, check_store
+from bilipop.crawl.store import Store
 from bilipop.errors import CrawlError, InputError
 from bilipop.layout import COVERS_DIR, STORE_FILE
 
