@@ -21,7 +21,7 @@ from bilipop.crawl.wbi import anti_bot_fields
 from bilipop.errors import InputError
 from bilipop.sim import FaultConfig, SimServer, World
 from bilipop.sim.__main__ import main as sim_main
-from bilipop.sim.world import V2_NAMES
+from bilipop.sim.partitions import V2_NAMES
 
 VIDEOS = 200
 
