@@ -25,7 +25,7 @@ from _env import environment  # noqa: E402
 
 from bilipop.crawl import wbi  # noqa: E402
 from bilipop.sim import SimServer  # noqa: E402
-from bilipop.sim import server as sim_server  # noqa: E402
+from bilipop.sim.handler import Handler  # noqa: E402
 
 FIXED = json.dumps({"code": 0, "message": "0", "ttl": 1, "data": {"x": "y" * 1500}}).encode()
 
@@ -95,7 +95,7 @@ def main() -> None:
         cold = per_second(len(pics), lambda i: session.get(f"{sim.base_url}/bfs/archive/{pics[i].cover}.jpg"))
         warm = per_second(len(pics), lambda i: session.get(f"{sim.base_url}/bfs/archive/{pics[i].cover}.jpg"))
     # The same sim with the standard library's default of unbuffered replies (headers and body apart).
-    handler = sim_server._Handler
+    handler = Handler
     saved = handler.wbufsize, handler.disable_nagle_algorithm
     handler.wbufsize, handler.disable_nagle_algorithm = 0, False
     try:

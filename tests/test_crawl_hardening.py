@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import errno
 import json
-import os
 import socket
 import sqlite3
 import time
@@ -16,13 +15,13 @@ from typer.testing import CliRunner
 from bilipop.cli import app
 from bilipop.crawl import covers, store
 from bilipop.crawl.crawler import crawl
-from bilipop.crawl.http import Backoff
+from bilipop.crawl.failures import Backoff
 from bilipop.data.io import read_table
 from bilipop.errors import CrawlError
 from bilipop.sim import SimServer
 
 runner = CliRunner()
-FAST = Backoff(base_s=0.005, block_base_s=0.005, max_s=0.05, pause_s=0.05, timeout_s=5)
+FAST = Backoff(base_s=0.005, block_base_s=0.005, max_s=0.05, pause_s=0.05, timeout_s=5, empty_wait_s=0.01)
 BAD_BVIDS = ("BV/../../../", "BV../../../x", "BV1/../../..", "BV1AAAAAAA/x")
 
 
@@ -114,8 +113,9 @@ def test_a_trickling_reply_is_cut_by_the_whole_request_deadline(tmp_path):
     assert elapsed < 6, elapsed
 
 
-def test_deadlines_share_one_watchdog_thread_and_the_proxies_are_read_once(tmp_path, monkeypatch):
-    # Before: each request started a threading.Timer (a thread), and requests re-read the environment each time.
+def test_deadlines_start_no_thread_and_the_proxies_are_read_once(tmp_path, monkeypatch):
+    # The deadline is checked between the pieces of the body: no timer or watchdog thread per request (an earlier
+    # version started one per request); and requests would re-read the environment each time.
     import threading
 
     import requests
@@ -142,43 +142,12 @@ def test_deadlines_share_one_watchdog_thread_and_the_proxies_are_read_once(tmp_p
             assert reply.status == 200
     assert len(reads) == 1  # one host, read once
     assert transport._proxies(transport.new_session(), "http://example.com/")["http"] == "http://127.0.0.1:9"
-    assert [n for n in started if n != "bilipop-deadlines"] == []  # at most the one watchdog, started once
-    assert started.count("bilipop-deadlines") <= 1
+    assert started == []
     # With NO_PROXY set, requests reads a URL's port while choosing the proxy: a bad port is a failed request
     # (InvalidURL, as without NO_PROXY), not a ValueError escaping the crawl.
     with pytest.raises(requests.exceptions.InvalidURL):
         transport.get(transport.new_session(), "http://i0.hdslb.com:99999/x.jpg", headers={}, deadline_s=5,
                       connect_timeout_s=5, read_timeout_s=5, max_bytes=1 << 20)
-
-
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
-def test_a_forked_child_gets_its_own_watchdog(tmp_path):
-    # The parent's watchdog thread does not exist in a forked child (and its lock may have been held at the fork):
-    # the child starts a fresh one, so its requests still get their deadlines.
-    import multiprocessing
-
-    from bilipop.crawl import transport
-
-    with SimServer(videos=20, seed=2) as sim:
-        url = sim.base_url + "/x/web-interface/popular?pn=1&ps=20"
-        get = dict(headers={}, deadline_s=5, connect_timeout_s=5, read_timeout_s=5, max_bytes=1 << 20)
-        assert transport.get(transport.new_session(), url, **get).status == 200  # the parent's watchdog runs
-        ctx = multiprocessing.get_context("fork")
-        queue = ctx.Queue()
-        child = ctx.Process(target=_get_in_child, args=(queue, url, get), daemon=True)
-        child.start()
-        child.join(30)
-        if child.is_alive():
-            child.kill()
-            child.join()
-        assert child.exitcode == 0 and queue.get(timeout=5) == (200, True)
-
-
-def _get_in_child(queue, url, get):
-    from bilipop.crawl import transport
-
-    fresh = transport._WATCHDOG._thread is None
-    queue.put((transport.get(transport.new_session(), url, **get).status, fresh))
 
 
 def test_an_oversized_reply_is_refused(tmp_path):

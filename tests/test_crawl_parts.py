@@ -15,8 +15,11 @@ from typer.testing import CliRunner
 from bilipop.cli import app
 from bilipop.crawl import api, covers
 from bilipop.crawl.crawler import crawl_plan
-from bilipop.crawl.http import Backoff, HttpClient, RateLimiter, cookie_from_env
-from bilipop.crawl.store import SCHEMA_VERSION, Store
+from bilipop.crawl.failures import Backoff
+from bilipop.crawl.http import HttpClient, cookie_from_env
+from bilipop.crawl.ratelimit import RateLimiter
+from bilipop.crawl.schema import SCHEMA_VERSION
+from bilipop.crawl.store import Store
 from bilipop.data.io import read_table
 from bilipop.errors import CrawlError, InputError
 

@@ -13,16 +13,17 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from bilipop.cli import app
+from bilipop.crawl.api import listed_nothing
 from bilipop.crawl.crawler import crawl
-from bilipop.crawl.http import Backoff, HttpClient
-from bilipop.crawl.steps import listed_nothing
+from bilipop.crawl.failures import Backoff
+from bilipop.crawl.http import HttpClient
 from bilipop.data.io import read_table
 from bilipop.errors import CrawlError
 from bilipop.sim import FaultConfig, SimServer
 
 runner = CliRunner()
 FAST = Backoff(base_s=0.005, block_base_s=0.005, max_s=0.05, pause_s=0.05, blocks_before_pause=5, max_pauses=3,
-               timeout_s=5)
+               timeout_s=5, empty_wait_s=0.01)
 FIELDS = ("aid", "title", "tid", "tid_v2", "pid_v2", "owner_mid", "views", "likes", "coins", "favorites", "shares",
           "danmaku", "replies", "pubdate", "duration")
 
@@ -217,7 +218,8 @@ def test_rotated_wbi_keys_are_fetched_again_and_view_detail_403_refetches_them_o
         navs = [r for r in sim.requests if r[2] == "/x/web-interface/nav"]
         truth = sim.truth()
     assert rotated == ["arc/search", "view/detail"] and len(navs) == 3
-    assert summary.blocks == 1  # the voucher reply; the -403 is a refetch, not a block
+    assert summary.blocks == 0  # the voucher reply and the -403 each fetch new keys; neither is a block
+    assert summary.key_refreshes == 1  # the voucher's (the -403's refetch is view/detail's own)
     check_against_truth(read_table(tmp_path / "bilipop.db"), truth, tmp_path)
 
 

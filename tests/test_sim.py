@@ -17,11 +17,11 @@ from PIL import Image
 
 from bilipop.crawl import wbi
 from bilipop.crawl.api import KNOWLEDGE_V2, OLD_KNOWLEDGE_TIDS
-from bilipop.crawl.steps import anti_bot_fields
+from bilipop.crawl.wbi import anti_bot_fields
 from bilipop.errors import InputError
 from bilipop.sim import FaultConfig, SimServer, World
 from bilipop.sim.__main__ import main as sim_main
-from bilipop.sim.world import V2_NAMES
+from bilipop.sim.partitions import V2_NAMES
 
 VIDEOS = 200
 

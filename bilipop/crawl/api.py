@@ -10,7 +10,7 @@ then taken from this module's own table (``tname`` and ``tname_v2`` are often em
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -360,3 +360,19 @@ def parse_wbi_keys(envelope: Mapping[str, Any]) -> str:
     if len(img_key) != 32 or len(sub_key) != 32:
         raise ApiFormatError("nav.wbi_img does not hold two 32-character keys")
     return wbi.mixin_key(img_key, sub_key)
+
+
+def listed_nothing(what: str) -> Callable[[dict], str | None]:
+    """An ``expect`` check for ``HttpClient.get_json``: a code-0 reply whose list is empty is not a finished list
+    but a failure to report (docs/reference.md, "Enumeration": the dead listings answer politely with nothing)."""
+    def check(envelope: dict) -> str | None:
+        if envelope.get("code") != 0:
+            return None
+        data = envelope.get("data")
+        items = None
+        if isinstance(data, dict):
+            items = data.get("list", data.get("archives"))
+            if isinstance(items, dict):  # arc/search: data.list.vlist
+                items = items.get("vlist")
+        return None if items else f"{what} listed nothing"
+    return check

@@ -21,9 +21,11 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from bilipop.crawl import api, covers
-from bilipop.crawl.http import Backoff, HttpClient, cookie_from_env
+from bilipop.crawl.failures import Backoff
+from bilipop.crawl.http import HttpClient, cookie_from_env
+from bilipop.crawl.schema import check_store
 from bilipop.crawl.steps import UPLOADS_PAGE, CrawlProgress, CrawlRun
-from bilipop.crawl.store import Store, check_store
+from bilipop.crawl.store import Store
 from bilipop.errors import CrawlError, InputError
 from bilipop.layout import COVERS_DIR, STORE_FILE
 
@@ -64,6 +66,14 @@ class CrawlSummary:
     pauses: int
     seconds: float
     warnings: list[str] = field(default_factory=list)
+    key_refreshes: int = 0
+    #: (``"videos"`` or ``"uploaders"``, reason) -> how many this run skipped for it; each is tried again next run.
+    failed: dict[tuple[str, str], int] = field(default_factory=dict)
+
+    def _failed(self, kind: str) -> str:
+        reasons = sorted(((n, r) for (k, r), n in self.failed.items() if k == kind), key=lambda x: (-x[0], x[1]))
+        total = sum(n for n, _ in reasons)
+        return f"{total:,}" + (f" ({'; '.join(f'{r}: {n:,}' for n, r in reasons)})" if reasons else "")
 
     def rows(self) -> list[tuple[str, str]]:
         return [
@@ -72,12 +82,16 @@ class CrawlSummary:
             ("  kept as Knowledge", f"{self.examined - self.other_sections - self.skipped:,}"),
             ("  skipped as other sections", f"{self.other_sections:,}"),
             ("videos skipped (not visible; bad ids)", f"{self.skipped:,}; {self.bad_ids:,}"),
+            ("videos that failed this run, tried again next run", self._failed("videos")),
+            *([("uploaders that failed this run, tried again next run", self._failed("uploaders"))]
+              if any(k == "uploaders" for k, _ in self.failed) else []),
             ("uploaders walked (seen on a hot list)", f"{self.uploaders_walked:,} ({self.hot_uploaders:,})"),
             ("uploaders in the dataset (with followers)",
              f"{self.uploaders_in_dataset:,} ({self.uploaders_with_followers:,})"),
             ("covers (failed, retried next run)", f"{self.covers:,} ({self.covers_failed:,})"),
-            ("requests: API, all (retries, blocks, pauses)",
-             f"{self.api_requests:,}, {self.requests:,} ({self.retries:,}, {self.blocks:,}, {self.pauses:,})"),
+            ("requests: API, all (retries, blocks, pauses, new WBI keys)",
+             f"{self.api_requests:,}, {self.requests:,} ({self.retries:,}, {self.blocks:,}, {self.pauses:,}, "
+             f"{self.key_refreshes:,})"),
             ("time", f"{self.seconds:,.1f} s"),
             ("store", str(self.store)),
         ]
@@ -216,7 +230,8 @@ def crawl(
         counts.pop(key)
     return CrawlSummary(store=folder / STORE_FILE, new_videos=run.new_videos, requests=stats.requests,
                         api_requests=stats.api_requests, retries=stats.retries, blocks=stats.blocks,
-                        pauses=stats.pauses, seconds=time.monotonic() - started, warnings=run.warnings, **counts)
+                        pauses=stats.pauses, seconds=time.monotonic() - started, warnings=run.warnings,
+                        key_refreshes=stats.key_refreshes, failed=dict(run.failed), **counts)
 
 
 @contextmanager

@@ -17,19 +17,19 @@ anywhere starts the unfinished step again; every unit of work is committed on it
 
 from __future__ import annotations
 
-import base64
-import json
+import collections
 import logging
 import math
 import random
-import string
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bilipop.crawl import api, covers
-from bilipop.crawl.http import CoverFailed, HttpClient
+from bilipop.crawl import api, covers, wbi
+from bilipop.crawl.failures import CoverFailed, ItemFailed, ListedNothing
+from bilipop.crawl.http import HttpClient
+from bilipop.crawl.skips import FailureStreak, failure_reason
 from bilipop.crawl.store import Store
 from bilipop.errors import CrawlError
 
@@ -43,6 +43,7 @@ COVER_ATTEMPTS = 4  # downloads of one cover per run before it is recorded as fa
 HOT_LIST_WEB_LOCATION = "333.934"
 UPLOADS_WEB_LOCATION = "333.1387"
 DETAIL_PATH = "/x/web-interface/wbi/view/detail"
+KEY_RENEWALS = 2  # new keys for one video's -403 (they may rotate again while the request waits its turn)
 
 
 @dataclass
@@ -61,35 +62,6 @@ class CrawlProgress:
     blocks: int = 0
     eta_s: float | None = None
     note: str = ""
-
-
-def anti_bot_fields(rnd: random.Random) -> dict[str, str]:
-    """The fields a browser adds to ``arc/search`` (docs/reference.md, "Enumeration"): an empty ``dm_img_list``, two
-    base64 strings of random printable text with their last two characters dropped, and a small ``dm_img_inter``."""
-    def b64(low: int, high: int) -> str:
-        text = "".join(rnd.choice(string.ascii_letters + string.digits) for _ in range(rnd.randint(low, high)))
-        return base64.b64encode(text.encode()).decode()[:-2]
-
-    inter = {"ds": [], "wh": [rnd.randint(1000, 6000), rnd.randint(1000, 6000), 0],
-             "of": [rnd.randint(10, 500), rnd.randint(10, 900), 0]}
-    return {"dm_img_list": "[]", "dm_img_str": b64(16, 64), "dm_cover_img_str": b64(32, 128),
-            "dm_img_inter": json.dumps(inter, separators=(",", ":"))}
-
-
-def listed_nothing(what: str) -> Callable[[dict], str | None]:
-    """An ``expect`` check for ``HttpClient.get_json``: a code-0 reply whose list is empty is not a finished list
-    but a failure to report (docs/reference.md, "Enumeration": the dead listings answer politely with nothing)."""
-    def check(envelope: dict) -> str | None:
-        if envelope.get("code") != 0:
-            return None
-        data = envelope.get("data")
-        items = None
-        if isinstance(data, dict):
-            items = data.get("list", data.get("archives"))
-            if isinstance(items, dict):  # arc/search: data.list.vlist
-                items = items.get("vlist")
-        return None if items else f"{what} listed nothing"
-    return check
 
 
 class CrawlRun:
@@ -111,6 +83,13 @@ class CrawlRun:
         # Work that failed in this run (an odd code, a bad shape) waits for the next run instead of looping here.
         self._tried_walks: set[int] = set()
         self._tried: set[str] = set()
+        #: (``"videos"`` or ``"uploaders"``, reason) -> how many were skipped in this run for it (tried again next
+        #: run: nothing about them is recorded as done).
+        self.failed: collections.Counter[tuple[str, str]] = collections.Counter()
+        self._video_streak = FailureStreak("videos")
+        self._uploader_streak = FailureStreak("uploaders")
+        self._uploads_seen = False  # an upload list answered with something in this run
+        self._uploads_waited = False  # an empty upload list was already waited on (asked again) in this run
         client.on_wait = lambda note: self._report(note=note, force=True)
 
     def execute(self, *, refresh: bool) -> None:
@@ -172,7 +151,7 @@ class CrawlRun:
 
     def _hot(self, path: str, params: dict, what: str, *, require: bool = True) -> dict:
         envelope = self.client.get_json(path, {**params, "web_location": HOT_LIST_WEB_LOCATION},
-                                        expect=listed_nothing(what) if require else None)
+                                        expect=api.listed_nothing(what) if require else None)
         if envelope["code"] != 0 and require:
             raise CrawlError(f"{what} ({path}) answered code {envelope['code']} ({envelope.get('message', '')}) "
                              "instead of a list; the site may have changed: check for a newer bilipop")
@@ -186,36 +165,62 @@ class CrawlRun:
 
     # -- 2. uploaders' uploads ---------------------------------------------------------------------------------
     def walk_uploaders(self) -> int:
-        """Read the upload lists not read to the end; returns how many pages were read."""
+        """Read the upload lists not read to the end; returns how many pages were read. An upload list that fails
+        (or lists nothing) is skipped until the next run."""
         self._phase = "uploaders"
         todo = [(mid, page) for mid, page in self.store.uploaders_to_walk() if mid not in self._tried_walks]
         self._tried_walks |= {mid for mid, _ in todo}
         walked, self._total = self.store.walk_counts()
         self._done = walked
         pages = 0
+        empty_in_row = 0
         for mid, page_no in todo:
-            while True:
-                params = {"mid": mid, "ps": UPLOADS_PAGE, "pn": page_no, "order": "pubdate", "tid": 0,
-                          "keyword": "", "platform": "web", "web_location": UPLOADS_WEB_LOCATION,
-                          "order_avoided": "true", **anti_bot_fields(self._rnd)}
-                envelope = self.client.get_json(
-                    "/x/space/wbi/arc/search", params, referer=f"https://space.bilibili.com/{mid}",
-                    expect=listed_nothing(f"the upload list of uploader {mid}") if page_no == 1 else None)
-                pages += 1
-                if envelope["code"] != 0:
-                    self._warn(f"the uploads of uploader {mid} answered code {envelope['code']} "
-                               f"({envelope.get('message', '')}); they are skipped in this run")
-                    break
-                page = api.parse_uploads(envelope, f"arc/search mid={mid} pn={page_no}")
-                own = [u.bvid for u in page.uploads if u.mid == mid]
-                done = not page.uploads or (page.count is not None and page_no * UPLOADS_PAGE >= page.count)
-                self.store.save_upload_page(mid, page_no, own, page.count, page.bad_items, done, _now())
-                self._report()
-                if done:
-                    break
-                page_no += 1
+            try:
+                pages += self._walk(mid, page_no)
+            except (ItemFailed, ListedNothing, api.ApiFormatError) as exc:
+                reason = failure_reason(exc)
+                log.info("uploader %d: %s; their uploads are asked for again on the next run", mid,
+                         reason if isinstance(exc, ListedNothing) else exc)
+                self._uploads_waited |= isinstance(exc, ListedNothing)
+                self.failed["uploaders", reason] += 1
+                empty_in_row = empty_in_row + 1 if isinstance(exc, ListedNothing) else 0
+                if empty_in_row == len(todo) and not self._uploads_seen:  # fewer than the limit, every one empty
+                    raise CrawlError(f"every uploader's upload list ({empty_in_row}) listed nothing: {exc}") from None
+                self._uploader_streak.failed(reason, str(exc))
+            else:
+                empty_in_row = 0
+                self._uploader_streak.ok()
             self._done += 1
         return pages
+
+    def _walk(self, mid: int, page_no: int) -> int:
+        """The pages of one uploader's uploads from ``page_no`` on; returns how many were read."""
+        pages = 0
+        while True:
+            params = {"mid": mid, "ps": UPLOADS_PAGE, "pn": page_no, "order": "pubdate", "tid": 0,
+                      "keyword": "", "platform": "web", "web_location": UPLOADS_WEB_LOCATION,
+                      "order_avoided": "true", **wbi.anti_bot_fields(self._rnd)}
+            # A silent site is waited on briefly once; after that (or once an upload list has answered) an empty
+            # one is that uploader's, and is asked for again on the next run.
+            brief = not (self._uploads_seen or self._uploads_waited)
+            envelope = self.client.get_json(
+                "/x/space/wbi/arc/search", params, referer=f"https://space.bilibili.com/{mid}",
+                expect=api.listed_nothing(f"the upload list of uploader {mid}") if page_no == 1 else None,
+                retries=self._uploader_streak.retries(), empty_retries=None if brief else 0)
+            pages += 1
+            if envelope["code"] != 0:
+                self._warn(f"the uploads of uploader {mid} answered code {envelope['code']} "
+                           f"({envelope.get('message', '')}); they are skipped in this run")
+                return pages
+            self._uploads_seen = True
+            page = api.parse_uploads(envelope, f"arc/search mid={mid} pn={page_no}")
+            own = [u.bvid for u in page.uploads if u.mid == mid]
+            done = not page.uploads or (page.count is not None and page_no * UPLOADS_PAGE >= page.count)
+            self.store.save_upload_page(mid, page_no, own, page.count, page.bad_items, done, _now())
+            self._report()
+            if done:
+                return pages
+            page_no += 1
 
     # -- 3. candidates -----------------------------------------------------------------------------------------
     def examine_candidates(self) -> int:
@@ -254,21 +259,8 @@ class CrawlRun:
             if known.has_counters and self.store.followers_of(mid) is not None and self._sighted(mid):
                 self.store.save_examined(bvid, "kept", _now(), video=known)
                 return
-        envelope = self._detail(bvid)
-        code = envelope["code"]
-        if code in api.VIDEO_SKIP_CODES:
-            log.debug("%s: view/detail answered %s, skipping the video", bvid, code)
-            self.store.save_examined(bvid, "gone", _now(), code=code)
-            covers.cover_path(self.covers_dir, bvid).unlink(missing_ok=True)
-            return
-        if code != 0:
-            self._warn(f"{bvid}: view/detail answered code {code} ({envelope.get('message', '')}); it is examined "
-                       "again on the next run")
-            return
-        try:
-            detail = api.parse_detail(envelope, f"view/detail {bvid}")
-        except api.ApiFormatError as exc:
-            self._warn(f"{bvid}: {exc}; it is examined again on the next run")
+        detail = self._detail_of(bvid)
+        if detail is None:
             return
         video = detail.video
         nominated = set()
@@ -281,13 +273,44 @@ class CrawlRun:
                                  honors=detail.honors, hot_types=api.HOT_HONOR_TYPES, related=related,
                                  nominate=sorted(nominated))
 
+    def _detail_of(self, bvid: str) -> api.Detail | None:
+        """``view/detail`` of one candidate, or None when it has none to give now: a per-video code (the video
+        is recorded as not visible and asked for again on the next run) or a failure of this video alone
+        (skipped, counted, asked for again on the next run)."""
+        try:
+            envelope = self._detail(bvid)
+            code = envelope["code"]
+            if code in api.VIDEO_SKIP_CODES:
+                log.debug("%s: view/detail answered %s, skipping the video", bvid, code)
+                self.store.save_examined(bvid, "gone", _now(), code=code)
+                covers.cover_path(self.covers_dir, bvid).unlink(missing_ok=True)
+                return None
+            if code != 0:
+                self._warn(f"{bvid}: view/detail answered code {code} ({envelope.get('message', '')}); it is "
+                           "examined again on the next run")
+                self._video_failed(bvid, f"code {code}", f"{bvid}: view/detail answered code {code}")
+                return None
+            detail = api.parse_detail(envelope, f"view/detail {bvid}")
+        except (ItemFailed, api.ApiFormatError) as exc:
+            log.info("%s: %s; it is examined again on the next run", bvid, exc)
+            self._video_failed(bvid, failure_reason(exc), str(exc))
+            return None
+        self._video_streak.ok()
+        return detail
+
+    def _video_failed(self, bvid: str, reason: str, message: str) -> None:
+        self.failed["videos", reason] += 1
+        self._video_streak.failed(reason, message)
+
     def _detail(self, bvid: str) -> dict:
-        """``view/detail`` of one video; a -403 on this signed call may mean stale keys: fetch them again, once."""
-        envelope = self.client.get_json(DETAIL_PATH, {"bvid": bvid, "need_elec": 0})
-        if envelope["code"] == -403:
-            self.client.refresh_keys()
-            envelope = self.client.get_json(DETAIL_PATH, {"bvid": bvid, "need_elec": 0})
-        return envelope
+        """``view/detail`` of one video. A -403 on this signed call may mean stale keys: it is asked again while
+        ``nav`` gives new ones (at most twice); with keys that are still current it is the video's own answer."""
+        retries = self._video_streak.retries()
+        for _ in range(KEY_RENEWALS):
+            envelope = self.client.get_json(DETAIL_PATH, {"bvid": bvid, "need_elec": 0}, retries=retries)
+            if envelope["code"] != -403 or not self.client.refresh_keys():
+                return envelope
+        return self.client.get_json(DETAIL_PATH, {"bvid": bvid, "need_elec": 0}, retries=retries)
 
     # -- 5. refresh and covers ---------------------------------------------------------------------------------
     def refresh_videos(self) -> None:
@@ -297,18 +320,23 @@ class CrawlRun:
         todo = self.store.videos_to_refresh(after, until)
         self._done, self._total = 0, len(todo)
         for rowid, bvid in todo:
-            envelope = self._detail(bvid)
-            code = envelope["code"]
             video = None
-            if code == 0:
-                try:
+            try:
+                envelope = self._detail(bvid)
+                code = envelope["code"]
+                if code == 0:
                     video = api.parse_detail(envelope, f"view/detail {bvid}").video
-                except api.ApiFormatError as exc:
-                    self._warn(f"{bvid}: {exc}; left as it was")
+                elif code not in api.VIDEO_SKIP_CODES:
+                    self._warn(f"{bvid}: view/detail answered code {code}; left as it was")
+                    self._video_failed(bvid, f"code {code}", f"{bvid}: view/detail answered code {code}")
                     code = None
-            elif code not in api.VIDEO_SKIP_CODES:
-                self._warn(f"{bvid}: view/detail answered code {code}; left as it was")
+            except (ItemFailed, api.ApiFormatError) as exc:
+                log.info("%s: %s; left as it was", bvid, exc)
+                self._video_failed(bvid, failure_reason(exc), str(exc))
                 code = None
+            else:
+                if video is not None:
+                    self._video_streak.ok()
             self.store.save_refresh(rowid, bvid, video, code if code else None, _now())
             self._done += 1
             self._report()

@@ -4,16 +4,16 @@ Every unit of crawl work (a hot-list page, a page of an uploader's uploads with 
 candidate video, a cover) is written in one transaction, so a crawl killed at any moment loses at most the unit in
 flight and a rerun continues from the cursors without duplicates (``bvid``, ``mid`` and sightings are keys).
 
-Tables: ``videos`` (the dataset: kept Knowledge videos, ``status = 'ok'``), ``uploaders`` (followers and the state
-of the walk through their uploads), ``sightings`` (where an uploader was seen on a hot list, or a hot honour),
-``candidates`` (every upload to examine, and what it turned out to be), ``facts`` (video facts known from list
-items, so that a candidate already described by a list needs no request), ``cursors`` and ``covers``.
+The tables (``schema``): ``videos`` (the dataset: kept Knowledge videos, ``status = 'ok'``), ``uploaders``
+(followers and the state of the walk through their uploads), ``sightings`` (where an uploader was seen on a hot
+list, or a hot honour), ``candidates`` (every upload to examine, and what it turned out to be), ``facts`` (video
+facts known from list items, so that a candidate already described by a list needs no request), ``cursors`` and
+``covers``.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -21,151 +21,16 @@ from dataclasses import fields
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bilipop.crawl.api import KNOWLEDGE_MAIN, KNOWLEDGE_V2, STAT_FIELDS, Video
+from bilipop.crawl.api import KNOWLEDGE_MAIN, Video
+from bilipop.crawl.schema import COUNTER_COLUMNS, open_store
 from bilipop.errors import InputError
 from bilipop.layout import COVERS_DIR
 
 if TYPE_CHECKING:
     import pandas as pd
 
-log = logging.getLogger(__name__)
-
-#: Bumped on every change to the tables below; a store from a newer bilipop is refused, never half-read, and one
-#: from an older one is migrated (``_MIGRATIONS``).
-SCHEMA_VERSION = 2
-COUNTER_COLUMNS = tuple(STAT_FIELDS.values())
-
-_SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS videos (
-    bvid TEXT PRIMARY KEY, aid INTEGER, title TEXT NOT NULL, tid INTEGER, tid_v2 INTEGER, pic TEXT NOT NULL,
-    pubdate INTEGER, duration INTEGER, owner_mid INTEGER NOT NULL,
-    {", ".join(f"{c} INTEGER" for c in COUNTER_COLUMNS)},
-    fetched_at INTEGER NOT NULL,
-    status TEXT NOT NULL DEFAULT 'ok',   -- 'ok' (in the dataset), else 'skipped', 'other', 'unverified': kept out
-    skip_code INTEGER,
-    honors_checked_at INTEGER,
-    pid_v2 INTEGER
-);
-CREATE TABLE IF NOT EXISTS uploaders (
-    mid INTEGER PRIMARY KEY, name TEXT NOT NULL DEFAULT '', followers INTEGER, fetched_at INTEGER, error TEXT,
-    via TEXT,                 -- why their uploads are walked: 'hot' (a hot list), 'related' (widening), NULL: not
-    walk_rank INTEGER,        -- walking order (uploaders sighted with a Knowledge video first)
-    walk_next INTEGER,        -- next page of their uploads to read
-    walk_done INTEGER NOT NULL DEFAULT 0,
-    uploads INTEGER           -- the upload count their list reported
-);
-CREATE TABLE IF NOT EXISTS sightings (
-    mid INTEGER NOT NULL, source TEXT NOT NULL, ref TEXT NOT NULL, bvid TEXT, seen_at INTEGER NOT NULL,
-    PRIMARY KEY (mid, source, ref)
-);
-CREATE TABLE IF NOT EXISTS cursors (name TEXT PRIMARY KEY, value INTEGER, done INTEGER NOT NULL DEFAULT 0,
-                                    updated_at INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS covers (
-    bvid TEXT PRIMARY KEY, status TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, error TEXT,
-    width INTEGER, height INTEGER, updated_at INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS candidates (
-    bvid TEXT PRIMARY KEY, mid INTEGER NOT NULL, seq INTEGER NOT NULL,
-    state TEXT NOT NULL DEFAULT 'todo',  -- 'todo', 'kept', 'other' (another section), 'gone' (a per-video code)
-    code INTEGER, updated_at INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS candidates_todo ON candidates (state, mid, seq);
-CREATE TABLE IF NOT EXISTS facts (
-    bvid TEXT PRIMARY KEY, mid INTEGER NOT NULL, pid_v2 INTEGER, video TEXT NOT NULL, source TEXT NOT NULL,
-    seen_at INTEGER NOT NULL
-);
-"""
-
 _VIDEO_FIELDS = ("bvid", "aid", "title", "tid", "tid_v2", "pid_v2", "pic", "pubdate", "duration", "owner_mid",
                  *COUNTER_COLUMNS)
-_KNOWLEDGE_SUBS = ", ".join(str(t) for t in KNOWLEDGE_V2)
-
-
-def _migrate_1_to_2(conn: sqlite3.Connection) -> str:
-    """Schema 1 (partition listings) to 2 (hot lists -> uploaders -> videos, v2 ids)."""
-    conn.execute("ALTER TABLE videos ADD COLUMN pid_v2 INTEGER")
-    for column in ("via TEXT", "walk_rank INTEGER", "walk_next INTEGER", "walk_done INTEGER NOT NULL DEFAULT 0",
-                   "uploads INTEGER"):
-        conn.execute(f"ALTER TABLE uploaders ADD COLUMN {column}")
-    conn.execute(f"UPDATE videos SET pid_v2 = {KNOWLEDGE_MAIN} WHERE tid_v2 IN ({_KNOWLEDGE_SUBS})")
-    others = conn.execute("UPDATE videos SET status = 'other' WHERE status = 'ok' AND tid_v2 IS NOT NULL "
-                          "AND pid_v2 IS NULL").rowcount
-    unverified = conn.execute("UPDATE videos SET status = 'unverified' WHERE status = 'ok' AND tid_v2 IS NULL"
-                              ).rowcount
-    return (f"{others:,} stored video(s) are in another section by their v2 ids and left the dataset (kept in the "
-            f"store); {unverified:,} without v2 ids are examined again by the next crawl")
-
-
-_MIGRATIONS = {1: _migrate_1_to_2}
-
-
-def _connect(path: Path) -> sqlite3.Connection:
-    try:
-        conn = sqlite3.connect(path, isolation_level=None, timeout=30)
-        conn.execute("PRAGMA busy_timeout = 30000")
-        return conn
-    except sqlite3.Error as exc:
-        raise InputError(f"cannot open the crawl store {path}: {exc}") from exc
-
-
-def _version(conn: sqlite3.Connection, path: Path, *, create: bool) -> int | None:
-    """The store's schema version (None: an empty file that may become a store)."""
-    try:
-        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        if "meta" not in tables:
-            if create and not tables:
-                return None
-            raise InputError(f"{path} is not a bilipop crawl store (no meta table); crawl into an empty --data "
-                             "folder or give the right file")
-        row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-    except sqlite3.DatabaseError as exc:
-        raise InputError(f"{path} is not a readable SQLite crawl store ({exc}); check the file") from exc
-    version = int(row[0]) if row and str(row[0]).isdigit() else None
-    if version is None:
-        raise InputError(f"{path} has no schema version; it was not written by bilipop crawl")
-    if version > SCHEMA_VERSION:
-        raise InputError(
-            f"{path} was written by a newer bilipop (store schema {version}; this version reads up to "
-            f"{SCHEMA_VERSION}); upgrade bilipop (pip install -U bilipop) or crawl into another --data folder")
-    return version
-
-
-def _open(path: Path, *, create: bool) -> sqlite3.Connection:
-    """Connect, refuse what is not a store or too new, migrate an older one (one message) and create the tables."""
-    conn = _connect(path)
-    try:
-        version = _version(conn, path, create=create)
-        conn.execute("PRAGMA journal_mode = WAL")
-        # NORMAL is durable against a killed process in WAL mode; only an OS crash can lose the last commits.
-        conn.execute("PRAGMA synchronous = NORMAL")
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            notes = []
-            start = version
-            while version is not None and version < SCHEMA_VERSION:
-                notes.append(_MIGRATIONS[version](conn))
-                version += 1
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
-            conn.execute("INSERT INTO meta VALUES ('schema_version', ?) ON CONFLICT(key) DO UPDATE SET "
-                         "value = excluded.value", (str(SCHEMA_VERSION),))
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-        if notes:
-            log.warning("migrated the crawl store %s from schema %d to %d (the 2026 crawl: v2 partition ids, "
-                        "uploaders' upload lists): %s", path, start, SCHEMA_VERSION, "; ".join(notes))
-        return conn
-    except sqlite3.DatabaseError as exc:
-        conn.close()
-        raise InputError(f"{path} is not a usable SQLite crawl store ({exc}); check the file") from exc
-    except BaseException:
-        conn.close()
-        raise
-
 
 class Store:
     """The crawl store of one dataset folder, open for writing (an older schema is migrated on opening).
@@ -177,7 +42,7 @@ class Store:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.conn = _open(self.path, create=True)
+        self.conn = open_store(self.path, create=True)
 
     def close(self) -> None:
         self.conn.close()
@@ -296,9 +161,11 @@ class Store:
 
     # -- examining candidates ----------------------------------------------------------------------------------
     def candidates_to_examine(self) -> list[tuple[str, int]]:
-        """``(bvid, mid)`` of candidates not yet examined, uploader by uploader in walking order."""
+        """``(bvid, mid)`` of candidates not yet examined, or not visible when last asked (a video under review or
+        private may be back), uploader by uploader in walking order."""
         return [(r[0], r[1]) for r in self.conn.execute(
-            "SELECT c.bvid, c.mid FROM candidates c LEFT JOIN uploaders u ON u.mid = c.mid WHERE c.state = 'todo' "
+            "SELECT c.bvid, c.mid FROM candidates c LEFT JOIN uploaders u ON u.mid = c.mid "
+            "WHERE c.state IN ('todo', 'gone') "
             "ORDER BY u.via = 'related', u.walk_rank, c.mid, c.seq")]
 
     def followers_of(self, mid: int) -> int | None:
@@ -423,19 +290,6 @@ class Store:
         }
 
 
-def check_store(path: str | Path) -> None:
-    """Refuse an existing file that is not a store this bilipop can write (before any network work).
-
-    Raises:
-        InputError: not a bilipop store, or written by a newer schema.
-    """
-    conn = _connect(Path(path))
-    try:
-        _version(conn, Path(path), create=True)
-    finally:
-        conn.close()
-
-
 def read_store_table(path: str | Path) -> pd.DataFrame:
     """The dataset of a crawl store as its raw query result: one row per kept Knowledge video, joined with its
     uploader (``bilipop.data.io.read_table`` reads a store through this and normalises the column types).
@@ -450,7 +304,7 @@ def read_store_table(path: str | Path) -> pd.DataFrame:
     import pandas as pd
 
     path = Path(path)
-    conn = _open(path, create=False)
+    conn = open_store(path, create=False)
     try:
         counters = ", ".join(f"v.{c}" for c in COUNTER_COLUMNS)
         df = pd.read_sql_query(

@@ -1,8 +1,13 @@
-"""WBI request signing (docs/reference.md, "WBI signing"), shared by the crawler and the local server."""
+"""What a browser adds to a request: the WBI signature (docs/reference.md, "WBI signing") and the anti-bot fields of
+``arc/search``; shared by the crawler and the local server."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
+import random
+import string
 import time
 from collections.abc import Mapping
 from urllib.parse import quote, urlsplit
@@ -59,3 +64,16 @@ def verify(params: Mapping[str, object], mixin: str) -> bool:
         return False
     rest = {k: v for k, v in params.items() if k != "w_rid"}
     return signature(rest, mixin) == given
+
+
+def anti_bot_fields(rnd: random.Random) -> dict[str, str]:
+    """The fields a browser adds to ``arc/search`` (docs/reference.md, "Enumeration"): an empty ``dm_img_list``, two
+    base64 strings of random printable text with their last two characters dropped, and a small ``dm_img_inter``."""
+    def b64(low: int, high: int) -> str:
+        text = "".join(rnd.choice(string.ascii_letters + string.digits) for _ in range(rnd.randint(low, high)))
+        return base64.b64encode(text.encode()).decode()[:-2]
+
+    inter = {"ds": [], "wh": [rnd.randint(1000, 6000), rnd.randint(1000, 6000), 0],
+             "of": [rnd.randint(10, 500), rnd.randint(10, 900), 0]}
+    return {"dm_img_list": "[]", "dm_img_str": b64(16, 64), "dm_cover_img_str": b64(32, 128),
+            "dm_img_inter": json.dumps(inter, separators=(",", ":"))}

@@ -10,7 +10,8 @@ Start one with ``python -m bilipop.sim --port 0`` or in-process::
         sim.truth()
 """
 
-from bilipop.sim.server import FaultConfig, SimServer
+from bilipop.sim.faults import FaultConfig
+from bilipop.sim.server import SimServer
 from bilipop.sim.world import World
 
 __all__ = ["FaultConfig", "SimServer", "World"]

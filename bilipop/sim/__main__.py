@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import signal
 import sys
@@ -10,7 +11,11 @@ import threading
 from pathlib import Path
 
 from bilipop.errors import BilipopError
-from bilipop.sim.server import FaultConfig, SimServer
+from bilipop.sim.faults import FaultConfig
+from bilipop.sim.server import SimServer
+
+MODES = {"challenge": "sec_challenge", "region": "region_412", "empty-hot-lists": "empty_hot_lists",
+         "empty-uploads": "empty_uploads"}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -26,12 +31,31 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--faults", type=float, default=0.0, metavar="P",
                    help="Switch every fault on at probability P (the 2026 block signals: code 0 with v_voucher, "
                         "-352, -401, 429; and -799/-412, 5xx, drops, slow replies, bad images, ...).")
+    p.add_argument("--mode", action="append", default=[], choices=sorted(MODES),
+                   help="Switch on one of the 2026 refusals (repeatable): challenge (HTTP 412 with X-BILI-SEC-TOKEN "
+                        "on every API request), region (view answers 412, nav 200), empty-hot-lists, "
+                        "empty-uploads.")
+    p.add_argument("--key-rotation", type=float, default=None, metavar="S",
+                   help="New WBI keys every S seconds.")
+    p.add_argument("--redirect", type=float, default=0.0, metavar="SHARE",
+                   help="Share of videos whose view/detail is redirected to another host.")
     p.add_argument("--rate-limit", type=float, default=None, metavar="R",
                    help="Answer HTTP 412 above R API requests per second.")
     p.add_argument("--robots", default="allow",
                    help='"allow", "disallow" (like api.bilibili.com) or the path of a robots.txt file to serve.')
     p.add_argument("--verbose", "-v", action="store_true", help="Log every request to stderr.")
     return p
+
+
+def config(args: argparse.Namespace) -> FaultConfig:
+    """The faults and modes the command line asks for.
+
+    Raises:
+        InputError: a value out of range.
+    """
+    faults = FaultConfig.all(args.faults) if args.faults > 0 else FaultConfig()
+    modes = {MODES[m]: True for m in args.mode}
+    return dataclasses.replace(faults, key_rotation_s=args.key_rotation, redirect=args.redirect, **modes)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
                   "or the path of a readable robots.txt.", file=sys.stderr)
             return 1
     try:
-        faults = FaultConfig.all(args.faults) if args.faults > 0 else FaultConfig()
+        faults = config(args)
         sim = SimServer(videos=args.videos, seed=args.seed, faults=faults, robots=robots,
                         rate_limit=args.rate_limit, port=args.port)
         sim.start()

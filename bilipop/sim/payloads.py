@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import hashlib
 
-from bilipop.sim.world import NAME_CHANGE, OLD_NAMES, SECTION_NAMES, V2_NAMES, Issue, Video, World, cover_url
+from bilipop.sim.partitions import OLD_NAMES, SECTION_NAMES, V2_NAMES
+from bilipop.sim.world import NAME_CHANGE, Issue, Video, World, cover_url
 
 MESSAGES = {
     0: "0", -101: "账号未登录", -352: "-352", -400: "请求错误", -401: "未认证", -403: "访问权限不足",

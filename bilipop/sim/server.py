@@ -8,91 +8,27 @@ at ``base_url`` exercises the same code it would use against the real site. Test
 
 from __future__ import annotations
 
-import json
 import logging
 import random
-import re
 import socket
 import threading
 import time
-import uuid
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, fields
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qsl, unquote, urlsplit
 
 from bilipop.crawl import wbi
 from bilipop.errors import InputError
-from bilipop.sim import images, payloads, routes
+from bilipop.sim import faults as modes
+from bilipop.sim import images
+from bilipop.sim.faults import FaultConfig
+from bilipop.sim.handler import Handler
 from bilipop.sim.world import World
 
 log = logging.getLogger("bilipop.sim")
 
 ROBOTS = {"allow": "User-agent: *\nDisallow:\n", "disallow": "User-agent: *\nDisallow: /\n"}
-BLOCK_PAGE = (
-    "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>出错啦! - bilibili.com</title></head>"
-    "<body><div class=\"error-text\">请求被拦截 (412)</div></body></html>"
-)
-SLOW_SECONDS = 0.3
-_COVER = re.compile(r"/bfs/archive/([0-9a-f]{40})\.(jpg|png|webp)(?:@(.*))?")
-_FACE = re.compile(r"/bfs/face/([0-9a-f]{40})\.jpg(?:@(.*))?")
-
-
-@dataclass
-class FaultConfig:
-    """Which faults the server injects; all off by default. Probabilities are drawn per request.
-
-    Args:
-        rate_limit_412: API requests per second above which the server answers HTTP 412 (None: never).
-        json_block: chance of a 200 reply with code -799 or -412.
-        voucher: chance of a 200 reply with code 0 and nothing but ``data.v_voucher`` (a block posing as success).
-        risk_control: chance of code -352 with ``data.v_voucher`` and the ``x-bili-gaia-vvoucher`` header.
-        unauthorized: chance of code -401.
-        too_many: chance of HTTP 429 with ``Retry-After: retry_after_s``.
-        server_error: chance of an HTTP 500 or 503.
-        slow: chance of a reply delayed by about 0.3 s.
-        drop: chance of the connection closing without a reply.
-        bad_image: chance of a cover reply that is truncated or garbage.
-        malformed_json: chance of a 200 reply that is not valid JSON.
-        invisible: share of videos whose ``view`` answers 62002/62004/62012 (fixed per video, not per request).
-    """
-
-    rate_limit_412: float | None = None
-    json_block: float = 0.0
-    server_error: float = 0.0
-    slow: float = 0.0
-    drop: float = 0.0
-    bad_image: float = 0.0
-    malformed_json: float = 0.0
-    invisible: float = 0.0
-    voucher: float = 0.0
-    risk_control: float = 0.0
-    unauthorized: float = 0.0
-    too_many: float = 0.0
-    retry_after_s: int = 1
-
-    def __post_init__(self) -> None:
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if f.name == "retry_after_s":
-                if not isinstance(value, int) or value < 0:
-                    raise InputError(f"retry_after_s must be a whole number of seconds >= 0, got {value!r}.")
-            elif f.name == "rate_limit_412":
-                if value is not None and not value > 0:
-                    raise InputError(f"rate_limit_412 must be a positive number of requests/s or None, got {value!r}.")
-            elif not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
-                raise InputError(f"fault {f.name} must be a probability between 0 and 1, got {value!r}.")
-
-    @classmethod
-    def all(cls, p: float = 0.1, rate_limit_412: float = 20.0) -> FaultConfig:
-        """Every fault (the 2026 block signals included) at probability ``p`` and a 412 block above
-        ``rate_limit_412`` requests/s."""
-        return cls(rate_limit_412=rate_limit_412, json_block=p, server_error=p, slow=p, drop=p, bad_image=p,
-                   malformed_json=p, invisible=p, voucher=p, risk_control=p, unauthorized=p, too_many=p)
-
-
-class _HTTPServer(ThreadingHTTPServer):
+class SimHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
@@ -100,7 +36,7 @@ class _HTTPServer(ThreadingHTTPServer):
         self.sim = sim
         self.connections: set[socket.socket] = set()
         self.conn_lock = threading.Lock()
-        super().__init__(("127.0.0.1", port), _Handler)
+        super().__init__(("127.0.0.1", port), Handler)
 
     def process_request(self, request, client_address):  # noqa: ANN001 (socketserver's signature)
         with self.conn_lock:
@@ -171,9 +107,12 @@ class SimServer:
         self.lock = threading.Lock()
         self._fault_rng = random.Random(f"faults-{seed}")
         self._api_times: deque[float] = deque()
-        self._key_generation = 0
-        self._set_keys()
-        self._httpd: _HTTPServer | None = None
+        self.keys = modes.KeySchedule(seed, faults.key_rotation_s)
+        self.mixin = wbi.mixin_key(self.keys.img_key, self.keys.sub_key)
+        #: Videos whose ``view``/``view/detail`` is redirected to another host (``faults.redirect``).
+        self.redirected = modes.redirected_videos([v.bvid for v in self.world.videos if v.visible],
+                                                  faults.redirect, seed)
+        self._httpd: SimHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------------------
@@ -181,7 +120,7 @@ class SimServer:
         """Serve in a background thread (idempotent); ``base_url`` is valid from now on."""
         if self._httpd is not None:
             return self
-        self._httpd = _HTTPServer(self, self.port)
+        self._httpd = SimHTTPServer(self, self.port)
         self.port = self._httpd.server_address[1]
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="bilipop-sim", daemon=True
@@ -219,20 +158,31 @@ class SimServer:
             return self.world.truth(self.base_url)
 
     def rotate_keys(self) -> None:
-        """Switch to new WBI keys; signatures made with the old ones now get code -352."""
+        """Switch to new WBI keys; signatures made with the old ones are refused from now on."""
         with self.lock:
-            self._key_generation += 1
-            self._set_keys()
+            self._use_keys(self.keys.generation + 1)
+
+    def keys_on_schedule(self) -> None:
+        """Rotate the keys if ``faults.key_rotation_s`` says they are due (called before each API request)."""
+        with self.lock:
+            self._use_keys(self.keys.due())
+
+    @property
+    def img_key(self) -> str:
+        return self.keys.img_key
+
+    @property
+    def sub_key(self) -> str:
+        return self.keys.sub_key
 
     def bump_counters(self, seed: int) -> None:
         """Grow every visible video's counters, to test a refreshing crawl."""
         with self.lock:
             self.world.bump_counters(seed)
 
-    def _set_keys(self) -> None:
-        rnd = random.Random(f"wbi-{self.world.seed}-{self._key_generation}")
-        self.img_key, self.sub_key = f"{rnd.getrandbits(128):032x}", f"{rnd.getrandbits(128):032x}"
-        self.mixin = wbi.mixin_key(self.img_key, self.sub_key)
+    def _use_keys(self, generation: int) -> None:
+        if self.keys.set(generation):
+            self.mixin = wbi.mixin_key(self.keys.img_key, self.keys.sub_key)
 
     # -- per-request decisions -------------------------------------------------------------------------------
     def record(self, method: str, path: str, query: dict[str, str], headers: dict[str, str]) -> None:
@@ -254,8 +204,7 @@ class SimServer:
         with self.lock:
             drawn: dict[str, bool | float] = {
                 name: self._fault_rng.random() < getattr(f, name)
-                for name in ("drop", "server_error", "slow", "json_block", "malformed_json", "bad_image", "voucher",
-                             "risk_control", "unauthorized", "too_many")
+                for name in modes.REQUEST_FAULTS
             }
             drawn["pick"] = self._fault_rng.random()
             return drawn
@@ -275,156 +224,3 @@ class SimServer:
             while self._api_times and self._api_times[0] <= now - window:
                 self._api_times.popleft()
             return len(self._api_times) > self.rate_limit * window + 1e-9
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    # Headers and body leave in one segment: separate small writes meet delayed ACKs and cost ~40 ms a reply.
-    wbufsize = 64 * 1024
-    disable_nagle_algorithm = True
-    server_version = "Tengine"
-    sys_version = ""
-    server: _HTTPServer
-
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (the base class's name)
-        log.debug("%s %s", self.address_string(), format % args)
-
-    # -- replies ---------------------------------------------------------------------------------------------
-    def _send(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        for key, value in (headers or {}).items():
-            self.send_header(key, value)
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
-
-    def _json(self, payload: dict) -> None:
-        self._send(200, json.dumps(payload, ensure_ascii=False).encode(), "application/json; charset=utf-8")
-
-    def _html(self, status: int, text: str) -> None:
-        self._send(status, text.encode(), "text/html; charset=utf-8")
-
-    def _drop(self) -> None:
-        self.close_connection = True
-        try:
-            self.connection.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-
-    # -- dispatch --------------------------------------------------------------------------------------------
-    def do_HEAD(self) -> None:  # noqa: N802 (http.server's naming)
-        self.do_GET()
-
-    def do_GET(self) -> None:  # noqa: N802
-        sim = self.server.sim
-        parts = urlsplit(self.path)
-        path = unquote(parts.path)
-        query = dict(parse_qsl(parts.query, keep_blank_values=True))
-        sim.record(self.command, path, query, {k.lower(): v for k, v in self.headers.items()})
-        try:
-            if sim.intercept is not None and sim.intercept(self, path, query):
-                return
-            if path.startswith("/x/"):
-                self._api(sim, path, query)
-            elif path.startswith("/bfs/"):
-                self._image(sim, path)
-            elif path == "/robots.txt":
-                self._send(200, sim.robots_txt.encode(), "text/plain; charset=utf-8")
-            elif path in ("/", "/index.html"):
-                cookie = f"buvid3={str(uuid.uuid4()).upper()}infoc; Path=/; Max-Age=31536000"
-                page = "<!DOCTYPE html><html><head><title>哔哩哔哩 (゜-゜)つロ 干杯~-bilibili</title></head></html>"
-                self._send(200, page.encode(), "text/html; charset=utf-8", {"Set-Cookie": cookie})
-            else:
-                self._html(404, "<html><body>404 Not Found</body></html>")
-        except (BrokenPipeError, ConnectionResetError):
-            self.close_connection = True
-
-    def _api(self, sim: SimServer, path: str, query: dict[str, str]) -> None:
-        faults = sim.draw_faults()
-        if faults["drop"]:
-            return self._drop()
-        if sim.over_rate():
-            return self._html(412, BLOCK_PAGE)
-        if faults["server_error"]:
-            status = 500 if faults["pick"] < 0.5 else 503
-            return self._html(status, f"<html><body>{status} Server Error</body></html>")
-        if faults["slow"]:
-            time.sleep(SLOW_SECONDS)
-        if faults["too_many"]:
-            return self._send(429, b"<html><body>429 Too Many Requests</body></html>", "text/html; charset=utf-8",
-                              {"Retry-After": str(sim.faults.retry_after_s)})
-        if faults["json_block"]:
-            return self._json(payloads.envelope(-799 if faults["pick"] < 0.5 else -412))
-        seed = f"fault-{path}-{faults['pick']}"
-        if faults["voucher"]:
-            return self._reply(routes.voucher_reply(seed))
-        if faults["risk_control"]:
-            return self._reply(routes.risk_reply(seed))
-        if faults["unauthorized"]:
-            return self._json(payloads.envelope(-401))
-        if faults["malformed_json"]:
-            body = b'{"code":0,"message":"0","ttl":1,"data":{"list":[{"aid":'
-            return self._send(200, body, "application/json; charset=utf-8")
-        reply = routes.answer(sim, path, query, {k.lower(): v for k, v in self.headers.items()})
-        if sim.tamper is not None:
-            reply.body = sim.tamper(path, query, reply.body)
-        self._reply(reply)
-
-    def _reply(self, reply: routes.Reply) -> None:
-        body = json.dumps(reply.body, ensure_ascii=False).encode()
-        self._send(200, body, "application/json; charset=utf-8", reply.headers)
-
-    def _image(self, sim: SimServer, path: str) -> None:
-        faults = sim.draw_faults()
-        if faults["drop"]:
-            return self._drop()
-        if faults["server_error"]:
-            return self._html(503, "<html><body>503 Service Unavailable</body></html>")
-        if faults["slow"]:
-            time.sleep(SLOW_SECONDS)
-        try:
-            found = _image_bytes(sim, path)
-        except images.BadSuffix:
-            return self._html(400, "<html><body>400 Bad Request</body></html>")
-        if found is None:
-            return self._html(404, "<html><body>404 Not Found</body></html>")
-        body, content_type = found
-        if faults["bad_image"]:
-            body = body[: len(body) // 3] if faults["pick"] < 0.5 else random.Random(faults["pick"]).randbytes(2048)
-        self._send(200, body, content_type, {"Cache-Control": "max-age=31536000"})
-
-
-def _image_bytes(sim: SimServer, path: str) -> tuple[bytes, str] | None:
-    cover, face = _COVER.fullmatch(path), _FACE.fullmatch(path)
-    if cover and sim.covers.get(cover.group(1)) is not None and sim.covers[cover.group(1)].cover_ext == cover.group(2):
-        video, suffix = sim.covers[cover.group(1)], cover.group(3)
-        if suffix:
-            # Drawn straight at the size asked for, not drawn full size, encoded, decoded and resized (~10x faster).
-            width, height, quality, fmt = images.parse_suffix(suffix)
-            key = f"{video.cover}@{suffix}"
-            cached = sim.images.get(key)
-            if cached is None:
-                size = images.fitted_size(video.cover_width, video.cover_height, width, height)
-                cached = images.encode(images.draw_cover(video, size), fmt, quality)
-                sim.images.put(key, cached)
-            return cached, images.FORMATS[fmt][1]
-        key, draw, fmt = video.cover, lambda: images.draw_cover(video), video.cover_ext
-    elif face and face.group(1) in sim.faces:
-        suffix, key, fmt = face.group(2), face.group(1), "jpg"
-        draw = lambda: images.draw_face(key)  # noqa: E731
-    else:
-        return None
-    source = sim.images.get(key)
-    if source is None:
-        source = images.encode(draw(), fmt)
-        sim.images.put(key, source)
-    if not suffix:
-        return source, images.FORMATS[fmt][1]
-    variant_key = f"{key}@{suffix}"
-    cached = sim.images.get(variant_key)
-    if cached is None:
-        cached = images.variant(source, suffix)[0]
-        sim.images.put(variant_key, cached)
-    return cached, images.FORMATS[images.parse_suffix(suffix)[3]][1]
