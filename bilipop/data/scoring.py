@@ -147,7 +147,8 @@ def age_curve(log_age: np.ndarray, y: np.ndarray) -> np.ndarray:
     centres = np.array([np.median(log_age[g]) for g in groups])
     levels = np.array([np.median(y[g]) for g in groups])
     # Bins whose centres coincide (many rows of one age) are merged, so that np.interp sees increasing x.
-    keep_x, keep_y = [], []
+    keep_x: list[float] = []
+    keep_y: list[float] = []
     for cx, cy in zip(centres, levels, strict=True):
         if keep_x and cx <= keep_x[-1]:
             keep_y[-1] = (keep_y[-1] + cy) / 2
@@ -184,9 +185,9 @@ def score_videos(
     total = np.zeros(len(out), dtype=np.float64)
     for col, weight in zip(COUNTERS, weights, strict=True):
         x = counters[col]
-        if age == "per-day":
+        if ages is not None and age == "per-day":
             x = x / (ages / 86400.0)
-        if age == "residual":
+        if ages is not None and age == "residual":
             x = np.log1p(x)
             x = x - age_curve(np.log(ages), x)
         elif norm == "log":
