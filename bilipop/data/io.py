@@ -206,12 +206,14 @@ def write_table(df: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
     if path.suffix.lower() == ".parquet":
         def write(tmp: Path) -> None:
             import pyarrow as pa
-            import pyarrow.parquet as pq
 
-            # pyarrow rather than df.to_parquet, which would also copy every attrs entry as pandas' PANDAS_ATTRS
-            table = pa.Table.from_pandas(df, preserve_index=False)
-            table = table.replace_schema_metadata({**(table.schema.metadata or {}), **parquet_entries(records)})
-            pq.write_table(table, tmp)
+            # The records go in as the schema's metadata; the frame goes without attrs, which pandas would
+            # otherwise copy whole as its own PANDAS_ATTRS entry.
+            plain = df.copy(deep=False)
+            plain.attrs = {}
+            schema = pa.Schema.from_pandas(plain, preserve_index=False)
+            schema = schema.with_metadata({**(schema.metadata or {}), **parquet_entries(records)})
+            plain.to_parquet(tmp, index=False, schema=schema)
     else:
         def write(tmp: Path) -> None:
             df.to_csv(tmp, index=False, encoding="utf-8", **csv_options(df))
