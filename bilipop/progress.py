@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 Progress = Callable[[int, int | None], None]
 #: What a ``progress=`` keyword accepts.
@@ -72,6 +72,6 @@ def takes_progress(description: str) -> Callable[[F], F]:
                 if bar is not None:
                     bar.close()
 
-        return wrapper  # type: ignore[return-value]
+        return cast(F, wrapper)  # functools.wraps keeps the signature that F promises
 
     return decorate

@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from bilipop.cli import app
-from bilipop.data.labeling import INFLUENCE_SHARE, label_videos
+from bilipop.data.labeling import OUTLIER_SHARE, label_videos
 from bilipop.data.scoring import MIN_AGE_S, age_curve, score_videos
 from bilipop.errors import InputError
 
@@ -145,8 +145,8 @@ def test_label_warns_naming_the_video_that_alone_moves_many_labels():
     top = int(df["views"].idxmax())
     df.loc[top, ["views", "likes", "coins", "favorites", "shares"]] *= 10
     _, report = label_videos(score_videos(df))
-    who, share = report.influence
-    assert who == f"bvid {df['bvid'][top]}" and share > INFLUENCE_SHARE
+    who, share = report.outlier
+    assert who == f"bvid {df['bvid'][top]}" and share > OUTLIER_SHARE
     assert any(df["bvid"][top] in w and "--norm rank" in w for w in report.warnings)
     # the same check measured by hand: leave the outlier out, score again, count changed labels
     rest = df.drop(index=top).reset_index(drop=True)
@@ -155,12 +155,14 @@ def test_label_warns_naming_the_video_that_alone_moves_many_labels():
     assert share == pytest.approx((by_hand != kept).mean())
     # with rank scores no single video matters
     _, report = label_videos(score_videos(df, norm="rank"), quantiles=True)
-    assert report.influence[1] < INFLUENCE_SHARE and not any("decides" in w for w in report.warnings)
+    assert report.outlier[1] < OUTLIER_SHARE and not any("decides" in w for w in report.warnings)
 
 
-def test_a_table_with_only_a_score_is_labelled_without_the_check():
-    _, report = label_videos(pd.DataFrame({"score": [0.0, 0.001, 0.01, 0.03]}))
-    assert report.influence is None
+def test_a_table_with_only_a_score_is_labelled_without_the_check_and_says_so():
+    labeled, report = label_videos(pd.DataFrame({"score": [0.0, 0.001, 0.01, 0.03]}))
+    assert labeled["label"].tolist() == [0, 1, 3, 4]
+    assert report.outlier is None
+    assert any("no record of how score made it" in w and "check was skipped" in w for w in report.warnings)
 
 
 # -- --by-age ----------------------------------------------------------------------------------------------------

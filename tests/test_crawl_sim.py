@@ -124,6 +124,7 @@ def test_filter_of_a_store_written_elsewhere_keeps_its_covers_findable(crawled, 
     assert all(p.startswith("covers/") and (tmp_path / "d" / p).is_file() for p in paths)
 
 
+@pytest.mark.slow  # 18 s; the smaller fault tests here run by default
 def test_ten_percent_faults_with_the_2026_block_signals_lose_nothing(tmp_path):
     faults = FaultConfig.all(p=0.1, rate_limit_412=40.0)
     faults.retry_after_s = 0

@@ -129,7 +129,7 @@ def test_the_verdict_is_the_paired_bootstrap_of_evaluate_rendered_once():
     assert not verdict.beats and "NOT above the best constant" in views.verdict(verdict)
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("seed", [0, pytest.param(1, marks=pytest.mark.slow), pytest.param(2, marks=pytest.mark.slow)])
 def test_the_demo_learns_for_every_seed(tmp_path, seed):
     # The model is above the best constant with 95 % confidence (evaluate's paired bootstrap), and its ranking puts
     # the appealing cover with the appealing title first, for each of three seeds (seeds 0-4 were checked by hand).

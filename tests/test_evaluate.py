@@ -247,6 +247,7 @@ def test_cli_passes_its_flags_to_the_core_function(monkeypatch, tmp_path):
     assert seen["device"] == "cuda:1"
 
 
+@pytest.mark.slow  # trains a sweep to read the study's two single-branch figures
 def test_a_real_sweep_with_single_branch_runs(tmp_path):
     """w = 0 (title only) and w = 1 (cover only): the sweep table carries the study's figures for both."""
     from bilipop.data.synthetic import make_labeled_dataset

@@ -23,6 +23,7 @@ def run(args, tmp_path, **env):
     return done
 
 
+@pytest.mark.slow  # five commands in their own processes, 40 s on a busy machine
 def test_bring_your_own_csv(tmp_path):
     make_labeled_dataset(tmp_path / "mine", n=60, seed=3, image_size=32)
     # a user's CSV: counters and covers, but no score or label yet
@@ -62,6 +63,7 @@ def test_compare_covers(tiny_run, tmp_path):
     assert expected == sorted(expected, reverse=True)
 
 
+@pytest.mark.slow  # six trainings, about a minute
 def test_age_study(tmp_path):
     make_labeled_dataset(tmp_path / "data", n=66, seed=6, image_size=16)
     labeled = tmp_path / "data" / "labeled.parquet"

@@ -107,3 +107,58 @@ def test_reliability_diagram_is_drawn(tmp_path):
         assert colours is None or len(colours) > 10
         # the bars are drawn: the light blue of the accuracy bars is there
         assert any(rgb == (173, 198, 231) for _, rgb in (colours or []))
+
+
+# -- scikit-learn and SciPy as oracles ---------------------------------------------------------------------------
+def _sklearn_ece(probs, truth, bins=10):
+    """ECE from scikit-learn's reliability curve (its uniform bins), each bin weighted by its rows."""
+    from sklearn.calibration import calibration_curve
+
+    confidence = probs.max(axis=1)
+    correct = (probs.argmax(axis=1) == truth).astype(int)
+    accuracy, mean_confidence = calibration_curve(correct, confidence, n_bins=bins, strategy="uniform")
+    counts = np.bincount(np.searchsorted(np.linspace(0, 1, bins + 1)[1:-1], confidence), minlength=bins)
+    return float(np.sum(counts[counts > 0] * np.abs(accuracy - mean_confidence)) / len(truth)), accuracy, \
+        mean_confidence
+
+
+def _continuous(n, seed):
+    """Predictions with continuous (Dirichlet) probabilities, so that no confidence falls on a bin edge."""
+    rng = np.random.default_rng(seed)
+    truth = rng.integers(0, 5, n)
+    probs = rng.dirichlet(np.ones(5) * 0.7, n)
+    probs[np.arange(n), truth] += rng.random(n)  # the truth tends to win
+    probs /= probs.sum(axis=1, keepdims=True)
+    return truth, probs.argmax(axis=1), probs
+
+
+def test_reliability_and_ece_agree_with_scikit_learns_calibration_curve():
+    truth, _, probs = _continuous(500, seed=1)
+    ece, accuracy, confidence = _sklearn_ece(probs, truth)
+    bins = [b for b in reliability(probs, truth) if b["n"]]
+    assert [b["accuracy"] for b in bins] == pytest.approx(accuracy.tolist())
+    assert [b["confidence"] for b in bins] == pytest.approx(confidence.tolist())
+    assert expected_calibration_error(probs, truth) == pytest.approx(ece)
+
+
+def test_every_resamples_figures_agree_with_scikit_learn_and_scipy():
+    from scipy.stats import spearmanr
+    from sklearn import metrics as skm
+
+    truth, pred, probs = _continuous(150, seed=2)
+    rng = np.random.default_rng(3)
+    expected = probs @ np.arange(5)
+    scores = truth + rng.normal(0, 1.5, truth.size)
+    resamples, seed = 40, 9
+    out = metric_intervals(truth, pred, probs, expected=expected, scores=scores, resamples=resamples, seed=seed)
+    per: dict[str, list[float]] = {k: [] for k in ("accuracy", "mae", "macro_mae", "qwk", "spearman", "ece")}
+    for rows in resample_indices(truth, resamples=resamples, seed=seed):  # the same resamples, drawn again
+        t, p = truth[rows], pred[rows]
+        per["accuracy"].append(skm.accuracy_score(t, p))
+        per["mae"].append(skm.mean_absolute_error(t, p))
+        per["macro_mae"].append(skm.mean_absolute_error(t, p, sample_weight=1.0 / np.bincount(t, minlength=5)[t]))
+        per["qwk"].append(skm.cohen_kappa_score(t, p, weights="quadratic", labels=list(range(5))))
+        per["spearman"].append(spearmanr(expected[rows], scores[rows]).statistic)
+        per["ece"].append(_sklearn_ece(probs[rows], t)[0])
+    for key, values in per.items():
+        assert out["ci"][key] == pytest.approx(np.percentile(values, [2.5, 97.5]).tolist()), key

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -164,3 +165,60 @@ def test_study_figures_for_recorded_settings_only():
     everything = bl.baselines([0, 1, 2], vision="vit", text="bert", vit_weight=0.75)
     assert set(everything) == {"majority_class", "best_constant", "uniform_random", "study", "study_best"}
     assert everything["study_best"]["ordinal_accuracy"] == 0.6242
+
+
+# -- scikit-learn and SciPy as oracles ---------------------------------------------------------------------------
+def _labels(seed: int, n: int = 300, missing: tuple[int, ...] = ()):
+    """Truth over the classes not in ``missing`` and predictions that mostly land near it."""
+    rng = np.random.default_rng(seed)
+    truth = rng.choice([k for k in range(5) if k not in missing], n)
+    return truth, np.clip(truth + rng.integers(-2, 3, n), 0, 4)
+
+
+@pytest.mark.parametrize(("seed", "missing"), [(0, ()), (1, (2,)), (2, (0, 4)), (3, (1, 2, 3))])
+def test_metrics_agree_with_scikit_learn(seed, missing):
+    from sklearn import metrics as skm
+
+    t, p = _labels(seed, missing=missing)
+    classes = list(range(5))
+    assert m.accuracy(t, p) == pytest.approx(skm.accuracy_score(t, p))
+    assert m.mae(t, p) == pytest.approx(skm.mean_absolute_error(t, p))
+    assert m.confusion_matrix(t, p) == skm.confusion_matrix(t, p, labels=classes).tolist()
+    # labels=classes: without it scikit-learn would weigh the distance between the classes present by their
+    # position among them, not by their class number
+    assert m.qwk(t, p) == pytest.approx(skm.cohen_kappa_score(t, p, weights="quadratic", labels=classes))
+    # macro MAE is the MAE with each row weighted by 1 / (rows of its class): every present class weighs the same
+    weight = 1.0 / np.bincount(t, minlength=5)[t]
+    assert m.macro_mae(t, p) == pytest.approx(skm.mean_absolute_error(t, p, sample_weight=weight))
+    precision, recall, f1, support = skm.precision_recall_fscore_support(t, p, labels=classes, zero_division=0)
+    ours = m.per_class(t, p)
+    assert [s.precision for s in ours] == pytest.approx(precision.tolist())
+    assert [s.recall for s in ours] == pytest.approx(recall.tolist())
+    assert [s.f1 for s in ours] == pytest.approx(f1.tolist())
+    assert [s.support for s in ours] == support.tolist()
+
+
+def test_qwk_is_undefined_where_scikit_learns_is_nan():
+    from sklearn.metrics import cohen_kappa_score
+
+    with warnings.catch_warnings():  # scikit-learn warns of the undefined kappa (the warning's class varies)
+        warnings.simplefilter("ignore")
+        assert math.isnan(cohen_kappa_score([2, 2, 2], [2, 2, 2], weights="quadratic", labels=list(range(5))))
+    assert m.qwk([2, 2, 2], [2, 2, 2]) is None
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_spearman_agrees_with_scipy_ties_included(seed):
+    from scipy.stats import spearmanr
+
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 6, 200).astype(float)  # many ties
+    y = x + rng.normal(0, 2, 200)
+    y[:50] = np.round(y[:50])
+    assert m.spearman(x, y) == pytest.approx(spearmanr(x, y).statistic, abs=1e-12)
+    assert m.spearman(y, -y) == pytest.approx(spearmanr(y, -y).statistic)
+    # constant side: SciPy says NaN, bilipop None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert math.isnan(spearmanr(np.ones(5), np.arange(5)).statistic)
+    assert m.spearman(np.ones(5), np.arange(5)) is None

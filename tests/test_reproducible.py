@@ -57,6 +57,7 @@ def test_the_same_command_twice_gives_identical_history_and_weights(data, tmp_pa
     assert config["model"]["vision"]["spec"]["dropout_rate"] == 0.1  # with dropout on
 
 
+@pytest.mark.slow  # four trainings; the gradient check below proves the same in one step
 def test_dropout_does_not_depend_on_the_stages_or_the_balance(data, tmp_path):
     common = dict(epochs=1, chunks=4, **TINY)
     two = train(TrainConfig(devices="cpu,cpu", **common), data=data, out=tmp_path / "two")
@@ -128,6 +129,7 @@ KILL_SCRIPT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow  # 20 s; test_train's resume tests cover resuming by default
 def test_sigkill_and_resume_without_balance_equal_an_uninterrupted_run(data, tmp_path):
     opts = dict(epochs=2, devices="cpu,cpu", chunks=4, **TINY)
     straight = train(TrainConfig(**opts), data=data, out=tmp_path / "straight")

@@ -48,6 +48,7 @@ def _torchrun(script, data, out, epochs, resume):
     assert proc.returncode == 0, proc.stderr[-3000:]
 
 
+@pytest.mark.slow  # torchrun starts three training processes, about 40 s
 def test_torchrun_two_processes_match_one_process_and_resume(tmp_path):
     data = tmp_path / "data"
     make_labeled_dataset(data, n=58, seed=4)  # 48 train rows: 3 steps of 16 (8 per process) per epoch

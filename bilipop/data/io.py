@@ -2,16 +2,21 @@
 
 CSV keeps titles exactly as written (no "NA"/"null" guessing in text columns); known numeric columns are parsed
 as numbers, and a value that is not a number becomes missing so that each stage can report or drop it.
+
+What a stage recorded about a table (``bilipop.data.metadata``: Parquet schema metadata, a CSV's ``.meta.json``)
+comes back in ``DataFrame.attrs`` and is written again with the table.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from bilipop.data.metadata import parquet_entries, parquet_records, read_sidecar, records_of, write_sidecar
 from bilipop.data.schema import COLUMNS, STRING_COLUMNS, row_name
 from bilipop.errors import InputError, OutputError
 from bilipop.files import atomic_write
@@ -25,6 +30,9 @@ _FALSE = {"false", "0", "no", "n", "f"}
 
 def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
     """Read a table of videos from ``.csv``, ``.parquet`` or a crawl store (``.db``/``.sqlite``).
+
+    The table's ``attrs`` hold the ``bilipop.*`` records kept with the file (``bilipop.data.metadata``) and nothing
+    else; a record that cannot be read is left out with a logged warning.
 
     Raises:
         InputError: the file is missing, unreadable or of an unknown kind.
@@ -42,13 +50,18 @@ def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
         return normalise_dtypes(read_store_table(path))
     try:
         if suffix == ".parquet":
+            import pyarrow.parquet as pq
+
             df = pd.read_parquet(path)
+            records = parquet_records(pq.read_schema(path).metadata, path)  # the footer, read again: a few KB
         else:
             df = _read_csv(path)
+            records = read_sidecar(path)
     except InputError:
         raise
     except Exception as exc:  # pandas/pyarrow raise many types for a damaged file
         raise InputError(f"cannot read {path}: {type(exc).__name__}: {exc}".splitlines()[0]) from exc
+    df.attrs = records  # only bilipop's own records: pandas' PANDAS_ATTRS from another writer are not trusted
     return normalise_dtypes(df)
 
 
@@ -178,7 +191,9 @@ def csv_options(df: pd.DataFrame) -> dict:
 
 
 def write_table(df: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
-    """Write ``df`` to ``.csv`` or ``.parquet`` by extension, atomically (temp file + rename).
+    """Write ``df`` to ``.csv`` or ``.parquet`` by extension, atomically (temp file + rename), with the ``bilipop.*``
+    records of ``df.attrs`` (Parquet schema metadata, or the CSV's ``.meta.json``, written before the CSV is renamed
+    into place; a CSV written without records loses an older sidecar of its name).
 
     Raises:
         InputError: the extension is not writable.
@@ -186,10 +201,23 @@ def write_table(df: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
             left behind and an older file of that name is kept.
     """
     path = check_output_path(path)
+    records = records_of(df.attrs)
+    write: Callable[[Path], None]
     if path.suffix.lower() == ".parquet":
-        write = lambda tmp: df.to_parquet(tmp, index=False)  # noqa: E731
+        def write(tmp: Path) -> None:
+            import pyarrow as pa
+
+            # The records go in as the schema's metadata; the frame goes without attrs, which pandas would
+            # otherwise copy whole as its own PANDAS_ATTRS entry.
+            plain = df.copy(deep=False)
+            plain.attrs = {}
+            schema = pa.Schema.from_pandas(plain, preserve_index=False)
+            schema = schema.with_metadata({**(schema.metadata or {}), **parquet_entries(records)})
+            plain.to_parquet(tmp, index=False, schema=schema)
     else:
-        write = lambda tmp: df.to_csv(tmp, index=False, encoding="utf-8", **csv_options(df))  # noqa: E731
+        def write(tmp: Path) -> None:
+            df.to_csv(tmp, index=False, encoding="utf-8", **csv_options(df))
+            write_sidecar(tmp, path, records)
     try:
         return atomic_write(path, write)
     except OSError as exc:  # anything pandas/pyarrow fails with while writing is a failed write

@@ -1,7 +1,8 @@
 """Cutting the score into the study's five ordered popularity classes (docs/reference.md, "Formulas").
 
-Beyond the study (issue 13): ``by_age`` cuts five equal classes within each of N equal-count age buckets, and
-every labelling checks how much a single video moves the others' labels (leave-one-out on the largest values).
+Beyond the study: ``by_age`` cuts five equal classes within each of N equal-count age buckets, and every labelling
+checks how much a single video moves the others' labels (``leave_one_out_outlier``: leave-one-out on the largest
+values), scoring again as ``score`` recorded it did (``ScoreSettings``, docs/score-and-label.md).
 """
 
 from __future__ import annotations
@@ -14,20 +15,20 @@ import numpy as np
 import pandas as pd
 
 from bilipop.data.schema import COUNTERS, DEFAULT_THRESHOLDS, LABEL_NAMES, NUM_CLASSES, require_columns, row_name
-from bilipop.data.scoring import video_ages
+from bilipop.data.scoring import SETTINGS_KEY, ScoreSettings, video_ages
 from bilipop.errors import InputError
 
 log = logging.getLogger(__name__)
 
 SMALL_CLASS_SHARE = 0.05
 #: ``label`` warns when leaving out one video changes the class of more than this share of the other videos.
-INFLUENCE_SHARE = 0.05
+OUTLIER_SHARE = 0.05
 
 
 @dataclass
 class LabelReport:
-    """Class sizes and the cuts that produced them; ``warnings`` lists empty or small (< 5%) classes and a video
-    whose presence alone moves more than ``INFLUENCE_SHARE`` of the labels.
+    """Class sizes and the cuts that produced them; ``warnings`` lists empty or small (< 5%) classes, a video
+    whose presence alone moves more than ``OUTLIER_SHARE`` of the labels, and why the outlier check was skipped.
 
     With ``by_age`` every age bucket has its own cuts, and ``thresholds`` holds NaN.
     """
@@ -38,8 +39,9 @@ class LabelReport:
     quantiles: bool = False
     by_age: int | None = None
     warnings: list[str] = field(default_factory=list)
-    #: (bvid or row, share of the other rows' labels it moves), for the most influential video checked.
-    influence: tuple[str, float] | None = None
+    #: (bvid or row, share of the other rows' labels it moves) for the most influential video the leave-one-out
+    #: check found; None when it did not run.
+    outlier: tuple[str, float] | None = None
 
 
 def check_thresholds(thresholds: Sequence[float]) -> tuple[float, ...]:
@@ -88,7 +90,7 @@ def _cut(values: np.ndarray, cuts: tuple[float, ...], quantiles: bool, buckets: 
 
 def label_videos(
     df: pd.DataFrame, *, thresholds: Sequence[float] = DEFAULT_THRESHOLDS, quantiles: bool = False,
-    by_age: int | None = None,
+    by_age: int | None = None, settings: ScoreSettings | None = None,
 ) -> tuple[pd.DataFrame, LabelReport]:
     """Add ``label`` (0..4) to a copy of ``df`` and report the class sizes.
 
@@ -97,6 +99,11 @@ def label_videos(
     thresholds are then the lowest score of classes 1..4. ``by_age=N`` (with ``quantiles``) does that within each
     of N equal-count buckets of the video's age (``age_days`` when the table has it, else ``fetched_at -
     pubdate``), so that every age gets all five classes.
+
+    The leave-one-out outlier check (``leave_one_out_outlier``) scores again with ``settings``, by default the
+    record ``score_videos`` left in ``df.attrs`` (``read_table`` brings it back from the file). A table without one
+    (made by hand, or a CSV without its ``.meta.json``) is labelled all the same, and a warning says that the check
+    was skipped; so it is when the record is invalid or the ``s_`` columns are not as it says.
 
     Raises:
         InputError: no ``score`` column, a missing score, an empty table, invalid thresholds, ``by_age`` without
@@ -129,14 +136,35 @@ def label_videos(
             report.warnings.append(f"class {k} ({LABEL_NAMES[k]}) is empty")
         elif share < SMALL_CLASS_SHARE:
             report.warnings.append(f"class {k} ({LABEL_NAMES[k]}) holds only {share:.1%} of the rows")
-    report.influence = influence(df, values, labels, cuts if not quantiles else (), quantiles, buckets)
-    if report.influence is not None and report.influence[1] > INFLUENCE_SHARE:
-        who, share = report.influence
+    try:
+        report.outlier = leave_one_out_outlier(df, values, labels, cuts if not quantiles else (), quantiles, buckets,
+                                               settings or recorded_settings(df))
+    except CheckSkipped as exc:
+        report.warnings.append(f"{exc}: the leave-one-out outlier check was skipped; run bilipop score on the table "
+                               "to have it checked")
+    if report.outlier is not None and report.outlier[1] > OUTLIER_SHARE:
+        who, share = report.outlier
         report.warnings.append(
             f"one video decides {share:.1%} of the labels: leaving out {who} changes the class of that share of "
-            f"the other videos (the warning threshold is {INFLUENCE_SHARE:.0%}); bilipop score --norm rank (or "
+            f"the other videos (the warning threshold is {OUTLIER_SHARE:.0%}); bilipop score --norm rank (or "
             "--norm log) is not moved by a single outlier")
     return out, report
+
+
+def recorded_settings(df: pd.DataFrame) -> ScoreSettings:
+    """The ``ScoreSettings`` that ``score`` recorded in ``df.attrs``.
+
+    Raises:
+        CheckSkipped: there is no record, or it is invalid.
+    """
+    record = df.attrs.get(SETTINGS_KEY)
+    if record is None:
+        raise CheckSkipped("the table has no record of how score made it (a table made by hand, or a CSV without "
+                           "its .meta.json)")
+    try:
+        return ScoreSettings.from_record(record)
+    except InputError as exc:
+        raise CheckSkipped(f"the table's record of how score made it is invalid ({exc})") from None
 
 
 def _check_by_age(df: pd.DataFrame, by_age: int, quantiles: bool) -> np.ndarray:
@@ -158,56 +186,78 @@ def _check_by_age(df: pd.DataFrame, by_age: int, quantiles: bool) -> np.ndarray:
     return age_buckets(ages, int(by_age))
 
 
-def influence(df: pd.DataFrame, score: np.ndarray, labels: np.ndarray, cuts: tuple[float, ...],
-              quantiles: bool, buckets: np.ndarray | None) -> tuple[str, float] | None:
-    """The video whose absence changes the most labels of the others, and the share it changes.
+class CheckSkipped(Exception):
+    """Why the leave-one-out outlier check cannot run on a table; ``label_videos`` turns it into a warning."""
 
-    Leave-one-out on the largest values: the rows holding the largest score and the largest value of each
-    weighted ``s_<counter>`` column are left out in turn, the others re-normalised as ``score`` normalised them
-    (``(s - mean) / (max - min)`` for paper/log, percentile ranks for rank, recognised from the columns), re-scored
-    with the weights recovered from ``score = sum_k w_k s_k`` and re-labelled with the same cuts (or quantiles on
-    the same rows). None when the table lacks the ``s_`` columns or ``score`` is not their weighted sum.
-    Works a column at a time in O(n) per left-out row, so that a million rows cost a few vectors of memory.
+
+def score_terms(df: pd.DataFrame, score: np.ndarray, settings: ScoreSettings) -> list[tuple[float, np.ndarray]]:
+    """``(weight, s_<counter> column)`` for each counter of positive weight, checked to be what ``score`` wrote
+    with ``settings`` over exactly these rows: each column normalised over them (mean 0 and span 1 or all zeros;
+    for ``rank`` mean 1/2 within [0, 1]) and ``score`` their weighted sum.
+
+    Raises:
+        CheckSkipped: a column is missing or not as ``score`` wrote it (the table was edited, or rows were added
+            or removed, after scoring).
     """
-    names = [f"s_{c}" for c in COUNTERS if f"s_{c}" in df.columns]
-    n = len(score)
-    if n < 4 or not names:
-        return None
-    cols = [pd.to_numeric(df[c], errors="coerce").to_numpy(dtype=np.float64) for c in names]
-    if not all(np.isfinite(c).all() for c in cols):
-        return None
-    gram = np.zeros((len(cols), len(cols)))
-    for i, a in enumerate(cols):
-        for j in range(i, len(cols)):
-            gram[i, j] = gram[j, i] = a @ cols[j]
-    weights = np.linalg.lstsq(gram, np.array([c @ score for c in cols]), rcond=None)[0]
-    fitted = np.zeros(n)
-    for w, c in zip(weights, cols, strict=True):
-        fitted += w * c
-    if np.abs(fitted - score).max() > 1e-7 * (1.0 + np.abs(score).max()):
-        log.debug("score is not a weighted sum of the s_ columns; the leave-one-out check is skipped")
-        return None
-    kinds = []
-    for name, c in zip(names, cols, strict=True):
-        if np.ptp(c) == 0 or abs(c.mean()) < 1e-9:
-            kinds.append("affine")
-        elif abs(c.mean() - 0.5) < 1e-9 and c.min() >= 0 and c.max() <= 1:  # ties may lift the minimum
-            kinds.append("rank")
+    terms = []
+    for counter, weight in zip(COUNTERS, settings.weights, strict=True):
+        if weight == 0:
+            continue
+        name = f"s_{counter}"
+        if name not in df.columns:
+            raise CheckSkipped(f"the table lacks {name}, which score wrote")
+        c = pd.to_numeric(df[name], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+        if not np.isfinite(c).all():
+            raise CheckSkipped(f"column {name} has missing or non-numeric values")
+        if not c.any():  # a constant counter: normalised to zeros, with or without any one row
+            continue
+        if settings.norm == "rank":
+            normalised = abs(c.mean() - 0.5) < 1e-9 and c.min() >= 0 and c.max() <= 1  # ties may lift the minimum
         else:
-            log.debug("column %s is neither mean-centred nor a percentile rank; leave-one-out skipped", name)
-            return None
-    candidates = {int(np.argmax(score))} | {int(np.argmax(c)) for w, c in zip(weights, cols, strict=True) if w > 0}
-    stats = [_Extremes(c) for c in cols]
+            normalised = abs(c.mean()) < 1e-9 and abs(np.ptp(c) - 1) < 1e-9
+        if not normalised:
+            raise CheckSkipped(f"column {name} is not normalised over this table's rows (were rows added or "
+                               "removed after score?)")
+        terms.append((weight, c))
+    fitted = np.zeros(len(score))  # the weighted sum of the columns, which must be the score
+    for weight, c in terms:
+        fitted += weight * c
+    if np.abs(fitted - score).max() > 1e-7 * (1.0 + np.abs(score).max()):
+        raise CheckSkipped("score is not the weighted sum of the s_ columns with the weights score recorded")
+    return terms
+
+
+def leave_one_out_outlier(df: pd.DataFrame, score: np.ndarray, labels: np.ndarray, cuts: tuple[float, ...],
+                          quantiles: bool, buckets: np.ndarray | None,
+                          settings: ScoreSettings) -> tuple[str, float] | None:
+    """The video whose absence changes the most labels of the others, and the share of them it changes: a check
+    that no single outlier decides the labels. None for fewer than four rows.
+
+    The rows holding the largest score and the largest value of each weighted ``s_<counter>`` column are left out
+    in turn; the others are normalised again as ``settings.norm`` says (``(s - mean) / (max - min)`` for paper and
+    log, which equals normalising the counters again; percentile ranks for rank), scored with ``settings.weights``
+    and labelled with the same cuts (or quantiles of the same rows and age buckets). With ``age="residual"`` the
+    age curve stays the one fitted on all rows (one row of the 50 or more in each of its bins hardly moves it).
+    Works a column at a time in O(n) per left-out row, so that a million rows cost a few vectors of memory.
+
+    Raises:
+        CheckSkipped: the ``s_`` columns are not as ``score`` wrote them (``score_terms``).
+    """
+    n = len(score)
+    if n < 4:
+        return None
+    terms = score_terms(df, score, settings)
+    rank = settings.norm == "rank"
+    candidates = {int(np.argmax(score))} | {int(np.argmax(c)) for _, c in terms}
+    stats = [_Extremes(c) for _, c in terms]
     best: tuple[str, float] | None = None
-    new_score, term = fitted, np.empty(n)  # reused buffers
+    new_score, term = np.empty(n), np.empty(n)  # reused buffers
     above, counted = np.empty(n, dtype=bool), np.empty(n, dtype=np.int64)
     for drop in sorted(candidates):
         new_score.fill(0.0)
         offset = 0.0
-        for w, c, kind, extremes in zip(weights, cols, kinds, stats, strict=True):
-            if w == 0:
-                continue
-            if kind == "rank":
+        for (w, c), extremes in zip(terms, stats, strict=True):
+            if rank:
                 _rank_without(c, drop, term)
                 term *= w
             else:  # w (c - mean) / span as one scaling of c; the means' part is subtracted once, below
@@ -230,9 +280,8 @@ def influence(df: pd.DataFrame, score: np.ndarray, labels: np.ndarray, cuts: tup
             after[drop] = labels[drop]
             changed = int(np.count_nonzero(after != labels))
         share = changed / (n - 1)
-        who = row_name(df, drop)
         if best is None or share > best[1]:
-            best = (who, share)
+            best = (row_name(df, drop), share)
     return best
 
 

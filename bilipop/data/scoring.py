@@ -10,11 +10,16 @@ Beyond the study (issue 13), two independent choices, each defaulting to the stu
   against a smooth curve of log-age fitted on the table itself (medians of equal-count log-age bins, joined by
   straight lines, flat beyond the outer bins), so that a video is compared with videos of its own age. The age is
   ``fetched_at - pubdate``, at least one hour.
+
+``score_videos`` records these choices and the weights (``ScoreSettings``) in the table's ``attrs`` under
+``SETTINGS_KEY``, which ``write_table`` keeps with the file; ``label`` reads them back for its leave-one-out check.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -28,6 +33,51 @@ MIN_AGE_S = 3600  # a video fetched within its first hour counts as one hour old
 #: Equal-count log-age bins of the ``residual`` curve: about one per 50 rows, between 1 and 40.
 ROWS_PER_AGE_BIN = 50
 MAX_AGE_BINS = 40
+
+
+#: The key of the score's record in a table's metadata (``bilipop.data.metadata``).
+SETTINGS_KEY = "bilipop.score"
+
+
+@dataclass(frozen=True)
+class ScoreSettings:
+    """How ``score`` made a table's ``s_<counter>`` and ``score`` columns: ``weights`` of ``COUNTERS`` in order,
+    ``norm`` and ``age`` (module docstring)."""
+
+    weights: tuple[float, ...]
+    norm: str
+    age: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "weights", check_weights(self.weights))
+        if self.norm not in NORMS:
+            raise InputError(f"--norm must be one of {', '.join(NORMS)}, got {self.norm!r}")
+        if self.age not in AGES:
+            raise InputError(f"--age must be one of {', '.join(AGES)}, got {self.age!r}")
+
+    def to_record(self) -> dict[str, Any]:
+        """The JSON object kept with the table; the counters are named so that a weight never meets another
+        column."""
+        return {"weights": dict(zip(COUNTERS, self.weights, strict=True)), "norm": self.norm, "age": self.age}
+
+    @classmethod
+    def from_record(cls, record: object) -> ScoreSettings:
+        """Read back ``to_record``'s object.
+
+        Raises:
+            InputError: the record is not such an object (a weight, counter, norm or age that ``score`` would
+                not have written).
+        """
+        if not isinstance(record, Mapping) or set(record) != {"weights", "norm", "age"}:
+            raise InputError("the score record is not an object of weights, norm and age")
+        weights = record["weights"]
+        if not isinstance(weights, Mapping) or list(weights) != list(COUNTERS):
+            raise InputError(f"the score record's weights do not name the counters {', '.join(COUNTERS)} in order")
+        if not all(isinstance(w, (int, float)) and not isinstance(w, bool) for w in weights.values()):
+            raise InputError("the score record's weights are not all numbers")
+        if not isinstance(record["norm"], str) or not isinstance(record["age"], str):
+            raise InputError("the score record's norm and age are not text")
+        return cls(tuple(weights.values()), record["norm"], record["age"])
 
 
 def check_weights(weights: Sequence[float]) -> tuple[float, ...]:
@@ -97,7 +147,8 @@ def age_curve(log_age: np.ndarray, y: np.ndarray) -> np.ndarray:
     centres = np.array([np.median(log_age[g]) for g in groups])
     levels = np.array([np.median(y[g]) for g in groups])
     # Bins whose centres coincide (many rows of one age) are merged, so that np.interp sees increasing x.
-    keep_x, keep_y = [], []
+    keep_x: list[float] = []
+    keep_y: list[float] = []
     for cx, cy in zip(centres, levels, strict=True):
         if keep_x and cx <= keep_x[-1]:
             keep_y[-1] = (keep_y[-1] + cy) / 2
@@ -115,18 +166,16 @@ def score_videos(
     With ``norm="log"`` each counter is replaced by ``log1p`` before normalising; ``norm="rank"`` uses percentile
     ranks instead of ``(x - mean) / (max - min)``. ``age`` adjusts each counter for the video's age first (module
     docstring); ``residual`` always works on ``log1p(x)``, so there ``paper`` and ``log`` are the same. With an
-    age adjustment the table also gets ``age_days``.
+    age adjustment the table also gets ``age_days``. The copy's ``attrs[SETTINGS_KEY]`` records the settings
+    (``ScoreSettings.to_record``).
 
     Raises:
         InputError: a counter column is missing, holds a missing, non-numeric or negative value, the weights are
             invalid, ``norm`` or ``age`` is unknown, the table is empty, or (with an age adjustment) a row has no
             usable ``pubdate``/``fetched_at``.
     """
-    weights = check_weights(weights)
-    if norm not in NORMS:
-        raise InputError(f"--norm must be one of {', '.join(NORMS)}, got {norm!r}")
-    if age not in AGES:
-        raise InputError(f"--age must be one of {', '.join(AGES)}, got {age!r}")
+    settings = ScoreSettings(tuple(weights), norm, age)
+    weights = settings.weights
     require_columns(df.columns, COUNTERS, what="the input table", hint="score needs the five counters")
     if len(df) == 0:
         raise InputError("the input table has no rows; nothing to score")
@@ -136,9 +185,9 @@ def score_videos(
     total = np.zeros(len(out), dtype=np.float64)
     for col, weight in zip(COUNTERS, weights, strict=True):
         x = counters[col]
-        if age == "per-day":
+        if ages is not None and age == "per-day":
             x = x / (ages / 86400.0)
-        if age == "residual":
+        if ages is not None and age == "residual":
             x = np.log1p(x)
             x = x - age_curve(np.log(ages), x)
         elif norm == "log":
@@ -149,6 +198,7 @@ def score_videos(
     out["score"] = total
     if ages is not None:
         out["age_days"] = ages / 86400.0
+    out.attrs[SETTINGS_KEY] = settings.to_record()
     return out
 
 

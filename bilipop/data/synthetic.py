@@ -9,6 +9,7 @@ class, so ``score`` orders the classes (``bilipop label --quantiles`` gives the 
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -69,7 +70,7 @@ def make_labeled_dataset(folder: str | Path, n: int = 120, seed: int = 0, signal
         pixels[y:y + image_size // 3, x:x + image_size // 3] *= 0.5
         image = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB")
         path = covers / f"{bvid}.jpg"
-        atomic_write(path, lambda tmp, image=image: image.save(tmp, format="JPEG", quality=90))
+        atomic_write(path, functools.partial(image.save, format="JPEG", quality=90))
         words = list(rng.choice(_FILLER, size=3, replace=False))
         words.insert(int(rng.integers(0, 4)), _TOPICS[topic_class[i]])
         level = int(labels[i])

@@ -42,11 +42,24 @@ def interval(values: np.ndarray, level: float = LEVEL) -> list[float] | None:
     return [float(lo), float(hi)]
 
 
+def defined_interval(values: np.ndarray, level: float = LEVEL) -> list[float]:
+    """``interval`` of a statistic that every resample defines (a mean of finite values, a difference of two).
+
+    Raises:
+        ValueError: a value is NaN, which such a statistic never is (a bug in its caller).
+    """
+    ci = interval(values, level)
+    if ci is None:
+        raise ValueError("a resampled mean is undefined: its per-row values must be finite")
+    return ci
+
+
 def mean_interval(per_row: np.ndarray, labels: np.ndarray, *, resamples: int = RESAMPLES, seed: int = SEED
                   ) -> list[float]:
-    """The interval of the mean of ``per_row`` (e.g. each row's ordinal credit), stratified by ``labels``."""
+    """The interval of the mean of ``per_row`` (each row's finite value, e.g. its ordinal credit), stratified by
+    ``labels``."""
     idx = resample_indices(labels, resamples=resamples, seed=seed)
-    return interval(np.asarray(per_row, dtype=np.float64)[idx].mean(axis=1))
+    return defined_interval(np.asarray(per_row, dtype=np.float64)[idx].mean(axis=1))
 
 
 def resampled(statistic: Callable[[np.ndarray], float | None], idx: np.ndarray) -> np.ndarray:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from bilipop.data.schema import NUM_CLASSES
-from bilipop.evaluation.bootstrap import RESAMPLES, SEED, interval, resample_indices
+from bilipop.evaluation.bootstrap import RESAMPLES, SEED, defined_interval, interval, resample_indices
 from bilipop.evaluation.calibration import ece_resampled
 from bilipop.evaluation.metrics import ordinal_credit
 
@@ -64,9 +64,9 @@ def metric_intervals(truth: Sequence[int], pred: Sequence[int], probabilities: n
     probs = np.asarray(probabilities, dtype=np.float64)
     all_idx = resample_indices(t0, resamples=resamples, seed=seed)
     classes = [c for c in (np.flatnonzero(t0 == k) for k in range(num_classes)) if c.size]
-    e = s = None
+    ranked: tuple[np.ndarray, np.ndarray] | None = None  # (expected class, score) for Spearman
     if scores is not None and expected is not None:
-        e, s = np.asarray(expected, dtype=np.float64), np.asarray(scores, dtype=np.float64)
+        ranked = np.asarray(expected, dtype=np.float64), np.asarray(scores, dtype=np.float64)
     # Every guess equally likely: each row's expected credit, hit, within-one and gap, averaged over the guesses.
     gaps = np.abs(t0[:, None] - np.arange(num_classes)[None, :])  # (n, K)
     uniform = {"ordinal_accuracy": ordinal_credit(gaps).mean(axis=1), "accuracy": np.full(t0.size, 1 / num_classes),
@@ -83,7 +83,8 @@ def metric_intervals(truth: Sequence[int], pred: Sequence[int], probabilities: n
             add(key, v)
         add("macro_mae", np.mean([np.abs(t0[c] - p[:, c]).mean(axis=1) for c in classes], axis=0))
         add("qwk", _qwk(t, p, num_classes))
-        if e is not None:
+        if ranked is not None:
+            e, s = ranked
             add("spearman", np.array([_spearman(e[rows], s[rows]) for rows in idx]))
         add("ece", ece_resampled(probs, t0, idx))
         for name, constant in (("majority_class", majority), ("best_constant", best_constant)):
@@ -97,7 +98,7 @@ def metric_intervals(truth: Sequence[int], pred: Sequence[int], probabilities: n
               for name in ("majority_class", "best_constant", "uniform_random")}
     diff = values["ordinal_accuracy"] - values["best_constant.ordinal_accuracy"]
     point = float(ordinal_credit(np.abs(t0 - p0)).mean() - ordinal_credit(np.abs(t0 - best_constant)).mean())
-    diff_ci = interval(diff)
+    diff_ci = defined_interval(diff)
     beats = {"difference": point, "ci": diff_ci, "confident": bool(diff_ci[0] > 0),
              "level": 0.95, "resamples": resamples}
     return {"ci": ci, "floors": floors, "beats_best_constant": beats, "credit": ordinal_credit(np.abs(t0 - p0))}
@@ -109,5 +110,5 @@ def paired_difference(credit_a: np.ndarray, credit_b: np.ndarray, truth: Sequenc
     excludes 0 (the two differ with 95 % confidence)."""
     a, b = np.asarray(credit_a, dtype=np.float64), np.asarray(credit_b, dtype=np.float64)
     idx = resample_indices(np.asarray(truth), resamples=resamples, seed=seed)
-    ci = interval(a[idx].mean(axis=1) - b[idx].mean(axis=1))
+    ci = defined_interval(a[idx].mean(axis=1) - b[idx].mean(axis=1))
     return {"difference": float(a.mean() - b.mean()), "ci": ci, "differs": bool(ci[0] > 0 or ci[1] < 0)}

@@ -169,9 +169,11 @@ def curves_png(history: Sequence[dict], path: str | Path, title: str = "Training
 
 
 def _number(value: object) -> float | None:
+    if not isinstance(value, (int, float, str)):  # None (a missing figure) or anything else a history row holds
+        return None
     try:
-        number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
+        number = float(value)
+    except ValueError:
         return None
     return number if number == number else None
 
