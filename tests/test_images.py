@@ -30,15 +30,8 @@ needs_gs = pytest.mark.skipif(shutil.which("gs") is None,
                               reason="Ghostscript (gs) is not installed; .ci/run installs it")
 
 
-def hostile_eps(marker: Path) -> bytes:
-    """An EPS whose PostScript writes ``marker`` when Ghostscript renders it."""
-    return (f"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 32 32\n"
-            f"/f ({marker}) (w) file def f (ran) writestring f closefile\n"
-            "0 0 moveto 32 32 lineto stroke showpage\n%%EOF\n").encode("ascii")
-
-
 @pytest.fixture
-def eps(tmp_path):
+def eps(tmp_path, hostile_eps):
     """(cover file named .jpg holding the EPS, marker path that must never exist)."""
     marker = tmp_path / "marker"
     cover = tmp_path / "cover.jpg"  # the name says JPEG: only the bytes count
@@ -149,7 +142,7 @@ def test_predict_batch_refuses_the_eps_and_writes_nothing(tiny_run, covers, eps,
 
 
 @needs_gs
-def test_the_training_and_evaluation_loader_counts_eps_covers_as_bad(tiny_run, tmp_path):
+def test_the_training_and_evaluation_loader_counts_eps_covers_as_bad(tiny_run, tmp_path, hostile_eps):
     from bilipop.train.dataset import load_examples
 
     table = pd.read_parquet(tiny_run["table"]).head(6).copy()
@@ -165,7 +158,7 @@ def test_the_training_and_evaluation_loader_counts_eps_covers_as_bad(tiny_run, t
 
 
 @needs_gs
-def test_train_refuses_an_eps_cover_in_one_line(tiny_run, tmp_path):
+def test_train_refuses_an_eps_cover_in_one_line(tiny_run, tmp_path, hostile_eps):
     data = tmp_path / "data"
     shutil.copytree(tiny_run["data"], data)
     table = pd.read_parquet(data / tiny_run["table"].name)
@@ -178,7 +171,7 @@ def test_train_refuses_an_eps_cover_in_one_line(tiny_run, tmp_path):
 
 
 @needs_gs
-def test_the_crawls_cover_check_counts_an_eps_as_a_bad_cover(tmp_path):
+def test_the_crawls_cover_check_counts_an_eps_as_a_bad_cover(tmp_path, hostile_eps):
     from bilipop.crawl.covers import BadCover, to_jpeg
 
     marker = tmp_path / "marker"
