@@ -14,7 +14,6 @@ import asyncio
 import base64
 import functools
 import logging
-import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -43,10 +42,11 @@ from bilipop.serve.uploads import MAX_BODY_BYTES, MAX_CANDIDATES, Upload, Upload
 log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).parent / "static"
-#: Threads that run predictions and rankings (never the threads that answer the page and /api/model).
-PREDICT_WORKERS = max(2, min(4, os.cpu_count() or 1))
 #: Explanations (65 forward passes and a drawing each) running at once; the others wait without a thread.
 MAX_EXPLAINING = 2
+#: Threads that run predictions, rankings and explanations (never the threads that answer the page and
+#: /api/model): two more than MAX_EXPLAINING, so a plain prediction never waits behind explanations.
+PREDICT_WORKERS = MAX_EXPLAINING + 2
 __all__ = ["SECURITY_HEADERS", "create_app"]
 _TRUE = ("1", "true", "yes", "on")
 
