@@ -214,3 +214,16 @@ def test_an_unexpected_decoder_exception_in_predict_is_one_line(tiny_run, tmp_pa
     monkeypatch.setattr(PngImagePlugin.PngImageFile, "load", explode)
     _refused(runner.invoke(app, ["predict", str(cover), TITLE, "--model", str(tiny_run["run"]), "--json"]),
              "a.png", "damaged (RuntimeError: decoder bug)")
+
+
+@needs_gs
+def test_evaluate_refuses_an_eps_cover_in_one_line(tiny_run, tmp_path, hostile_eps):
+    run, data = tmp_path / "run", tmp_path / "data"
+    shutil.copytree(tiny_run["run"], run, ignore=shutil.ignore_patterns("eval"))
+    shutil.copytree(tiny_run["data"], data)
+    marker = tmp_path / "marker"
+    for cover in (data / "covers").glob("*.jpg"):  # every cover, so that whichever rows the split tests get one
+        cover.write_bytes(hostile_eps(marker))
+    res = runner.invoke(app, ["-q", "evaluate", str(run), "--data", str(data)])
+    _refused(res, "not an image bilipop reads")
+    assert not marker.exists() and not (run / "eval").exists()
