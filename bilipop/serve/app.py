@@ -185,7 +185,8 @@ def create_app(run: LoadedRun, host: str = "127.0.0.1") -> Starlette:
     """
     shared = run if isinstance(run, SharedRun) else SharedRun.of(run)
     pool = ThreadPoolExecutor(PREDICT_WORKERS, thread_name_prefix="bilipop-predict")
-    explaining: list[asyncio.Semaphore] = []  # made in the server's event loop, on first use
+    # An asyncio semaphore belongs to one event loop: one per loop (uvicorn runs one; a test client one each).
+    explaining: dict[asyncio.AbstractEventLoop, asyncio.Semaphore] = {}
 
     async def in_pool(func, *args):  # noqa: ANN001, ANN202
         return await asyncio.get_running_loop().run_in_executor(pool, functools.partial(func, *args))
@@ -202,9 +203,10 @@ def create_app(run: LoadedRun, host: str = "127.0.0.1") -> Starlette:
             upload = await _upload(form, single=True)
         if not explain:
             return JSONResponse(await in_pool(_predict, shared, upload, False))
-        if not explaining:
-            explaining.append(asyncio.Semaphore(MAX_EXPLAINING))
-        async with explaining[0]:
+        loop = asyncio.get_running_loop()
+        if loop not in explaining:
+            explaining[loop] = asyncio.Semaphore(MAX_EXPLAINING)
+        async with explaining[loop]:
             return JSONResponse(await in_pool(_predict, shared, upload, True))
 
     async def api_rank(request: Request) -> Response:
