@@ -499,7 +499,7 @@ def evaluate_cmd(
 
 @app.command("predict", epilog='Example: bilipop predict cover.jpg "三分钟看懂相对论" --model runs/first')
 def predict_cmd(
-    cover: Annotated[Path | None, typer.Argument(help="Cover image (JPEG, PNG, WebP, ...).")] = None,
+    cover: Annotated[Path | None, typer.Argument(help="Cover image (JPEG, PNG or WebP).")] = None,
     title: Annotated[str | None, typer.Argument(help="The video's title.")] = None,
     model: Annotated[
         Path | None, typer.Option("--model", help="Run folder (default: $BILIPOP_MODEL, else the newest under ./runs).")

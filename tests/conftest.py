@@ -53,3 +53,16 @@ def tiny_run(tmp_path_factory) -> dict:
         train(TrainConfig(vit="tiny", bert="tiny", epochs=2, batch_size=16, seed=0, devices="cpu", num_workers=0),
               data=root / "data", out=run)
     return {"run": run, "data": root / "data", "table": Path(table), "rows": rows}
+
+
+def _hostile_eps(marker: Path) -> bytes:
+    """An EPS whose PostScript writes ``marker`` when Ghostscript renders it (Pillow's EPS plugin runs ``gs``)."""
+    return (f"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 32 32\n"
+            f"/f ({marker}) (w) file def f (ran) writestring f closefile\n"
+            "0 0 moveto 32 32 lineto stroke showpage\n%%EOF\n").encode("ascii")
+
+
+@pytest.fixture(scope="session")
+def hostile_eps():
+    """``hostile_eps(marker)``: the bytes of an EPS "cover" whose PostScript writes the file ``marker``."""
+    return _hostile_eps

@@ -31,6 +31,9 @@ from bilipop.serve.uploads import MAX_FILE_BYTES  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 TITLES = ["一分钟看懂宇宙 讲解", "编程 入门 其实很简单"]
+#: The header the page sends with every API post (the server refuses posts without it), and a local Host.
+CLIENT = {"X-Bilipop": "1"}
+LOCAL = "http://127.0.0.1:8765"
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +43,7 @@ def run(tiny_run):
 
 @pytest.fixture(scope="module")
 def client(run):
-    with TestClient(web.create_app(run), raise_server_exceptions=False) as c:
+    with TestClient(web.create_app(run), base_url=LOCAL, headers=CLIENT, raise_server_exceptions=False) as c:
         yield c
 
 
@@ -116,7 +119,7 @@ def test_duplicate_file_names_stay_apart_in_the_ranking(client, covers):
 def test_model_summary_before_and_after_evaluate(tiny_run, tmp_path):
     folder = tmp_path / "run"
     shutil.copytree(tiny_run["run"], folder, ignore=shutil.ignore_patterns("eval"))
-    with TestClient(web.create_app(load_served_run(folder))) as c:
+    with TestClient(web.create_app(load_served_run(folder)), base_url=LOCAL) as c:
         info = c.get("/api/model").json()
         assert info["name"] == "run" and info["metrics"] is None and info["metrics_file"] is None
         assert info["config"]["vit_weight"] == 0.75 and info["config"]["vision"] == "vit"
@@ -216,7 +219,7 @@ def test_unknown_paths_and_methods_are_json_errors(client):
 
 def test_a_real_server_keeps_serving_after_every_bad_input(run, covers):
     files, data = _files(covers[:1], TITLES[:1])
-    with serving(run) as url, httpx.Client(base_url=url, timeout=60) as http:
+    with serving(run) as url, httpx.Client(base_url=url, timeout=60, headers=CLIENT) as http:
         before = http.post("/api/predict", files=files, data=data).json()
         for name, (path, bad_files, bad_data, status, _) in _bad_requests(covers).items():
             assert http.post(path, files=bad_files, data=bad_data).status_code == status, name
@@ -229,7 +232,7 @@ def test_a_real_server_keeps_serving_after_every_bad_input(run, covers):
 def test_concurrent_requests_give_the_sequential_answers(run, covers):
     jobs = [("/api/predict", [covers[i % 2]], [TITLES[i // 2 % 2]]) for i in range(8)]
     jobs += [("/api/rank", covers, TITLES)] * 4
-    with serving(run) as url, httpx.Client(base_url=url, timeout=120) as http:
+    with serving(run) as url, httpx.Client(base_url=url, timeout=120, headers=CLIENT) as http:
         def ask(job):
             path, cs, ts = job
             files, data = _files(cs, ts)
@@ -254,7 +257,8 @@ def test_the_page_and_model_answer_while_a_prediction_runs(run, covers, monkeypa
 
     monkeypatch.setattr(web, "predict_one", slow)
     files, data = _files(covers[:1], TITLES[:1])
-    with serving(run) as url, httpx.Client(base_url=url, timeout=60) as http, ThreadPoolExecutor(1) as pool:
+    with (serving(run) as url, httpx.Client(base_url=url, timeout=60, headers=CLIENT) as http,
+          ThreadPoolExecutor(1) as pool):
         pending = pool.submit(http.post, "/api/predict", files=files, data=data)
         assert started.wait(30)
         t0 = time.monotonic()

@@ -116,7 +116,8 @@ def test_two_covers_two_titles_four_ranked_cards_heatmap_and_winner(browser_path
 
         # The page shows the API's ranking, in its order.
         files = [("cover", (p.name, p.read_bytes(), "image/png")) for p in cover_files]
-        expected = httpx.post(f"{server}/api/rank", files=files, data={"title": TITLES}, timeout=60).json()
+        expected = httpx.post(f"{server}/api/rank", files=files, data={"title": TITLES}, timeout=60,
+                              headers={"X-Bilipop": "1"}).json()
         cards = driver.find_elements(By.CSS_SELECTOR, "#results .card")
         shown = [(c.get_attribute("data-cover"), c.get_attribute("data-title")) for c in cards]
         assert shown == [(c["cover"], c["title"]) for c in expected["candidates"]]
@@ -273,5 +274,56 @@ def test_a_model_never_evaluated_says_so(browser_paths, tiny_run, tmp_path):
             _wait(driver, lambda d: d.find_element(By.ID, "model-name").text == "fresh")
             assert "Not evaluated yet: run bilipop evaluate RUN" in driver.find_element(By.ID, "model-accuracy").text
             assert driver.find_element(By.ID, "model-floors").text == ""
+    finally:
+        driver.quit()
+
+
+def test_answers_are_matched_to_uploads_by_position_even_with_quotes_in_file_names(browser_paths, server,
+                                                                                    cover_files, tmp_path):
+    # A browser sends " in a file name as %22, so the server's name for a file is not the page's: the page ties
+    # each answer to its upload by position. Before, these cards lost their cover and their heatmap.
+    names = ['warm "sun".png', 'cold "box".jpg', 'plain.png']
+    paths = []
+    for name, source in zip(names, [*cover_files, cover_files[0]], strict=True):
+        paths.append(tmp_path / name)
+        shutil.copyfile(source, paths[-1])
+    driver = _driver(browser_paths, "en-US")
+    try:
+        driver.get(server)
+        driver.find_element(By.ID, "cover-input").send_keys("\n".join(str(p) for p in paths))
+        listed = {li.find_element(By.CSS_SELECTOR, "span").text: li.find_element(By.CSS_SELECTOR, "img")
+                  .get_attribute("src") for li in driver.find_elements(By.CSS_SELECTOR, "#cover-list li")}
+        assert sorted(listed) == sorted(names)
+        inputs = driver.find_elements(By.CSS_SELECTOR, ".title-input")
+        for box, title in zip(inputs, TITLES, strict=False):
+            box.send_keys(title)
+        driver.find_element(By.ID, "compare").click()
+        _wait(driver, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#results .card")) == 6)
+        cards = driver.find_elements(By.CSS_SELECTOR, "#results .card")
+        assert sorted(c.get_attribute("data-cover") for c in cards) == sorted(names * 2)
+        for card in cards:  # every card shows its own upload, under the file's own name
+            sources = {img.get_attribute("src") for img in card.find_elements(By.CSS_SELECTOR, "img")}
+            assert sources == {listed[card.get_attribute("data-cover")]}
+            assert f"full size: {card.get_attribute('data-cover')}" in card.text.lower()
+        driver.find_element(By.ID, "heatmap").click()
+        _wait(driver, lambda d: d.find_element(By.ID, "status").get_attribute("data-state") == "explained", 180)
+        for card in driver.find_elements(By.CSS_SELECTOR, "#results .card"):
+            for img in card.find_elements(By.CSS_SELECTOR, "img"):
+                assert img.get_attribute("src").startswith("data:image/png;base64,")
+    finally:
+        driver.quit()
+
+
+def test_an_error_names_the_cover_by_number_and_file_name(browser_paths, server, tmp_path):
+    notes = tmp_path / 'notes "draft".txt'
+    notes.write_text("not a picture", encoding="utf-8")
+    driver = _driver(browser_paths, "en-US")
+    try:
+        driver.get(server)
+        driver.find_element(By.ID, "cover-input").send_keys(str(notes))
+        driver.find_element(By.CSS_SELECTOR, ".title-input").send_keys(TITLES[0])
+        driver.find_element(By.ID, "compare").click()
+        _wait(driver, lambda d: d.find_element(By.ID, "error").text)
+        assert 'cover 1 (notes "draft".txt) is not an image bilipop reads' in driver.find_element(By.ID, "error").text
     finally:
         driver.quit()

@@ -41,8 +41,10 @@ def to_jpeg(data: bytes) -> tuple[bytes, tuple[int, int]]:
     """
     from PIL import Image
 
+    from bilipop.images import ImageError, open_image
+
     try:
-        with Image.open(io.BytesIO(data)) as image:
+        with open_image(io.BytesIO(data)) as image:
             image.load()  # decodes every byte: a truncated file fails here, not later in training
             if image.format == "JPEG" and image.mode == "RGB" and image.width <= MAX_WIDTH:
                 return data, image.size
@@ -53,8 +55,8 @@ def to_jpeg(data: bytes) -> tuple[bytes, tuple[int, int]]:
             buffer = io.BytesIO()
             rgb.save(buffer, "JPEG", quality=JPEG_QUALITY)
             return buffer.getvalue(), rgb.size
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise BadCover(f"not a complete image ({type(exc).__name__}: {exc})".splitlines()[0]) from exc
+    except ImageError as exc:  # another format (EPS never reaches Ghostscript), truncated, or any decoder failure
+        raise BadCover(f"not a complete JPEG, PNG or WebP image ({exc})".splitlines()[0]) from exc
 
 
 def _flatten(image):  # noqa: ANN001, ANN202 - PIL types stay out of the module's import time

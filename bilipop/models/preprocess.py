@@ -34,9 +34,11 @@ def decode_cover(path: str | Path, size: int, *, what: str = "") -> np.ndarray:
     is the main saving over a plain decode followed by a resize.
 
     Raises:
-        InputError: the file is missing, truncated, not an image or in an unsupported format.
+        InputError: the file is missing, truncated, or not a JPEG, PNG or WebP (no other decoder ever sees it).
     """
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
+
+    from bilipop.images import FORMATS_TEXT, DamagedImage, ImageTooLarge, open_image
 
     path = Path(path)
     label = f"{what} " if what else ""
@@ -48,16 +50,19 @@ def decode_cover(path: str | Path, size: int, *, what: str = "") -> np.ndarray:
         raise InputError(f"cover {label}{path} does not exist; " + (
             "download the covers again (bilipop crawl) or fix cover_path" if what else "check the path"))
     try:
-        with Image.open(path) as image:
+        with open_image(path) as image:
             image.draft("RGB", (size, size))
-            rgb = image.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
-    except UnidentifiedImageError as exc:
-        raise InputError(f"cover {label}{path} is not an image Pillow can read; replace or remove it") from exc
-    except Image.DecompressionBombError as exc:  # not an OSError: it escaped as a traceback
+            if image.mode != "RGB":
+                image = image.convert("RGB")  # an RGB image is resized as it is: no full-size copy
+            rgb = image.resize((size, size), Image.Resampling.BILINEAR)
+    except ImageTooLarge as exc:
         raise InputError(f"cover {label}{path} is too large to decode safely ({exc}); use a smaller image") from exc
-    except (OSError, ValueError, SyntaxError) as exc:
-        raise InputError(f"cover {label}{path} is truncated or damaged ({exc}); " + (
+    except DamagedImage as exc:
+        raise InputError(f"cover {label}{path} is {exc}; " + (
             "download it again or remove the row" if what else "save the image again or use another file")) from exc
+    except InputError as exc:  # UnsupportedImage
+        raise InputError(f"cover {label}{path} is not an image bilipop reads ({FORMATS_TEXT}); "
+                         "convert it or use another file") from exc
     return np.array(rgb, dtype=np.uint8)
 
 

@@ -57,14 +57,29 @@ def occlusion_map(run: LoadedRun, image, input_ids, attention_mask, label: int, 
 
 
 def save_heatmap(cover: str | Path, heat: np.ndarray, path: Path) -> Path:
-    """Overlay ``heat`` in red on the original cover (at its own size) and save it as a PNG atomically."""
+    """Overlay ``heat`` in red on the cover and save it as a PNG atomically.
+
+    The overlay is drawn at the cover's own size up to ``MAX_DRAWN_SIDE`` pixels on its long side, and shrunk to
+    that beyond: a 7000 x 7000 upload costs a 1920 x 1920 drawing, not three 49-megapixel ones. JPEGs are decoded
+    at a reduced scale already; other formats are decoded once and shrunk in place.
+
+    Raises:
+        InputError: the cover is not a JPEG, PNG or WebP, or cannot be decoded.
+    """
     import numpy as np
     from PIL import Image
 
     from bilipop.files import atomic_write
+    from bilipop.images import MAX_DRAWN_SIDE, ImageError, open_image
 
-    with Image.open(cover) as img:
-        base = img.convert("RGB")
+    try:
+        with open_image(cover) as img:
+            img.draft("RGB", (MAX_DRAWN_SIDE, MAX_DRAWN_SIDE))
+            img.thumbnail((MAX_DRAWN_SIDE, MAX_DRAWN_SIDE), Image.Resampling.BILINEAR)  # in place; never enlarges
+            base = img.convert("RGB") if img.mode != "RGB" else img.copy()  # at most 1920 x 1920: cheap
+    except ImageError as exc:
+        raise InputError(f"cannot draw the heatmap over {cover}: it is {exc}; use a JPEG, PNG or WebP cover"
+                         ) from exc
     peak = float(heat.max())
     scaled = (heat / peak if peak > 0 else heat) * 255
     mask = Image.fromarray(scaled.astype(np.uint8), mode="L").resize(base.size, Image.Resampling.BILINEAR)

@@ -2,16 +2,21 @@
 
 Every answer of the API is built by the functions ``predict --json`` prints (``Prediction.to_json``,
 ``ranking_json``), so both always carry the same fields; the server only swaps its temporary file paths for what
-the client can use (the uploaded file's name, a heatmap as a ``data:`` URL). Predictions run in worker threads,
-so the page and /api/model answer while a prediction runs; the model is shared and only read.
+the client can use (the uploaded file's name, a heatmap as a ``data:`` URL). Predictions run in a pool of worker
+threads of their own, and at most MAX_EXPLAINING explanations at once, so the page and /api/model (served from
+Starlette's threads) answer while predictions run; the model is shared and only read. guard.py keeps other web
+sites out and puts the security headers on every answer.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import functools
 import logging
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -30,20 +35,19 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from bilipop.errors import BilipopError, InputError
 from bilipop.models.run import LoadedRun
 from bilipop.prediction.predict import predict_one, rank_candidates, ranking_json
+from bilipop.serve.guard import SECURITY_HEADERS, SecurityHeaders, SiteGuard
 from bilipop.serve.model_info import model_info
 from bilipop.serve.uploads import MAX_BODY_BYTES, MAX_CANDIDATES, Upload, UploadError, make_upload
 
 log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).parent / "static"
-#: The page loads nothing from elsewhere, runs no inline script, and user text can only ever be text.
-SECURITY_HEADERS = {
-    "Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; script-src 'self'; "
-                               "style-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; "
-                               "frame-ancestors 'none'; form-action 'none'",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-}
+#: Explanations (65 forward passes and a drawing each) running at once; the others wait without a thread.
+MAX_EXPLAINING = 2
+#: Threads that run predictions, rankings and explanations (never the threads that answer the page and
+#: /api/model): two more than MAX_EXPLAINING, so a plain prediction never waits behind explanations.
+PREDICT_WORKERS = MAX_EXPLAINING + 2
+__all__ = ["SECURITY_HEADERS", "create_app"]
 _TRUE = ("1", "true", "yes", "on")
 
 
@@ -120,7 +124,8 @@ class ServerTiming:
 
 
 def _error(message: str, status: int) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
+    # The headers here too: a 500 is sent by Starlette's outermost middleware, outside SecurityHeaders.
+    return JSONResponse({"error": message}, status_code=status, headers=SECURITY_HEADERS)
 
 
 def _form(request: Request):
@@ -173,9 +178,18 @@ def _rank(run: SharedRun, upload: Upload) -> dict[str, Any]:
         upload.close()
 
 
-def create_app(run: LoadedRun) -> Starlette:
-    """The app serving ``run``: ``/`` (the page), ``/static/*``, ``/api/predict``, ``/api/rank``, ``/api/model``."""
+def create_app(run: LoadedRun, host: str = "127.0.0.1") -> Starlette:
+    """The app serving ``run``: ``/`` (the page), ``/static/*``, ``/api/predict``, ``/api/rank``, ``/api/model``.
+
+    ``host`` is the address the server listens on: requests naming another host are refused (guard.py).
+    """
     shared = run if isinstance(run, SharedRun) else SharedRun.of(run)
+    pool = ThreadPoolExecutor(PREDICT_WORKERS, thread_name_prefix="bilipop-predict")
+    # An asyncio semaphore belongs to one event loop: one per loop (uvicorn runs one; a test client one each).
+    explaining: dict[asyncio.AbstractEventLoop, asyncio.Semaphore] = {}
+
+    async def in_pool(func, *args):  # noqa: ANN001, ANN202
+        return await asyncio.get_running_loop().run_in_executor(pool, functools.partial(func, *args))
 
     async def page(request: Request) -> Response:
         return FileResponse(STATIC / "index.html", headers=SECURITY_HEADERS)
@@ -187,12 +201,18 @@ def create_app(run: LoadedRun) -> Starlette:
         async with _form(request) as form:
             explain = str(form.get("explain", "")).lower() in _TRUE
             upload = await _upload(form, single=True)
-        return JSONResponse(await run_in_threadpool(_predict, shared, upload, explain))
+        if not explain:
+            return JSONResponse(await in_pool(_predict, shared, upload, False))
+        loop = asyncio.get_running_loop()
+        if loop not in explaining:
+            explaining[loop] = asyncio.Semaphore(MAX_EXPLAINING)
+        async with explaining[loop]:
+            return JSONResponse(await in_pool(_predict, shared, upload, True))
 
     async def api_rank(request: Request) -> Response:
         async with _form(request) as form:
             upload = await _upload(form, single=False)
-        return JSONResponse(await run_in_threadpool(_rank, shared, upload))
+        return JSONResponse(await in_pool(_rank, shared, upload))
 
     async def upload_error(request: Request, exc: Exception) -> Response:
         return _error(str(exc), getattr(exc, "status", 400))
@@ -213,5 +233,6 @@ def create_app(run: LoadedRun) -> Starlette:
         Mount("/static", app=StaticFiles(directory=STATIC), name="static"),
     ]
     handlers = {InputError: upload_error, HTTPException: http_error, Exception: internal_error}
-    middleware = [Middleware(ServerTiming), Middleware(LimitBody)]
+    middleware = [Middleware(SecurityHeaders), Middleware(SiteGuard, host=host), Middleware(ServerTiming),
+                  Middleware(LimitBody)]
     return Starlette(routes=routes, exception_handlers=handlers, middleware=middleware)

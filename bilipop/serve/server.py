@@ -101,13 +101,16 @@ def url_of(sock: socket.socket) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
-def _uvicorn_server(run: LoadedRun):
+def _uvicorn_server(run: LoadedRun, host: str, header_timeout: float | None = None):
     import uvicorn
 
     from bilipop.serve.app import create_app
+    from bilipop.serve.protocol import HEADER_TIMEOUT, protocol_options
 
     # log_config=None: uvicorn's loggers go through the logging that bilipop's CLI set up (access lines with -v).
-    config = uvicorn.Config(create_app(run), log_config=None, lifespan="off", timeout_graceful_shutdown=5)
+    # Request headers are bounded in time and size on every host (protocol.py); on 127.0.0.1 that costs nothing.
+    config = uvicorn.Config(create_app(run, host=host), log_config=None, lifespan="off", timeout_graceful_shutdown=5,
+                            **protocol_options(header_timeout or HEADER_TIMEOUT))
     return uvicorn.Server(config)
 
 
@@ -125,7 +128,7 @@ def serve(model: str | os.PathLike[str] | LoadedRun | None = None, host: str = D
     """
     require_web()
     run = model if hasattr(model, "logits") else load_served_run(model, device)  # type: ignore[arg-type]
-    server = _uvicorn_server(run)  # type: ignore[arg-type]
+    server = _uvicorn_server(run, host)  # type: ignore[arg-type]
     sock = bind(host, port)
     if ready is not None:
         ready(url_of(sock))
@@ -136,14 +139,17 @@ def serve(model: str | os.PathLike[str] | LoadedRun | None = None, host: str = D
 
 
 @contextmanager
-def serving(run: LoadedRun, host: str = DEFAULT_HOST, port: int = 0, timeout: float = 30.0) -> Iterator[str]:
+def serving(run: LoadedRun, host: str = DEFAULT_HOST, port: int = 0, timeout: float = 30.0,
+            header_timeout: float | None = None) -> Iterator[str]:
     """Serve ``run`` from a background thread for the duration of the block; yields the page's URL.
+
+    ``header_timeout``: seconds a request's headers may take (protocol.py's HEADER_TIMEOUT when None).
 
     Raises:
         BilipopError: the server did not start within ``timeout`` seconds.
     """
     require_web()
-    server = _uvicorn_server(run)
+    server = _uvicorn_server(run, host, header_timeout)
     sock = bind(host, port)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="bilipop-serve", daemon=True)
     thread.start()

@@ -93,20 +93,20 @@ def check_header(path: Path, name: str) -> None:
     """Read only the image header: refuse what is no image, and a canvas over MAX_PIXELS, before decoding.
 
     Raises:
-        UploadError: 400 for a file Pillow cannot identify, 413 for too many pixels.
+        UploadError: 400 for a file that is not a JPEG, PNG or WebP, or is damaged; 413 for too many pixels.
     """
-    from PIL import Image, UnidentifiedImageError
+    from bilipop.images import FORMATS_TEXT, ImageTooLarge, UnsupportedImage, open_image
 
     try:
-        with Image.open(path) as image:
+        with open_image(path) as image:
             width, height = image.size
-    except UnidentifiedImageError:
-        raise UploadError(f"cover {name} is not an image (JPEG, PNG, WebP, ...); pick an image file") from None
-    except Image.DecompressionBombError:
+    except UnsupportedImage:
+        raise UploadError(f"cover {name} is not an image bilipop reads ({FORMATS_TEXT}); pick an image file") from None
+    except ImageTooLarge:
         raise UploadError(f"cover {name} claims too many pixels to decode safely (over {MAX_PIXELS:,}); "
                           "use a smaller image", status=413) from None
-    except (OSError, ValueError, SyntaxError) as exc:
-        raise UploadError(f"cover {name} is truncated or damaged ({exc}); save it again") from None
+    except InputError as exc:  # DamagedImage: whatever the decoder raised
+        raise UploadError(f"cover {name} is {exc}; save it again") from None
     if width * height > MAX_PIXELS:
         raise UploadError(f"cover {name} is {width} x {height} pixels, over the limit of {MAX_PIXELS:,}; "
                           "use a smaller image (a Bilibili cover is 1920 x 1080 at most)", status=413)

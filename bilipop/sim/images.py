@@ -17,6 +17,7 @@ from collections import OrderedDict
 
 from PIL import Image, ImageDraw
 
+from bilipop.images import open_image
 from bilipop.sim.popularity import WORST_LOOK, CoverLook
 from bilipop.sim.world import Video
 
@@ -184,8 +185,9 @@ def variant(source: bytes, suffix: str) -> tuple[bytes, str]:
         BadSuffix: on a suffix that :func:`parse_suffix` rejects.
     """
     width, height, quality, fmt = parse_suffix(suffix)
-    img = Image.open(io.BytesIO(source))
-    img.load()
+    with open_image(io.BytesIO(source)) as opened:  # the fake site's own covers, opened the one way all the same
+        opened.load()
+        img = opened.copy()
     size = fitted_size(img.width, img.height, width, height)
     if size != img.size:
         img = img.resize(size, Image.Resampling.LANCZOS)

@@ -214,12 +214,30 @@ function titles() {
 
 // ----------------------------------------------------------------------------------------------------------------
 // Ranking: one request to /api/rank, then a card per combination, best first.
+// Every post carries X-Bilipop: the server refuses API posts without it, which a page of another site cannot send.
 async function postForm(url, form) {
-  const response = await fetch(url, { method: "POST", body: form });
+  const response = await fetch(url, { method: "POST", body: form, headers: { "X-Bilipop": "1" } });
   let data;
   try { data = await response.json(); } catch { data = { error: `HTTP ${response.status}` }; }
   if (!response.ok) throw new Error(data.error || `HTTP ${response.status}`);
   return data;
+}
+
+// Covers are uploaded under their position ("1" to "4"), never under the file's own name: a browser rewrites
+// some characters of a file name (" becomes %22), so only the position reliably ties an answer to its upload.
+// The server's messages name a cover by that number; the page adds the file's name.
+function uploadName(index) { return String(index + 1); }
+
+function coverAt(covers, uploaded) {
+  const index = Number(uploaded) - 1;
+  return Number.isInteger(index) && index >= 0 && index < covers.length ? covers[index] : null;
+}
+
+function withNames(message, covers) {
+  return message.replace(/\bcover ([1-4])\b/g, (all, n) => {
+    const cover = coverAt(covers, n);
+    return cover ? `${all} (${cover.name})` : all;
+  });
 }
 
 async function compare() {
@@ -228,7 +246,7 @@ async function compare() {
   const texts = titles();
   if (!covers.length || !texts.length) { showError(T.needInput); return; }
   const form = new FormData();
-  for (const cover of covers) form.append("cover", cover.file, cover.name);
+  covers.forEach((cover, index) => form.append("cover", cover.file, uploadName(index)));
   for (const title of texts) form.append("title", title);
   const generation = ++state.generation;
   setStatus(T.predicting, "busy");
@@ -237,14 +255,17 @@ async function compare() {
     const result = await postForm("/api/rank", form);
     if (generation !== state.generation) return;
     const ranked = Array.isArray(result) ? result : result.candidates;
-    state.candidates = ranked.map((c) => ({ ...c, source: covers.find((x) => x.name === c.cover) }));
+    state.candidates = ranked.map((c) => {
+      const source = coverAt(covers, c.cover);
+      return { ...c, source, cover: source ? source.name : c.cover, position: covers.indexOf(source) };
+    });
     state.explanations = new Map();
     renderResults();
     setStatus("", "done");
     if ($("#heatmap").checked) await explainAll();
   } catch (err) {
     setStatus("", "error");
-    showError(err.message);
+    showError(withNames(err.message, covers));
   } finally {
     $("#compare").disabled = false;
   }
@@ -287,7 +308,7 @@ function titleNode(title, explanation) {
 
 function card(candidate, index) {
   const rank = Number.isInteger(candidate.rank) ? candidate.rank : index + 1;
-  const key = `${candidate.cover}\u0000${candidate.title}`;
+  const key = explanationKey(candidate);
   const explanation = $("#heatmap").checked ? state.explanations.get(key) : null;
   const src = explanation && explanation.heatmap ? explanation.heatmap : candidate.source ? candidate.source.url : "";
   const feed = el("figure", { className: "feed-card" }, [
@@ -334,22 +355,24 @@ function renderResults() {
 
 // ----------------------------------------------------------------------------------------------------------------
 // Heatmaps: one /api/predict?explain per combination, computed when the toggle is first switched on.
+function explanationKey(candidate) { return `${candidate.position}\u0000${candidate.title}`; }
+
 async function explainAll() {
   const generation = state.generation;
-  const todo = state.candidates.filter((c) => !state.explanations.has(`${c.cover}\u0000${c.title}`) && c.source);
+  const todo = state.candidates.filter((c) => !state.explanations.has(explanationKey(c)) && c.source);
   let done = 0;
   setStatus(T.explaining(done, todo.length), "busy");
   for (const candidate of todo) {
     const form = new FormData();
-    form.append("cover", candidate.source.file, candidate.cover);
+    form.append("cover", candidate.source.file, uploadName(candidate.position));
     form.append("title", candidate.title);
     form.append("explain", "1");
     try {
       const result = await postForm("/api/predict", form);
       if (generation !== state.generation) return;
-      state.explanations.set(`${candidate.cover}\u0000${candidate.title}`, result.explanation || { heatmap: null, tokens: [] });
+      state.explanations.set(explanationKey(candidate), result.explanation || { heatmap: null, tokens: [] });
     } catch (err) {
-      showError(err.message);
+      showError(err.message.replace(/\bcover [1-4]\b/, (all) => `${all} (${candidate.cover})`));
       setStatus("", "error");
       return;
     }

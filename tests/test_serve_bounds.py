@@ -1,0 +1,240 @@
+"""bilipop serve under load it did not ask for: predictions in a pool of their own, few explanations at once, an
+explanation of a huge cover within a memory bound, and slow or huge request headers cut off."""
+
+from __future__ import annotations
+
+import io
+import json
+import socket
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pandas as pd
+import pytest
+
+pytest.importorskip("starlette", reason="the web extra is not installed (pip install -e '.[web]')")
+import httpx  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from bilipop.serve import app as web  # noqa: E402
+from bilipop.serve.server import load_served_run, serving  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+TITLE = "一分钟看懂宇宙 讲解"
+CLIENT = {"X-Bilipop": "1"}
+
+
+@pytest.fixture(scope="module")
+def run(tiny_run):
+    return load_served_run(tiny_run["run"])
+
+
+@pytest.fixture(scope="module")
+def cover(tiny_run):
+    table = pd.read_parquet(tiny_run["table"])
+    return (tiny_run["data"] / table["cover_path"].iloc[0]).read_bytes()
+
+
+def _noise_png(width: int, height: int, seed: int = 0) -> bytes:
+    """A PNG that costs real decoding: random pixels (a few MB)."""
+    pixels = np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG", compress_level=1)
+    return buffer.getvalue()
+
+
+def _latency(http: httpx.Client, path: str) -> float:
+    start = time.monotonic()
+    assert http.get(path).status_code == 200
+    return time.monotonic() - start
+
+
+def test_held_predictions_never_take_the_threads_of_the_page(run, cover, monkeypatch):
+    # 45 predictions held inside the model: more than Starlette's 40 threads. The page and /api/model answer at
+    # once all the same, because predictions wait in a pool of their own.
+    release = threading.Event()
+    entered = []
+    real = web.predict_one
+
+    def held(*args, **kwargs):
+        entered.append(1)
+        assert release.wait(60)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(web, "predict_one", held)
+    files = [("cover", ("a.jpg", cover, "image/jpeg"))]
+    limits = httpx.Limits(max_connections=64)
+    with (serving(run) as url, httpx.Client(base_url=url, timeout=120, headers=CLIENT, limits=limits) as http,
+          ThreadPoolExecutor(45) as pool):
+        pending = [pool.submit(http.post, "/api/predict", files=files, data={"title": TITLE}) for _ in range(45)]
+        deadline = time.monotonic() + 30
+        while len(entered) < 4 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)  # every request has arrived and waits
+        try:
+            assert max(_latency(http, "/api/model"), _latency(http, "/")) < 0.5
+            assert len(entered) == web.PREDICT_WORKERS  # the rest queue behind the pool
+        finally:
+            release.set()
+        assert all(f.result(timeout=120).status_code == 200 for f in pending)
+
+
+def test_only_a_few_explanations_run_at_once(run, cover, monkeypatch):
+    release = threading.Event()
+    inside, most = [0], [0]
+    lock = threading.Lock()
+    real = web.predict_one
+
+    def counted(*args, **kwargs):
+        if not kwargs.get("explain"):
+            return real(*args, **kwargs)
+        with lock:
+            inside[0] += 1
+            most[0] = max(most[0], inside[0])
+        try:
+            assert release.wait(60)
+            return real(*args, **kwargs)
+        finally:
+            with lock:
+                inside[0] -= 1
+
+    monkeypatch.setattr(web, "predict_one", counted)
+    files = [("cover", ("a.jpg", cover, "image/jpeg"))]
+    with (serving(run) as url, httpx.Client(base_url=url, timeout=120, headers=CLIENT) as http,
+          ThreadPoolExecutor(6) as pool):
+        pending = [pool.submit(http.post, "/api/predict", files=files, data={"title": TITLE, "explain": "1"})
+                   for _ in range(6)]
+        time.sleep(2)
+        assert most[0] == web.MAX_EXPLAINING
+        plain = http.post("/api/predict", files=files, data={"title": TITLE}, timeout=5)  # not behind them
+        release.set()
+        assert plain.status_code == 200
+        assert all(f.result(timeout=120).status_code == 200 for f in pending)
+    assert most[0] == web.MAX_EXPLAINING
+
+
+def test_the_page_answers_within_half_a_second_while_six_heavy_explanations_run(run):
+    big = _noise_png(1600, 1600)  # 2.6 MP of noise (7.7 MB): decoding, drawing and encoding all cost
+    files = [("cover", ("big.png", big, "image/png"))]
+    with (serving(run) as url, httpx.Client(base_url=url, timeout=300, headers=CLIENT) as http,
+          ThreadPoolExecutor(6) as pool):
+        pending = [pool.submit(http.post, "/api/predict", files=files, data={"title": TITLE, "explain": "1"})
+                   for _ in range(6)]
+        time.sleep(0.5)
+        waits = []
+        while not all(f.done() for f in pending) and len(waits) < 40:
+            waits += [_latency(http, "/api/model"), _latency(http, "/")]
+            time.sleep(0.1)
+        assert all(f.result().status_code == 200 for f in pending)
+    print(f"six explanations: {len(waits)} answers of / and /api/model, slowest {max(waits) * 1000:.0f} ms")
+    assert len(waits) >= 4, "the explanations ended before the page was asked"
+    assert max(waits) < 0.5, sorted(waits)[-5:]
+
+
+MEMORY_PROBE = r"""
+import json, sys
+import torch
+from starlette.testclient import TestClient
+from bilipop.serve.app import create_app
+from bilipop.serve.server import load_served_run
+
+torch.set_num_threads(1)
+run, small, big = sys.argv[1:4]
+client = TestClient(create_app(load_served_run(run)), base_url="http://127.0.0.1", headers={"X-Bilipop": "1"})
+def explain(path, name):
+    files = [("cover", (name, open(path, "rb").read(), "application/octet-stream"))]
+    return client.post("/api/predict", files=files, data={"title": "t", "explain": "1"})
+assert explain(small, "small.jpg").status_code == 200  # warm: everything but the big cover is loaded
+def status(field):
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith(field + ":"))
+with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")  # Linux: the peak (VmHWM) starts again from the present size
+before = status("VmRSS")
+response = explain(big, "big.png")
+peak = status("VmHWM")
+print(json.dumps({"status": response.status_code, "before": before, "peak": peak,
+                  "heatmap_chars": len((response.json().get("explanation") or {}).get("heatmap") or "")}))
+"""
+
+
+def _sparse_png(side: int) -> bytes:
+    """A side x side PNG, small on disk (one noisy row in 97) and not blank."""
+    rng = np.random.default_rng(0)
+    pixels = np.zeros((side, side, 3), dtype=np.uint8)
+    pixels[::97] = rng.integers(0, 256, (len(pixels[::97]), side, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_one_49_megapixel_explanation_adds_at_most_400_mb(tiny_run, cover, tmp_path):
+    import os
+
+    small, big = tmp_path / "small.jpg", tmp_path / "big.png"
+    small.write_bytes(cover)
+    big.write_bytes(_sparse_png(7000))  # made here: the probe's peak is the server's own
+    probe = subprocess.run([sys.executable, "-c", MEMORY_PROBE, str(tiny_run["run"]), str(small), str(big)],
+                           capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert probe.returncode == 0, probe.stderr[-2000:]
+    result = json.loads(probe.stdout.strip().splitlines()[-1])
+    added = (result["peak"] - result["before"]) / 2**20
+    print(f"49 MP explanation ({big.stat().st_size / 1e6:.1f} MB PNG): peak added {added:.0f} MiB")
+    assert result["status"] == 200 and result["heatmap_chars"] > 0
+    assert added <= 400, f"one 49 MP explanation added {added:.0f} MiB"
+
+
+# -- slow and huge request headers ---------------------------------------------------------------------------------
+def _closed_within(sock: socket.socket, seconds: float) -> bytes | None:
+    """What the server sent before closing ``sock``, or None when it is still open after ``seconds``."""
+    sock.settimeout(0.2)
+    received, deadline = b"", time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            chunk = sock.recv(4096)
+        except TimeoutError:
+            continue
+        except ConnectionResetError:
+            return received
+        if not chunk:
+            return received
+        received += chunk
+    return None
+
+
+def test_slow_and_huge_request_headers_are_cut_off(run):
+    with serving(run, header_timeout=1.0) as url:
+        host, port = url.removeprefix("http://").rsplit(":", 1)
+        trickling, idle = [], []
+        for _ in range(20):  # bounded: 20 trickling and 10 silent connections, a few seconds in all
+            sock = socket.create_connection((host, int(port)))
+            sock.sendall(b"GET /api/model HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+            trickling.append(sock)
+        idle = [socket.create_connection((host, int(port))) for _ in range(10)]
+        start = time.monotonic()
+        while time.monotonic() - start < 0.8:  # one more header byte at a time, never the blank line
+            for sock in trickling:
+                sock.sendall(b"X")
+            time.sleep(0.1)
+        answers = [_closed_within(sock, 3) for sock in trickling + idle]
+        assert all(a is not None for a in answers), "connections still open after the header timeout"
+        assert all(a.startswith(b"HTTP/1.1 408") for a in answers), {a[:20] for a in answers}
+
+        huge = socket.create_connection((host, int(port)))
+        try:
+            huge.sendall(b"GET /api/model HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"a" * (1 << 20))
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        answer = _closed_within(huge, 3)
+        assert answer is not None and answer.startswith(b"HTTP/1.1 431"), answer
+        for sock in [*trickling, *idle, huge]:
+            sock.close()
+        # Nothing else was harmed: a normal request, and a large upload whose body follows its headers.
+        assert httpx.get(f"{url}/api/model", timeout=10).status_code == 200
+        body = httpx.post(f"{url}/api/predict", headers=CLIENT, timeout=60,
+                          files=[("cover", ("big.png", _noise_png(700, 700), "image/png"))], data={"title": TITLE})
+        assert body.status_code == 200, body.text
