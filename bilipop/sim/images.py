@@ -184,7 +184,7 @@ def variant(source: bytes, suffix: str) -> tuple[bytes, str]:
         BadSuffix: on a suffix that :func:`parse_suffix` rejects.
     """
     width, height, quality, fmt = parse_suffix(suffix)
-    img = Image.open(io.BytesIO(source))
+    img: Image.Image = Image.open(io.BytesIO(source))
     img.load()
     size = fitted_size(img.width, img.height, width, height)
     if size != img.size:
