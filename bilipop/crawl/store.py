@@ -328,6 +328,6 @@ _ALL_VIDEO_FIELDS = tuple(f.name for f in fields(Video))
 
 
 def _flat(video: Video) -> dict:
-    """``dataclasses.asdict`` for a Video, whose fields are all plain values (asdict's recursive deep copy took a
-    tenth of a crawl's own time)."""
+    """``dataclasses.asdict`` for a Video without its recursive deep copy, which a Video's plain fields do not need
+    and which costs a noticeable share of a crawl's time (benchmarks/README.md, the demo's crawl)."""
     return {name: getattr(video, name) for name in _ALL_VIDEO_FIELDS}
