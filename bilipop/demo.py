@@ -37,21 +37,17 @@ DEMO_DATA = Path("data")
 #: In the demo's dataset folder: the --videos and --seed of the world it holds.
 WORLD_FILE = ".bilipop-demo-world.json"
 
-# The demo's settings, chosen so that the tiny model beats the best constant by at least 0.10 for every seed tried
-# (0-7; with no follower cap, four training seeds on each of worlds 0-3 too) and the whole demo stays under 40 s
-# on two cores (benchmarks/bench_demo.py): the 2026 crawl keeps the Knowledge videos of uploaders on the hot
-# lists (about half of the world's, some 1,600-2,000) and the test part (1/11) holds 150-180, so that its 95 %
-# interval is about +-0.07 wide.
+# The demo's settings: big enough a world that the test part's 95 % interval tells the tiny model from the best
+# constant for every seed, small enough that the whole demo stays under 40 s on two cores (benchmarks/README.md,
+# "How the demo's settings were chosen").
 DEMO_VIDEOS = 3600
 DEMO_EPOCHS = 10
 DEMO_BATCH_SIZE = 64
-#: Tiny models from scratch with batches of 64 learn in few epochs at 3e-3 (1e-3, train's tiny default, needs
-#: about twice the epochs).
+#: Tiny models from scratch with batches of 64 learn in few epochs at 3e-3 (train's tiny default, 1e-3, needs about
+#: twice the epochs).
 DEMO_LR = 3e-3
-#: The demo keeps the hot uploaders' videos under 10 million followers (the filter still drops the few above it and
-#: the uploaders whose followers are unknown: 87 of 1,716 videos for seed 0). The study's 500,000 would leave about
-#: 1,000 videos: a test part of 90, too few to tell the model from a constant for every seed (2 of 16 runs, four
-#: training seeds on four worlds, did not), or, at 5,400 videos, a crawl of 28 s.
+#: Hot uploaders' videos under 10 million followers: the study's 500,000 would leave too few videos to tell the
+#: model from a constant (or need a world whose crawl takes too long).
 DEMO_MAX_FOLLOWERS = 10_000_000
 #: The study's hot-list rule: every uploader the 2026 crawl walks was sighted on a hot list, so it keeps them all.
 DEMO_REQUIRE_HOT = True
@@ -176,13 +172,15 @@ def make_question_inputs(folder: Path, seed: int) -> tuple[list[Path], list[str]
     titles their topic.
     """
     from bilipop.sim.images import TID_HUES, draw_look
-    from bilipop.sim.popularity import BEST_LOOK, BEST_STYLE, WORST_LOOK, WORST_STYLE
+    from bilipop.sim.popularity import BEST_LOOK, BEST_STYLE, WORST_LOOK, WORST_STYLE, CoverLook
     from bilipop.sim.words import make_title
 
-    covers = []
-    for name, look in (("cover.jpg", BEST_LOOK), ("plain.jpg", WORST_LOOK)):
+    def jpeg(look: CoverLook) -> Callable[[Path], None]:
         image = draw_look(look, TID_HUES[201], f"demo-{seed}", (480, 270))
-        covers.append(atomic_write(folder / name, lambda tmp, im=image: im.save(tmp, "JPEG", quality=90)))
+        return lambda tmp: image.save(tmp, "JPEG", quality=90)
+
+    covers = [atomic_write(folder / name, jpeg(look))
+              for name, look in (("cover.jpg", BEST_LOOK), ("plain.jpg", WORST_LOOK))]
     titles = [make_title(random.Random(f"demo-{seed}"), 201, style) for style in (BEST_STYLE, WORST_STYLE)]
     return covers, titles
 
@@ -315,7 +313,7 @@ def run_demo(folder: str | Path, videos: int = DEMO_VIDEOS, epochs: int = DEMO_E
         clear_run(run)
         with _one_thread():
             config = TrainConfig(vit=TINY, bert=TINY, epochs=epochs, batch_size=batch_size, lr=DEMO_LR,
-                                 devices="cpu", seed=seed, cache=True, num_workers=0)
+                                 devices=("cpu",), seed=seed, cache=True, num_workers=0)
             return training.train(config, data=data, out=run, progress=train_progress, on_epoch=on_epoch)
 
     stage("train", fit)

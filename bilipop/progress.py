@@ -47,6 +47,12 @@ class TqdmProgress:
             self.bar = None
 
 
+def callback(progress: ProgressArg) -> Progress | None:
+    """``progress`` inside a ``takes_progress`` function, typed as what it is there: a callback or None (the
+    decorator has already turned True and False into a bar or None)."""
+    return progress if callable(progress) else None
+
+
 def takes_progress(description: str) -> Callable[[F], F]:
     """Let ``progress`` of the decorated function be True (a tqdm bar labelled ``description``) or False (none)
     besides a callback or None; the function itself only ever sees a callback or None."""

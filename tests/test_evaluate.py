@@ -188,6 +188,15 @@ def test_run_folder_missing_a_file(run_copy, name, message):
     assert not (run_copy / "eval").exists()
 
 
+@pytest.mark.parametrize("split", ["valid", "test", "all"])
+def test_a_split_json_without_its_valid_list_is_a_damaged_run(run_copy, split):
+    parts = json.loads((run_copy / "split.json").read_text(encoding="utf-8"))
+    del parts["valid"]
+    (run_copy / "split.json").write_text(json.dumps(parts), encoding="utf-8")
+    _fails([str(run_copy), "--split", split], "lacks the train/valid/test lists")
+    assert not (run_copy / "eval").exists()
+
+
 def test_run_folder_from_another_format_version(run_copy):
     config = json.loads((run_copy / "config.json").read_text(encoding="utf-8"))
     config["format_version"] = 0

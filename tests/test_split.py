@@ -51,8 +51,11 @@ def test_saved_split_is_reused_and_checked(tmp_path):
     assert load_or_make_split(path, bvids, labels, seed=9) == first
     with pytest.raises(InputError, match="not in the table"):
         load_or_make_split(path, bvids[5:], labels[5:], seed=0)
-    # A split.json from before the valid part existed is not silently used for training.
+    # A damaged split.json is refused, never half-used: a part missing, or a valid part to select on that is empty.
     path.write_text(json.dumps({"train": first["train"] + first["valid"], "test": first["test"], "seed": 0}))
+    with pytest.raises(InputError, match="train, valid and test must be lists"):
+        load_or_make_split(path, bvids, labels, seed=0)
+    path.write_text(json.dumps({**first, "train": first["train"] + first["valid"], "valid": []}))
     with pytest.raises(InputError, match="no valid part"):
         load_or_make_split(path, bvids, labels, seed=0)
     overlapping = {**first, "valid": first["valid"] + first["test"][:1]}

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Literal, overload
 
 from bilipop.crawl import wbi
 from bilipop.errors import CrawlError
@@ -140,6 +140,14 @@ def _get(obj: Any, key: str, where: str) -> Any:
     if not isinstance(obj, Mapping):
         raise ApiFormatError(f"{where} should be an object, got {type(obj).__name__}")
     return obj.get(key)
+
+
+@overload
+def as_int(value: Any, where: str, *, default: int | None = None, required: Literal[True]) -> int: ...
+
+
+@overload
+def as_int(value: Any, where: str, *, default: int | None = None, required: bool = False) -> int | None: ...
 
 
 def as_int(value: Any, where: str, *, default: int | None = None, required: bool = False) -> int | None:

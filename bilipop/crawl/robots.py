@@ -60,10 +60,11 @@ class Robots:
         parser = urllib.robotparser.RobotFileParser(origin + "/robots.txt")
         reply = self.fetch(origin)
         # The usual reading of robots.txt answers: 401/403 forbid everything, other 4xx (and 3xx) allow everything.
+        # They are read as the equivalent files, through the parser's public API.
         if reply.status in (401, 403):
-            parser.disallow_all = True
+            parser.parse(["User-agent: *", "Disallow: /"])
         elif reply.status >= 300:
-            parser.allow_all = True
+            parser.parse([])
         else:
             parser.parse(reply.body.decode("utf-8", "replace").splitlines())
         return parser

@@ -1,22 +1,19 @@
-"""The crawl store's tables, and opening a store: refuse what is not a store or too new, migrate an older one.
+"""The crawl store's tables, and opening a store: refuse what is not a store of this schema.
 
-A store from a newer bilipop is refused, never half-read; one from an older one is migrated on opening, with one
-message.
+A store from a newer bilipop is refused, never half-read. One from an older schema is refused too: no release wrote
+one (the schema starts at this version with 0.1.0), so there is nothing to migrate yet.
 """
 
 from __future__ import annotations
 
-import logging
 import sqlite3
 from pathlib import Path
 
-from bilipop.crawl.api import KNOWLEDGE_MAIN, KNOWLEDGE_V2, STAT_FIELDS
+from bilipop.crawl.api import STAT_FIELDS
 from bilipop.errors import InputError
 
-log = logging.getLogger(__name__)
-
-#: Bumped on every change to the tables below; a store from a newer bilipop is refused, never half-read, and one
-#: from an older one is migrated (``_MIGRATIONS``).
+#: Bumped on every change to the tables below, with a migration from the previous version once a release has
+#: written stores of it; a store from a newer bilipop is refused, never half-read.
 SCHEMA_VERSION = 2
 COUNTER_COLUMNS = tuple(STAT_FIELDS.values())
 
@@ -27,7 +24,7 @@ CREATE TABLE IF NOT EXISTS videos (
     pubdate INTEGER, duration INTEGER, owner_mid INTEGER NOT NULL,
     {", ".join(f"{c} INTEGER" for c in COUNTER_COLUMNS)},
     fetched_at INTEGER NOT NULL,
-    status TEXT NOT NULL DEFAULT 'ok',   -- 'ok' (in the dataset), else 'skipped', 'other', 'unverified': kept out
+    status TEXT NOT NULL DEFAULT 'ok',   -- 'ok' (in the dataset), else 'skipped', 'other': kept out
     skip_code INTEGER,
     honors_checked_at INTEGER,
     pid_v2 INTEGER
@@ -62,26 +59,6 @@ CREATE TABLE IF NOT EXISTS facts (
 );
 """
 
-_KNOWLEDGE_SUBS = ", ".join(str(t) for t in KNOWLEDGE_V2)
-
-
-def _migrate_1_to_2(conn: sqlite3.Connection) -> str:
-    """Schema 1 (partition listings) to 2 (hot lists -> uploaders -> videos, v2 ids)."""
-    conn.execute("ALTER TABLE videos ADD COLUMN pid_v2 INTEGER")
-    for column in ("via TEXT", "walk_rank INTEGER", "walk_next INTEGER", "walk_done INTEGER NOT NULL DEFAULT 0",
-                   "uploads INTEGER"):
-        conn.execute(f"ALTER TABLE uploaders ADD COLUMN {column}")
-    conn.execute(f"UPDATE videos SET pid_v2 = {KNOWLEDGE_MAIN} WHERE tid_v2 IN ({_KNOWLEDGE_SUBS})")
-    others = conn.execute("UPDATE videos SET status = 'other' WHERE status = 'ok' AND tid_v2 IS NOT NULL "
-                          "AND pid_v2 IS NULL").rowcount
-    unverified = conn.execute("UPDATE videos SET status = 'unverified' WHERE status = 'ok' AND tid_v2 IS NULL"
-                              ).rowcount
-    return (f"{others:,} stored video(s) are in another section by their v2 ids and left the dataset (kept in the "
-            f"store); {unverified:,} without v2 ids are examined again by the next crawl")
-
-
-_MIGRATIONS = {1: _migrate_1_to_2}
-
 
 def _connect(path: Path) -> sqlite3.Connection:
     try:
@@ -111,24 +88,23 @@ def _version(conn: sqlite3.Connection, path: Path, *, create: bool) -> int | Non
         raise InputError(
             f"{path} was written by a newer bilipop (store schema {version}; this version reads up to "
             f"{SCHEMA_VERSION}); upgrade bilipop (pip install -U bilipop) or crawl into another --data folder")
+    if version < SCHEMA_VERSION:
+        raise InputError(
+            f"{path} was written by a development version of bilipop (store schema {version}; this version reads "
+            f"{SCHEMA_VERSION}); crawl into another --data folder")
     return version
 
 
 def open_store(path: Path, *, create: bool) -> sqlite3.Connection:
-    """Connect, refuse what is not a store or too new, migrate an older one (one message) and create the tables."""
+    """Connect, refuse what is not a store of this schema, and create the tables in an empty file."""
     conn = _connect(path)
     try:
-        version = _version(conn, path, create=create)
+        _version(conn, path, create=create)
         conn.execute("PRAGMA journal_mode = WAL")
         # NORMAL is durable against a killed process in WAL mode; only an OS crash can lose the last commits.
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("BEGIN IMMEDIATE")
         try:
-            notes = []
-            start = version
-            while version is not None and version < SCHEMA_VERSION:
-                notes.append(_MIGRATIONS[version](conn))
-                version += 1
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     conn.execute(statement)
@@ -138,9 +114,6 @@ def open_store(path: Path, *, create: bool) -> sqlite3.Connection:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
-        if notes:
-            log.warning("migrated the crawl store %s from schema %d to %d (the 2026 crawl: v2 partition ids, "
-                        "uploaders' upload lists): %s", path, start, SCHEMA_VERSION, "; ".join(notes))
         return conn
     except sqlite3.DatabaseError as exc:
         conn.close()
@@ -154,7 +127,7 @@ def check_store(path: str | Path) -> None:
     """Refuse an existing file that is not a store this bilipop can write (before any network work).
 
     Raises:
-        InputError: not a bilipop store, or written by a newer schema.
+        InputError: not a bilipop store, or written by another schema.
     """
     conn = _connect(Path(path))
     try:

@@ -96,7 +96,6 @@ class CrawlRun:
         self.client.fetch_buvid()
         self.collect_hot_lists()
         self.store.rank_sighted_uploaders(_now())
-        self.store.requeue_unverified(_now())
         while self._room():
             walked = self.walk_uploaders()
             examined = self.examine_candidates()
@@ -246,7 +245,7 @@ class CrawlRun:
         return self.store.one("SELECT 1 FROM sightings WHERE mid = ? LIMIT 1", (mid,)) is not None
 
     def _via(self, mid: int) -> str | None:
-        return self.store.one("SELECT via FROM uploaders WHERE mid = ?", (mid,))  # type: ignore[return-value]
+        return self.store.one("SELECT via FROM uploaders WHERE mid = ?", (mid,))
 
     def _examine(self, bvid: str, mid: int, walked: set[int], *, nominate: bool) -> None:
         known = self.store.facts(bvid)
@@ -352,7 +351,7 @@ class CrawlRun:
             self._report()
 
     def _download_cover(self, bvid: str, pic: str) -> None:
-        if not api.BVID.fullmatch(bvid):  # a store of an older bilipop may hold one: never a path
+        if not api.BVID.fullmatch(bvid):  # the store file is untrusted input: only a BV id becomes a path
             self.store.save_cover(bvid, False, _now(), error="not a BV id")
             return
         error = ""

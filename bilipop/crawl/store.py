@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import fields
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from bilipop.crawl.api import KNOWLEDGE_MAIN, Video
 from bilipop.crawl.schema import COUNTER_COLUMNS, open_store
@@ -33,10 +33,10 @@ _VIDEO_FIELDS = ("bvid", "aid", "title", "tid", "tid_v2", "pid_v2", "pic", "pubd
                  *COUNTER_COLUMNS)
 
 class Store:
-    """The crawl store of one dataset folder, open for writing (an older schema is migrated on opening).
+    """The crawl store of one dataset folder, open for writing.
 
     Raises:
-        InputError: the file is not a bilipop store, or was written by a newer schema.
+        InputError: the file is not a bilipop store, or was written by another schema.
     """
 
     def __init__(self, path: str | Path) -> None:
@@ -58,7 +58,8 @@ class Store:
             raise
         self.conn.execute("COMMIT")
 
-    def one(self, sql: str, params: Sequence = ()) -> object:
+    def one(self, sql: str, params: Sequence = ()) -> Any:
+        """The first column of the first row (None: no row); typed Any because SQLite's values carry no type."""
         row = self.conn.execute(sql, params).fetchone()
         return row[0] if row else None
 
@@ -170,7 +171,7 @@ class Store:
 
     def followers_of(self, mid: int) -> int | None:
         value = self.one("SELECT followers FROM uploaders WHERE mid = ?", (mid,))
-        return None if value is None else int(value)  # type: ignore[arg-type]
+        return None if value is None else int(value)
 
     def save_examined(self, bvid: str, state: str, now: int, *, video: Video | None = None,
                       followers: int | None = None, honors: Sequence[int] = (), hot_types: Iterable[int] = (),
@@ -206,12 +207,6 @@ class Store:
 
     def walked_mids(self) -> set[int]:
         return {r[0] for r in self.conn.execute("SELECT mid FROM uploaders WHERE via IS NOT NULL")}
-
-    def requeue_unverified(self, now: int) -> None:
-        """Videos of a migrated schema-1 store without v2 ids become candidates to examine again."""
-        with self.transaction():
-            self.conn.execute("INSERT OR IGNORE INTO candidates (bvid, mid, seq, updated_at) SELECT bvid, owner_mid, "
-                              "-rowid, ? FROM videos WHERE status = 'unverified'", (now,))
 
     # -- refresh -----------------------------------------------------------------------------------------------
     def videos_to_refresh(self, after: int, until: int) -> list[tuple[int, str]]:
@@ -296,10 +291,10 @@ def read_store_table(path: str | Path) -> pd.DataFrame:
 
     ``on_hot_list`` is true when the uploader was sighted on any hot list or has a hot-list honour; ``hot_sources``
     names where; ``cover_path`` is ``covers/<bvid>.jpg`` relative to the dataset folder, or empty when the cover is
-    not downloaded. A store of an older schema is migrated first (with one message).
+    not downloaded.
 
     Raises:
-        InputError: not a bilipop store, or written by a newer schema.
+        InputError: not a bilipop store, or written by another schema.
     """
     import pandas as pd
 
@@ -333,6 +328,6 @@ _ALL_VIDEO_FIELDS = tuple(f.name for f in fields(Video))
 
 
 def _flat(video: Video) -> dict:
-    """``dataclasses.asdict`` for a Video, whose fields are all plain values (asdict's recursive deep copy took a
-    tenth of a crawl's own time)."""
+    """``dataclasses.asdict`` for a Video without its recursive deep copy, which a Video's plain fields do not need
+    and which costs a noticeable share of a crawl's time (benchmarks/README.md, the demo's crawl)."""
     return {name: getattr(video, name) for name in _ALL_VIDEO_FIELDS}

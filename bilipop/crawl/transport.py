@@ -109,7 +109,8 @@ def get(session: requests.Session, url: str, *, headers: dict[str, str], deadlin
 def _read(raw: urllib3.response.BaseHTTPResponse, deadline: float, max_bytes: int) -> bytes:
     """The body, decoded, piece by piece as it arrives; the deadline and the cap are checked after each piece."""
     read = getattr(raw, "read1", None) or raw.read  # read1: urllib3 >= 2.2; read waits for a whole piece
-    pieces, size = [], 0
+    pieces: list[bytes] = []
+    size = 0
     while True:
         try:
             piece = read(_PIECE, decode_content=True)

@@ -1,6 +1,6 @@
 """The study's popularity score: a weighted sum of per-metric normalised counters (docs/reference.md, "Formulas").
 
-Beyond the study (issue 13), two independent choices, each defaulting to the study's behaviour:
+Beyond the study, two independent choices, each defaulting to the study's behaviour:
 
 - ``norm``: ``paper`` ``(x - mean) / (max - min)``; ``log`` the same on ``log1p(x)``; ``rank`` the percentile rank
   ``(rank - 1) / (n - 1)`` of each counter (ties share their average rank), in [0, 1] and unmoved by how far an

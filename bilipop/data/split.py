@@ -27,8 +27,8 @@ def _take(n: int, share: float) -> int:
     return min(max(k, 1), n - 1) if n >= 2 else 0
 
 
-def make_split(bvids: Sequence[str], labels: Sequence[int], *, seed: int = 0, test_share: float = TEST_SHARE,
-               valid_share: float = VALID_SHARE) -> dict:
+def make_split(bvids: Sequence[str], labels: Sequence[int] | np.ndarray, *, seed: int = 0,
+               test_share: float = TEST_SHARE, valid_share: float = VALID_SHARE) -> dict:
     """Return ``{"train": [...], "valid": [...], "test": [...], "seed": seed}``, each class split in the same
     proportions: ``test_share`` of it to test, then ``valid_share`` of the rest to valid.
 
@@ -71,18 +71,17 @@ def make_split(bvids: Sequence[str], labels: Sequence[int], *, seed: int = 0, te
 
 
 def read_split(path: Path) -> dict:
-    """The parts saved in ``path``. A split.json of bilipop before the valid part existed has none: it reads as
-    ``"valid": []``.
+    """The parts saved in ``path``.
 
     Raises:
-        InputError: the file is unreadable, lacks the train/test lists, or its parts overlap.
+        InputError: the file is unreadable, lacks one of the train/valid/test lists, or its parts overlap.
     """
     try:
         split = json.loads(Path(path).read_text(encoding="utf-8"))
-        parts = {name: [str(b) for b in split.get(name, [])] for name in PARTS}
-        if not isinstance(split["train"], list) or not isinstance(split["test"], list):
-            raise TypeError("train and test must be lists")
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        if not all(isinstance(split.get(name), list) for name in PARTS):
+            raise TypeError("train, valid and test must be lists")
+        parts = {name: [str(b) for b in split[name]] for name in PARTS}
+    except (OSError, ValueError, TypeError, AttributeError) as exc:
         raise InputError(f"cannot read {path}: {exc}; delete it to make a new split") from exc
     seen: set[str] = set()
     for name in PARTS:
@@ -92,12 +91,12 @@ def read_split(path: Path) -> dict:
     return {**split, **parts}
 
 
-def load_or_make_split(path: Path, bvids: Sequence[str], labels: Sequence[int], *, seed: int = 0) -> dict:
+def load_or_make_split(path: Path, bvids: Sequence[str], labels: Sequence[int] | np.ndarray, *, seed: int = 0) -> dict:
     """Reuse ``path`` when it exists (checking it against the table), else make a split and write it.
 
     Raises:
-        InputError: the saved split names videos that are not in the table, has no valid part (it was written
-            before bilipop held one out), or is unreadable.
+        InputError: the saved split names videos that are not in the table, has an empty valid part (training
+            would select its epoch on nothing), or is unreadable.
     """
     from bilipop.files import atomic_write
 
@@ -105,7 +104,7 @@ def load_or_make_split(path: Path, bvids: Sequence[str], labels: Sequence[int], 
     if path.is_file():
         split = read_split(path)
         if not split["valid"]:
-            raise InputError(f"{path} has no valid part (an older bilipop wrote it); train again into a new --out")
+            raise InputError(f"{path} has no valid part, so no epoch can be selected; train again into a new --out")
         missing = set().union(*(split[name] for name in PARTS)) - set(bvids)
         if missing:
             raise InputError(f"{path} names {len(missing)} video(s) not in the table (e.g. {sorted(missing)[0]}); "

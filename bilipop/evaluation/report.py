@@ -147,13 +147,10 @@ def _table_and_root(recorded: RunConfig, data: Path | None, input: Path | None) 
 
 def _split_bvids(run: Path, split: str) -> list[str]:
     parts = _read_json(run / SPLIT, "the train/valid/test split")
-    if not isinstance(parts, dict) or not {"train", "test"} <= set(parts):
-        raise ModelError(f"{run / SPLIT} lacks the train/test lists; train the run again")
-    if split == "valid" and not parts.get("valid"):
-        raise InputError(f"{run / SPLIT} has no valid part (an older bilipop wrote it); evaluate --split "
-                         "test, or train the run again")
+    if not isinstance(parts, dict) or not all(isinstance(parts.get(name), list) for name in PARTS):
+        raise ModelError(f"{run / SPLIT} lacks the train/valid/test lists; train the run again")
     if split == "all":
-        return [b for name in PARTS for b in parts.get(name, [])]
+        return [b for name in PARTS for b in parts[name]]
     return list(parts[split])
 
 
@@ -264,7 +261,7 @@ def _evaluate_run(run: Path, data, input, split: str, progress, device: str) -> 
                       "balance": list(balance) if isinstance(balance, tuple) else balance, "input": recorded.input}
     report.selection = selection_note(settings.select_on, split)
     floors = baselines(truth, vision=settings.vision, text=settings.text, vit_weight=w)
-    spread = metric_intervals(truth, pred, probs, expected=expected, scores=scores,
+    spread = metric_intervals(truth, pred, probs, expected=expected.tolist(), scores=scores,
                               best_constant=floors["best_constant"]["class"],
                               majority=floors["majority_class"]["class"])
     for name, cis in spread["floors"].items():

@@ -55,9 +55,9 @@ HALF_S, SLOW_S, SLOW_POWER = 1.5 * 86400.0, 60 * 86400.0, 0.15
 
 #: The share of the variance of log E[views] explained by each part over a world's videos (the README quotes
 #: these; ``explained_shares`` measures them, within a few points for a world of a few thousand videos). Cover and
-#: title explain about three quarters: a model that sees them can reach about the study's 62 % ordinal accuracy
-#: from the two thousand videos the demo crawls (with 57 %, the tiny models stayed near 53 %, too close to the
-#: best constant's 40 % for every seed).
+#: title explain about three quarters, so that a model that sees them can reach about the study's 62 % ordinal
+#: accuracy from the two thousand videos the demo crawls (benchmarks/README.md, "How the demo's settings were
+#: chosen").
 STATED_SHARES = {"cover": 0.46, "title": 0.27, "uploader": 0.09, "age": 0.12, "luck": 0.06}
 
 # Median ratio to views and log-normal sigma fitted to the documented 90th percentile, per counter.

@@ -142,7 +142,7 @@ class World:
         for v in self.videos:
             if hidden.random() < invisible:
                 v.code = hidden.choice(INVISIBLE_CODES)
-        self.uploads = {mid: [] for mid in self.uploaders}
+        self.uploads: dict[int, list[Video]] = {mid: [] for mid in self.uploaders}
         for v in sorted(self.videos, key=lambda v: (-v.pubdate, -v.aid)):
             self.uploads[v.owner_mid].append(v)
         self._by_sub: dict[int, list[Video]] = {}

@@ -123,37 +123,39 @@ class CoverCache:
             np.lib.format.open_memmap(self.pixels_path, mode="w+", dtype=np.uint8, shape=(self.n, size, size, 3))
             np.lib.format.open_memmap(self.done_path, mode="w+", dtype=np.uint8, shape=(self.n,))
             key_path.write_text(json.dumps(key), encoding="utf-8")
-        self._pixels = self._done = None
+        self._pixels: np.memmap | None = None
+        self._done: np.memmap | None = None
 
-    def _open(self) -> None:
-        # Opened lazily so that each loader worker maps the file itself after the fork.
-        self._pixels = np.load(self.pixels_path, mmap_mode="r+")
-        self._done = np.load(self.done_path, mmap_mode="r+")
+    def _maps(self) -> tuple[np.memmap, np.memmap]:
+        """The pixels and the done flags, mapped on first use so that each loader worker maps the file itself
+        after the fork."""
+        if self._pixels is None or self._done is None:
+            self._pixels = np.load(self.pixels_path, mmap_mode="r+")
+            self._done = np.load(self.done_path, mmap_mode="r+")
+        return self._pixels, self._done
 
     def get(self, i: int, decode: Callable[[], np.ndarray]) -> np.ndarray:
         """Row ``i``'s resized cover, decoded with ``decode()`` and stored the first time it is asked for."""
-        if self._pixels is None:
-            self._open()
-        if self._done[i]:
-            return np.array(self._pixels[i])
+        pixels_map, done = self._maps()
+        if done[i]:
+            return np.array(pixels_map[i])
         pixels = decode()
-        self._pixels[i] = pixels
-        self._done[i] = 1  # written after the pixels: a reader never sees a half-filled row as done
+        pixels_map[i] = pixels
+        done[i] = 1  # written after the pixels: a reader never sees a half-filled row as done
         return pixels
 
     def fill(self, bvids: Sequence[str]) -> int:
         """Decode every cover not yet stored (in threads); returns how many were decoded."""
-        if self._pixels is None:
-            self._open()
-        todo = [i for i in range(self.n) if not self._done[i]]
+        pixels_map, done = self._maps()
+        todo = [i for i in range(self.n) if not done[i]]
 
         def one(i: int) -> None:
             self.get(i, lambda: decode_cover(self.covers[i], self.size, what=f"of video {bvids[i]}"))
 
         with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
             list(pool.map(one, todo))
-        self._pixels.flush()
-        self._done.flush()
+        pixels_map.flush()
+        done.flush()
         log.info("cover cache %s: %d covers decoded, %d already there", self.pixels_path, len(todo),
                  self.n - len(todo))
         return len(todo)
@@ -201,8 +203,8 @@ def make_loader(dataset: Dataset, indices: Sequence[int], *, batch_size: int, sh
         # Titles were tokenized before the fork; without this, tokenizers warns in every worker.
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     subset = Subset(dataset, list(indices))
-    sampler = DistributedSampler(subset, num_replicas=world_size, rank=rank, shuffle=shuffle, seed=seed,
-                                 drop_last=False)
+    sampler: DistributedSampler = DistributedSampler(subset, num_replicas=world_size, rank=rank, shuffle=shuffle,
+                                                     seed=seed, drop_last=False)
     # The loader draws worker seeds from its generator; with the global one, that draw would shift the dropout
     # masks depending on num_workers and on when the workers started (a resumed run starts them later).
     return DataLoader(subset, batch_size=batch_size, sampler=sampler, num_workers=num_workers, drop_last=drop_last,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 from torch import nn
@@ -16,6 +17,8 @@ from torch import nn
 from bilipop.errors import DeviceError
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -99,7 +102,7 @@ def all_sum(values: list[float], world: World) -> list[float]:
     return t.tolist()
 
 
-def broadcast(value: object, world: World) -> object:
+def broadcast(value: T, world: World) -> T:
     """Rank 0's ``value`` on every process (identity for one process)."""
     if not world.distributed:
         return value

@@ -14,12 +14,13 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, cast
 
 import torch
-from torch.utils.data import DataLoader, default_collate
+from torch.utils.data import DataLoader, DistributedSampler, Subset, default_collate
 
 from bilipop.errors import InputError, ModelError
 from bilipop.evaluation.metrics import ordinal_credit
@@ -80,11 +81,15 @@ def fit(setup: Setup, *, state: dict | None = None, progress: Progress | None = 
     module = _place(setup)
     balance = pipeline_balance(module)
     module = distributed.wrap(module, world)
+    if config.lr is None:
+        raise ValueError("Setup.config.lr is None; bilipop.train.trainer resolves the learning rate before fit()")
     optimizer = torch.optim.AdamW(module.parameters(), lr=config.lr)
     if state is not None:
         optimizer.load_state_dict(state["optimizer"])
-    use_scaler = setup.autocast is not None and setup.autocast[1] == torch.float16
-    scaler = torch.amp.GradScaler(setup.autocast[0] if use_scaler else "cuda", enabled=use_scaler)
+    # Only fp16 needs loss scaling (bf16 has fp32's range); a disabled scaler passes everything through.
+    fp16_device = setup.autocast[0] if setup.autocast is not None and setup.autocast[1] == torch.float16 else None
+    use_scaler = fp16_device is not None
+    scaler = torch.amp.GradScaler(fp16_device or "cuda", enabled=use_scaler)
     if state is not None and use_scaler and state.get("scaler"):
         scaler.load_state_dict(state["scaler"])
     if world.main:
@@ -95,7 +100,7 @@ def fit(setup: Setup, *, state: dict | None = None, progress: Progress | None = 
         started = time.perf_counter()
         torch.manual_seed(config.seed * 1_000_003 + epoch)
         model.set_noise_seed(config.seed * 1_000_003 + epoch)
-        setup.train_loader.sampler.set_epoch(epoch)
+        cast(DistributedSampler, setup.train_loader.sampler).set_epoch(epoch)  # make_loader's sampler
         module.train()
         sums = [0.0, 0.0, 0.0]  # loss * rows, ordinal score, rows
         skipped = in_a_row = 0
@@ -116,8 +121,8 @@ def fit(setup: Setup, *, state: dict | None = None, progress: Progress | None = 
                 progress((epoch - 1) * steps + step, config.epochs * steps)
         train_loss, train_acc = _means(distributed.all_sum(sums, world))
         valid_loss, valid_acc, valid_ci = evaluate(module, setup)
-        row = dict(zip(HISTORY_KEYS, (epoch, train_loss, train_acc, valid_loss, valid_acc,
-                                      round(time.perf_counter() - started, 3)), strict=True))
+        row: dict[str, Any] = dict(zip(HISTORY_KEYS, (epoch, train_loss, train_acc, valid_loss, valid_acc,
+                                                  round(time.perf_counter() - started, 3)), strict=True))
         row["valid_ordinal_accuracy_ci"] = valid_ci
         if use_scaler:
             row["skipped_steps"] = skipped
@@ -206,12 +211,12 @@ def _place(setup: Setup) -> torch.nn.Module:
     model, devices = setup.model, setup.devices
     if len(devices) == 1:
         return model.to(devices[0])
-    ds = setup.train_loader.dataset
+    ds = cast(Subset, setup.train_loader.dataset)  # make_loader's dataset
     config = setup.config
     chunks = config.chunks or 1
     sample_batch = default_collate([ds[i] for i in range(min(len(ds), chunks * 2))])
     sample = _inputs(model, setup, sample_batch, torch.device("cpu"))
-    balance = config.given_balance
+    balance: Sequence[int] | None = config.given_balance
     if balance is None and config.balance_method == "time":
         # Timings differ from process to process; every process must cut the model the same way.
         balance = distributed.broadcast(time_balance(model, devices, sample), setup.world)

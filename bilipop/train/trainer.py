@@ -14,7 +14,7 @@ from bilipop.data.schema import DEFAULT_DATA_DIR, LABEL_NAMES, NUM_CLASSES, STAG
 from bilipop.errors import InputError, OutputError
 from bilipop.files import WRITE_ERRNOS, missing_parents
 from bilipop.layout import CHECKPOINT, CONFIG, COVER_CACHE, SPLIT, TOKENIZER
-from bilipop.progress import Progress, ProgressArg, takes_progress
+from bilipop.progress import Progress, ProgressArg, callback, takes_progress
 from bilipop.train_config import DEFAULT_LR, MAX_TOKENS, TINY_LR, TrainConfig, run_name
 
 log = logging.getLogger(__name__)
@@ -81,6 +81,7 @@ def train(config: TrainConfig, *, data: str | Path = DEFAULT_DATA_DIR, input: st
 
     if not isinstance(config, TrainConfig):
         raise InputError(f"train() takes a TrainConfig as its first argument, got {type(config).__name__}")
+    report = callback(progress)
     weights = list(config.vit_weight)
     data, out = Path(data).resolve(), Path(out)
     table_path = (Path(input) if input is not None else data / STAGE_INPUTS["train"]).resolve()
@@ -123,11 +124,11 @@ def train(config: TrainConfig, *, data: str | Path = DEFAULT_DATA_DIR, input: st
     from bilipop.train.dataset import load_examples
 
     examples = load_examples(table_path, data, covers=any(w > 0 for w in weights),
-                             titles=any(w < 1 for w in weights), progress=progress if world.main else None)
+                             titles=any(w < 1 for w in weights), progress=report if world.main else None)
     shared = _Shared(out=out, data=data, table_path=table_path, examples=examples,
                      split=make_split(examples.bvids, examples.labels, seed=config.seed), world=world, devices=devs,
                      autocast=autocast, local_batch=local_batch, chunks=n_chunks,
-                     precision=config.precision or precision_name(autocast), resume=resume, progress=progress,
+                     precision=config.precision or precision_name(autocast), resume=resume, progress=report,
                      on_epoch=on_epoch)
     distributed.init(world, devs)
     try:
