@@ -19,6 +19,7 @@ from bilipop.evaluation.plots import confusion_png, curves_png
 from bilipop.evaluation.report import evaluate
 from bilipop.models.run import load_run
 from bilipop.prediction.predict import predict_pairs
+from bilipop.stats.credit import expected_class
 
 runner = CliRunner()
 JSON_KEYS = {"run", "split", "n", "setting", "selection", "ordinal_accuracy", "accuracy", "within1_accuracy",
@@ -52,7 +53,7 @@ def test_report_matches_the_models_predictions(tiny_run, run_copy):
     assert report.metrics.n == len(split["test"])
     assert report.metrics.ordinal_accuracy == pytest.approx(m.ordinal_accuracy(truth, probs.argmax(1)))
     assert report.metrics.confusion == m.confusion_matrix(truth, probs.argmax(1))
-    rho = m.spearman(m.expected_class(probs), table["score"].tolist())
+    rho = m.spearman(expected_class(probs), table["score"].tolist())
     assert report.metrics.spearman == pytest.approx(rho)
     floors = report.baselines
     assert floors.majority_class.ordinal_accuracy <= floors.best_constant.ordinal_accuracy

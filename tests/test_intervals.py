@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bilipop.evaluation.bootstrap import interval, resample_indices
 from bilipop.evaluation.calibration import expected_calibration_error, reliability
 from bilipop.evaluation.intervals import metric_intervals, paired_difference
 from bilipop.evaluation.metrics import all_metrics
 from bilipop.evaluation.plots import calibration_png
+from bilipop.stats.bootstrap import interval, resample_indices
 
 
 def _predictions(n: int, seed: int = 0, right: float = 0.6):

@@ -21,22 +21,6 @@ def test_ordinal_accuracy_gives_half_credit_to_adjacent_classes_only():
     assert m.ordinal_accuracy([3], [3]) == 1.0
 
 
-def test_training_history_uses_the_same_ordinal_credit():
-    # The training loop scores torch tensors with the very function evaluate uses on numpy arrays.
-    import torch
-
-    from bilipop.models.ordinal import predicted
-    from bilipop.train.loop import _accumulate
-
-    gaps = [0, 1, 2, 3, 4]
-    assert m.ordinal_credit(torch.tensor(gaps)).tolist() == m.ordinal_credit(np.array(gaps)).tolist()
-    assert m.ordinal_credit(np.array(gaps)).tolist() == [1.0, 0.5, 0.0, 0.0, 0.0]
-    logits = torch.nn.functional.one_hot(torch.tensor([0, 2, 4, 3, 0]), 5).float()  # argmax: the predictions
-    sums = [0.0, 0.0, 0.0]
-    _accumulate(sums, torch.tensor(1.0), predicted(logits), torch.tensor([0, 1, 2, 3, 4]))
-    assert sums[1] / sums[2] == m.ordinal_accuracy([0, 1, 2, 3, 4], [0, 2, 4, 3, 0]) == 0.5
-
-
 def test_ordinal_accuracy_rejects_bad_labels():
     with pytest.raises(InputError, match="outside 0..4"):
         m.ordinal_accuracy([0, 5], [0, 1])
@@ -110,11 +94,6 @@ def test_per_class_precision_recall_f1_support():
     assert (scores[1].recall, scores[1].support) == (1.0, 2)
     assert scores[1].f1 == pytest.approx(0.8)
     assert (scores[2].precision, scores[2].recall, scores[2].f1, scores[2].support) == (0.0, 0.0, 0.0, 0)
-
-
-def test_expected_class():
-    p = np.array([[1, 0, 0, 0, 0], [0, 0, 0.5, 0, 0.5], [0.2] * 5])
-    assert m.expected_class(p).tolist() == pytest.approx([0.0, 3.0, 2.0])
 
 
 def test_all_metrics_keys_and_spearman_only_with_scores():

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from bilipop.data.schema import LABEL_NAMES, STAGE_INPUTS, require_columns
 from bilipop.errors import InputError, ModelError
 from bilipop.evaluation.baselines import baselines
-from bilipop.evaluation.metrics import all_metrics, expected_class
+from bilipop.evaluation.metrics import all_metrics
 from bilipop.evaluation.results import (
     Bootstrap,
     ClassRow,
@@ -33,6 +33,7 @@ from bilipop.evaluation.results import (
 from bilipop.files import atomic_write
 from bilipop.layout import EVAL_DIR, HISTORY, METRICS, SPLIT, SWEEP
 from bilipop.progress import ProgressArg, takes_progress
+from bilipop.stats.credit import expected_class
 
 if TYPE_CHECKING:
     from bilipop.models.run import RunConfig
