@@ -131,6 +131,19 @@ def test_missing_rows_are_a_warning_not_an_error(tiny_run, run_copy, tmp_path):
     assert any("not in" in w for w in report.warnings)
 
 
+
+@pytest.mark.parametrize("label", [7, None])
+def test_a_bad_label_is_refused_as_training_refuses_it(tiny_run, run_copy, tmp_path, label):
+    # evaluate and train read the labeled table with the same checks (bilipop.data.io.read_labeled)
+    split = json.loads((run_copy / "split.json").read_text(encoding="utf-8"))
+    table = pd.read_parquet(tiny_run["table"])
+    table["label"] = table["label"].astype("object")
+    table.loc[table["bvid"] == split["test"][0], "label"] = label
+    damaged = tmp_path / "damaged.parquet"
+    table.to_parquet(damaged)
+    with pytest.raises(InputError, match=rf"label of .* 0\.\.4 \(bvid {split['test'][0]} has"):
+        evaluate(run_copy, input=damaged, data=tiny_run["data"])
+
 def test_sweep_folder_gives_the_table1_comparison(tiny_run, tmp_path):
     sweep = tmp_path / "sweep"
     for name in ("w0.75", "w1.0"):

@@ -70,6 +70,12 @@ DEFAULT_WEIGHTS: tuple[float, ...] = (0.75, 0.1, 0.1, 0.05, 0.0)
 DEFAULT_THRESHOLDS: tuple[float, ...] = (0.00025, 0.0015, 0.005, 0.02)
 
 
+
+def blank_title(title: object) -> bool:
+    """True when a title cannot stand for a video: missing (None, NaN), not text, or only whitespace."""
+    return not isinstance(title, str) or not title.strip()
+
+
 def row_name(df, row: int, *, unnamed: str = "table row") -> str:
     """How messages name row ``row`` (0-based) of a table: by its bvid when the table has one, else by number."""
     return f"bvid {df['bvid'].iloc[row]}" if "bvid" in df.columns else f"{unnamed} {row + 1}"

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bilipop.data.schema import LABEL_NAMES, STAGE_INPUTS, require_columns
+from bilipop.data.schema import LABEL_NAMES, STAGE_INPUTS
 from bilipop.errors import InputError, ModelError
 from bilipop.evaluation.baselines import baselines
 from bilipop.evaluation.metrics import all_metrics
@@ -217,7 +217,7 @@ def _evaluate_sweep(run: Path, data, input, split: str, progress, device: str) -
 def _evaluate_run(run: Path, data, input, split: str, progress, device: str) -> EvaluationReport:
     import numpy as np
 
-    from bilipop.data.io import read_table
+    from bilipop.data.io import read_labeled
     from bilipop.evaluation.calibration import expected_calibration_error, reliability
     from bilipop.evaluation.intervals import metric_intervals
     from bilipop.evaluation.plots import calibration_png, confusion_png, curves_png
@@ -228,12 +228,10 @@ def _evaluate_run(run: Path, data, input, split: str, progress, device: str) -> 
     loaded = load_run(run, device=device)
     recorded, settings = loaded.run_config, loaded.settings
     table_path, root = _table_and_root(recorded, Path(data) if data else None, Path(input) if input else None)
-    table = read_table(table_path)
     # As in training: a cover-only run (w = 1) needs no titles, a title-only run (w = 0) no covers.
     w = loaded.vit_weight
-    needed = ["bvid", "label"] + (["cover_path"] if w > 0 else []) + (["title"] if w < 1 else [])
-    require_columns(table.columns, needed, what=f"the table {table_path}",
-                    hint="evaluate needs a labeled table (bilipop label)")
+    table = read_labeled(table_path, columns=(["cover_path"] if w > 0 else []) + (["title"] if w < 1 else []),
+                         command="evaluate")
     wanted = _split_bvids(run, split)
     rows = table[table["bvid"].isin(set(wanted))]
     rows = rows.drop_duplicates("bvid")
@@ -244,8 +242,6 @@ def _evaluate_run(run: Path, data, input, split: str, progress, device: str) -> 
     if len(rows) < len(wanted):
         report.warnings.append(f"{len(wanted) - len(rows)} of the {len(wanted)} {split} videos are not in "
                                f"{table_path}; evaluated the other {len(rows)}")
-    if rows["label"].isna().any():
-        raise InputError(f"column label of {table_path} has missing values; run bilipop label again")
     covers = [str(resolve_cover(p, root, table_path)) for p in rows["cover_path"]] if w > 0 else [""] * len(rows)
     titles = rows["title"].tolist() if w < 1 else [""] * len(rows)
     bvids = rows["bvid"].tolist()
