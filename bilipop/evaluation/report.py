@@ -30,8 +30,8 @@ from bilipop.evaluation.results import (
     SweepRow,
     Verdict,
 )
-from bilipop.files import atomic_write
 from bilipop.layout import EVAL_DIR, HISTORY, METRICS, SPLIT, SWEEP
+from bilipop.models.limits import parse_json
 from bilipop.progress import ProgressArg, takes_progress
 from bilipop.stats.credit import expected_class
 
@@ -118,8 +118,8 @@ def _read_json(path: Path, what: str) -> Any:
         raise ModelError(f"the run folder has no {path.name} ({what}); pass a complete run folder "
                          "written by bilipop train")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        return parse_json(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise ModelError(f"{path} is damaged ({exc}); train the run again") from None
 
 
@@ -132,8 +132,8 @@ def read_history(run: Path) -> list[dict[str, Any]]:
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if line.strip():
             try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
+                rows.append(json.loads(line))  # as the loop's json.dumps wrote it (NaN for a non-finite figure)
+            except (ValueError, RecursionError):
                 raise ModelError(f"{path} line {number} is not JSON; the run folder is damaged") from None
     return rows
 
@@ -195,6 +195,8 @@ def evaluate(run: str | os.PathLike[str], data: str | os.PathLike[str] | None = 
 
 
 def _evaluate_sweep(run: Path, data, input, split: str, progress, device: str) -> EvaluationReport:
+    from bilipop.models.run import write_json
+
     sweep = _read_json(run / SWEEP, "the list of the sweep's runs")
     names = sweep.get("runs") if isinstance(sweep, dict) else None
     if not names:
@@ -209,7 +211,7 @@ def _evaluate_sweep(run: Path, data, input, split: str, progress, device: str) -
                                           row.get("train_ordinal_accuracy"), row.get("valid_ordinal_accuracy"),
                                           row.get("valid_ordinal_accuracy_ci")))
     target = run / EVAL_DIR / split / METRICS
-    _write_json(target, {**report.to_json(), "warnings": report.warnings})
+    write_json(target, {**report.to_json(), "warnings": report.warnings})
     report.files["metrics"] = str(target)
     return report
 
@@ -222,7 +224,7 @@ def _evaluate_run(run: Path, data, input, split: str, progress, device: str) -> 
     from bilipop.evaluation.intervals import metric_intervals
     from bilipop.evaluation.plots import calibration_png, confusion_png, curves_png
     from bilipop.models.preprocess import resolve_cover
-    from bilipop.models.run import load_run
+    from bilipop.models.run import load_run, write_json
     from bilipop.prediction.predict import predict_pairs
 
     loaded = load_run(run, device=device)
@@ -296,10 +298,5 @@ def _evaluate_run(run: Path, data, input, split: str, progress, device: str) -> 
         report.warnings.append(f"{run / HISTORY} is missing or empty; no curves.png drawn")
     target = folder / METRICS
     report.files["metrics"] = str(target)
-    _write_json(target, {**report.to_json(), "table": str(table_path), "warnings": report.warnings})
+    write_json(target, {**report.to_json(), "table": str(table_path), "warnings": report.warnings})
     return report
-
-
-def _write_json(path: Path, data: dict) -> Path:
-    text = json.dumps(data, ensure_ascii=False, indent=2)
-    return atomic_write(path, lambda tmp: tmp.write_text(text + "\n", encoding="utf-8"))
