@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from bilipop.errors import InputError
-from bilipop.layout import COVERS_DIR, DEFAULT_DATA_DIR, STORE_FILE  # noqa: F401  (the dataset folder's names)
+from bilipop.layout import STORE_FILE
 
 #: The five counters of the study, in the order of ``--weights``.
 COUNTERS: tuple[str, ...] = ("views", "likes", "coins", "favorites", "shares")
