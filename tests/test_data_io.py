@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
-from bilipop.data.io import read_labeled
+from bilipop.data.io import read_labeled, read_table, write_table
 from bilipop.errors import InputError
 
 
@@ -37,3 +38,37 @@ def test_read_labeled_names_the_missing_column_and_the_command(tmp_path):
 def test_read_labeled_refuses_a_table_without_rows(tmp_path):
     with pytest.raises(InputError, match="has no rows; train needs labeled videos"):
         read_labeled(_labeled(tmp_path, []), command="train")
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_round_trip_keeps_dtypes_and_text(tmp_path, suffix):
+    df = pd.DataFrame({
+        "bvid": ["BV1xx411c7mD", "BV1yy411c7mE"],
+        "title": ["量子力学 🚀 入门", "NA"],
+        "owner_name": ["null", "科普君"],
+        "views": [12345678901, 0], "followers": [499_999, 3],
+        "on_hot_list": [True, False],
+        "score": [0.1 + 0.2, -1e-300],
+        "label": [4, 0],
+    })
+    path = write_table(df, tmp_path / f"t{suffix}")
+    back = read_table(path)
+    assert back["title"].tolist() == ["量子力学 🚀 入门", "NA"]
+    assert back["owner_name"].tolist() == ["null", "科普君"]
+    assert back["views"].dtype == np.int64 and back["views"].tolist() == [12345678901, 0]
+    assert back["on_hot_list"].tolist() == [True, False]
+    assert back["score"].tolist() == [0.1 + 0.2, -1e-300]  # exact, not approximately
+    assert back["label"].dtype == np.int64
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp files left
+
+
+def test_failed_write_leaves_nothing(tmp_path):
+    class Boom(pd.DataFrame):
+        def to_csv(self, *a, **k):
+            with open(a[0], "w") as fh:
+                fh.write("partial")
+            raise OSError("disk full")
+
+    with pytest.raises(InputError, match="cannot write .*out.csv: disk full"):
+        write_table(Boom({"a": [1]}), tmp_path / "out.csv")
+    assert list(tmp_path.iterdir()) == []

@@ -15,7 +15,6 @@ from typer.testing import CliRunner
 from bilipop.cli import app
 from bilipop.errors import InputError
 from bilipop.evaluation import metrics as m
-from bilipop.evaluation.plots import confusion_png, curves_png
 from bilipop.evaluation.report import evaluate
 from bilipop.models.run import load_run
 from bilipop.prediction.predict import predict_pairs
@@ -131,7 +130,6 @@ def test_missing_rows_are_a_warning_not_an_error(tiny_run, run_copy, tmp_path):
     assert any("not in" in w for w in report.warnings)
 
 
-
 @pytest.mark.parametrize("label", [7, None])
 def test_a_bad_label_is_refused_as_training_refuses_it(tiny_run, run_copy, tmp_path, label):
     # evaluate and train read the labeled table with the same checks (bilipop.data.io.read_labeled)
@@ -143,6 +141,7 @@ def test_a_bad_label_is_refused_as_training_refuses_it(tiny_run, run_copy, tmp_p
     table.to_parquet(damaged)
     with pytest.raises(InputError, match=rf"label of .* 0\.\.4 \(bvid {split['test'][0]} has"):
         evaluate(run_copy, input=damaged, data=tiny_run["data"])
+
 
 def test_sweep_folder_gives_the_table1_comparison(tiny_run, tmp_path):
     sweep = tmp_path / "sweep"
@@ -166,20 +165,6 @@ def test_sweep_folder_gives_the_table1_comparison(tiny_run, tmp_path):
     assert (sweep / "w1.0" / "eval" / "test" / "confusion.png").is_file()
     table = runner.invoke(app, ["evaluate", str(sweep)])
     assert table.exit_code == 0 and "Table 1" in table.stdout and "w0.75" in table.stdout
-
-
-def test_plots_directly():
-    with pytest.raises(InputError, match="5x5"):
-        confusion_png([[1, 2], [3, 4]], ["a", "b", "c", "d", "e"], Path("never.png"))
-    with pytest.raises(InputError, match="no epochs"):
-        curves_png([], Path("never.png"))
-    assert not Path("never.png").exists()
-
-
-def test_curves_tolerate_a_missing_valid_figure(tmp_path):
-    history = [{"epoch": e, "train_loss": 1.5 / e, "train_ordinal_accuracy": 0.4 + e / 20,
-                "valid_loss": None, "valid_ordinal_accuracy": None} for e in range(1, 4)]
-    _visible_png(curves_png(history, tmp_path / "c.png"), (800, 300))
 
 
 # ----------------------------------------------------------------------------------------------------------
