@@ -6,7 +6,7 @@ plain single-device step; the idle (bubble) fraction is (K - 1) / (M + K - 1).
 Finding: torchgpipe 0.0.7 binds one worker thread per *distinct* device (``worker.spawn_workers``), so every
 "cpu" partition shares one thread and CPU partitions never overlap. On CPU devices the measured column is therefore
 the cost of micro-batching (smaller kernels, scheduling, copies), not a pipeline speedup; the bubble model applies
-to distinct GPUs. CPU devices exist to test the pipeline's correctness (tests/test_pipeline.py).
+to distinct GPUs. CPU devices exist to test the pipeline's correctness (tests/test_train_pipeline.py).
 
 To reproduce: ``python benchmarks/bench_train_gpipe.py [--batch 48 --steps 5]``.
 """

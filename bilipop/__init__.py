@@ -14,8 +14,7 @@ torch, transformers, pandas or HTTP stack until a function that needs them is to
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from bilipop.lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -47,15 +46,4 @@ _SUBPACKAGES = ("crawl", "train")
 __all__ = ["__version__", *_API, *_SUBPACKAGES]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _SUBPACKAGES:
-        return importlib.import_module(f"bilipop.{name}")
-    if name in _API:
-        value = getattr(importlib.import_module(_API[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'bilipop' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(globals(), _API, subpackages=_SUBPACKAGES)

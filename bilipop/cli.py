@@ -19,6 +19,7 @@ from rich.console import Console
 from typer.core import TyperGroup
 
 from bilipop import __version__, views
+from bilipop.crawl.api import DEFAULT_API_BASE
 from bilipop.data.schema import DEFAULT_MAX_FOLLOWERS, DEFAULT_THRESHOLDS, DEFAULT_WEIGHTS
 from bilipop.demo import DEMO_EPOCHS, DEMO_VIDEOS
 from bilipop.errors import BilipopError, InputError
@@ -319,7 +320,7 @@ def crawl_cmd(
     ] = 1.0,
     api_base: Annotated[
         str, typer.Option(help="The API origin; give a local `python -m bilipop.sim` address to crawl a stand-in.")
-    ] = "https://api.bilibili.com",
+    ] = DEFAULT_API_BASE,
     ignore_robots: Annotated[
         bool, typer.Option("--ignore-robots", help="Fetch what robots.txt disallows. Only with the right to crawl "
                                                     "the site anyway (your own server, written permission).")

@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bilipop.data.schema import DEFAULT_WEIGHTS, STORE_FILE
+from bilipop.data.schema import DEFAULT_WEIGHTS
 from bilipop.errors import InputError, OutputError
 from bilipop.files import atomic_write
-from bilipop.layout import CHECKPOINT, CONFIG
+from bilipop.layout import CHECKPOINT, CONFIG, STORE_FILE
 from bilipop.train_config import TINY, TrainConfig
 
 if TYPE_CHECKING:

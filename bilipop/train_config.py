@@ -27,6 +27,8 @@ DEFAULT_LR = 5e-5
 TINY_LR = 1e-3
 DEFAULT_CHECKPOINT = "except_last"
 DEFAULT_DROPOUT = 0.1
+#: 5-way cross-entropy, as the study; "corn" is the rank-consistent ordinal loss (LOSSES).
+DEFAULT_LOSS = "ce"
 #: The name of the small randomly initialised encoders that train on a CPU in seconds.
 TINY = "tiny"
 #: Title tokens kept (longer titles are truncated).
@@ -75,7 +77,7 @@ class TrainConfig:
     num_workers: int | None = None
     select_on: str = field(default="valid", metadata=_SAME_ON_RESUME)
     vit_heads: int | None = None
-    loss: str = field(default="ce", metadata=_SAME_ON_RESUME)
+    loss: str = field(default=DEFAULT_LOSS, metadata=_SAME_ON_RESUME)
     class_weights: str = field(default="none", metadata=_SAME_ON_RESUME)
     #: Dropout of the encoders (0 makes runs comparable step by step, e.g. in tests); not a flag.
     dropout: float = DEFAULT_DROPOUT

@@ -6,6 +6,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import requests
+
+from bilipop.crawl import wbi
+from bilipop.sim import SimServer
 
 
 @contextmanager
@@ -66,3 +70,43 @@ def _hostile_eps(marker: Path) -> bytes:
 def hostile_eps():
     """``hostile_eps(marker)``: the bytes of an EPS "cover" whose PostScript writes the file ``marker``."""
     return _hostile_eps
+
+
+# -- the simulated site, for the tests of bilipop.sim ---------------------------------------------------------------
+class SimClient:
+    """The minimum a crawler does against bilipop.sim: fetch the WBI keys from nav, then sign every request."""
+
+    def __init__(self, sim: SimServer) -> None:
+        self.base = sim.base_url
+        self.http = requests.Session()
+        self.refresh_keys()
+
+    def refresh_keys(self) -> None:
+        img = self.http.get(self.base + "/x/web-interface/nav", timeout=5).json()["data"]["wbi_img"]
+        self.mixin = wbi.mixin_key(wbi.key_from_url(img["img_url"]), wbi.key_from_url(img["sub_url"]))
+
+    def get(self, path: str, headers: dict | None = None, **params: object) -> requests.Response:
+        return self.http.get(self.base + path, params=wbi.sign(params, self.mixin), timeout=5, headers=headers)
+
+    def api(self, path: str, headers: dict | None = None, **params: object) -> dict:
+        return self.get(path, headers=headers, **params).json()
+
+
+
+@pytest.fixture(scope="module")
+def sim():
+    """A simulated Bilibili of 200 videos (seed 7), one per test module."""
+    with SimServer(videos=200, seed=7) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def client(sim) -> SimClient:
+    """A signing client of the module's ``sim``."""
+    return SimClient(sim)
+
+
+@pytest.fixture
+def sim_client() -> type[SimClient]:
+    """``SimClient`` itself, for a test that signs its requests to a server of its own."""
+    return SimClient

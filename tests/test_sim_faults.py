@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import io
+import json
 import random
 import time
 
 import pytest
 import requests
+from PIL import Image
 
 from bilipop.crawl import wbi
 from bilipop.crawl.wbi import anti_bot_fields
 from bilipop.errors import InputError
-from bilipop.sim import FaultConfig, SimServer
+from bilipop.sim import FaultConfig, SimServer, World
 from bilipop.sim.__main__ import _parser, config
 from bilipop.sim.__main__ import main as sim_main
 
@@ -24,6 +27,11 @@ def _get(sim: SimServer, path: str, **params: object) -> requests.Response:
 
 def _signed(sim: SimServer, path: str, **params: object) -> requests.Response:
     return _get(sim, path, **wbi.sign(params, sim.mixin))
+
+
+# -- faults ----------------------------------------------------------------------------------------------------
+def _faulty(**kwargs: float) -> SimServer:
+    return SimServer(videos=30, seed=2, faults=FaultConfig(**kwargs))
 
 
 def test_keys_rotate_on_schedule_and_old_signatures_are_refused():
@@ -110,3 +118,106 @@ def test_the_command_line_switches_the_modes_on(capsys):
         _parser().parse_args(["--mode", "nonsense"])
     assert sim_main(["--key-rotation", "-1"]) == 1
     assert "key_rotation_s must be a positive number" in capsys.readouterr().err
+
+
+def test_drop_closes_the_connection_without_a_reply():
+    with _faulty(drop=1.0) as sim, pytest.raises(requests.ConnectionError):
+        requests.get(sim.base_url + "/x/web-interface/nav", timeout=5)
+
+
+def test_server_error_answers_5xx():
+    with _faulty(server_error=1.0) as sim:
+        codes = {requests.get(sim.base_url + "/x/web-interface/nav", timeout=5).status_code for _ in range(8)}
+    assert codes <= {500, 503} and codes
+
+
+def test_slow_delays_the_reply():
+    with _faulty(slow=1.0) as sim:
+        start = time.monotonic()
+        assert requests.get(sim.base_url + "/x/web-interface/nav", timeout=5).status_code == 200
+        assert time.monotonic() - start >= 0.25
+
+
+def test_json_block_and_malformed_json():
+    with _faulty(json_block=1.0) as sim:
+        reply = requests.get(sim.base_url + "/x/web-interface/nav", timeout=5)
+        assert reply.status_code == 200 and reply.json()["code"] in (-799, -412)
+    with _faulty(malformed_json=1.0) as sim:
+        reply = requests.get(sim.base_url + "/x/web-interface/nav", timeout=5)
+        assert reply.status_code == 200
+        with pytest.raises(json.JSONDecodeError):
+            json.loads(reply.text)
+
+
+def test_the_2026_block_signals_can_be_switched_on():
+    url = "/x/web-interface/nav"
+    with _faulty(voucher=1.0) as sim:
+        body = requests.get(sim.base_url + url, timeout=5).json()
+        assert body["code"] == 0 and set(body["data"]) == {"v_voucher"}
+    with _faulty(risk_control=1.0) as sim:
+        reply = requests.get(sim.base_url + url, timeout=5)
+        assert reply.json()["code"] == -352 and reply.headers["x-bili-gaia-vvoucher"] == reply.json()["data"][
+            "v_voucher"]
+    with _faulty(unauthorized=1.0) as sim:
+        assert requests.get(sim.base_url + url, timeout=5).json()["code"] == -401
+    with SimServer(videos=30, seed=2, faults=FaultConfig(too_many=1.0, retry_after_s=7)) as sim:
+        reply = requests.get(sim.base_url + url, timeout=5)
+        assert reply.status_code == 429 and reply.headers["Retry-After"] == "7"
+
+
+def test_bad_image_is_not_a_readable_image():
+    with _faulty(bad_image=1.0) as sim:
+        pic = next(iter(sim.truth()["videos"].values()))["pic"]
+        for _ in range(4):
+            body = requests.get(pic, timeout=10).content
+            with pytest.raises(OSError):
+                Image.open(io.BytesIO(body)).load()
+
+
+def test_faults_are_drawn_per_request_so_a_retry_can_succeed():
+    with _faulty(json_block=0.5) as sim:
+        codes = [requests.get(sim.base_url + "/x/web-interface/nav", timeout=5).json()["code"] for _ in range(30)]
+    assert -101 in codes and set(codes) & {-799, -412}
+
+
+def test_invisible_videos_answer_62xxx_and_are_not_visible_in_truth(sim_client):
+    with _faulty(invisible=0.3) as sim:
+        client, truth = sim_client(sim), sim.truth()
+        hidden = [r for r in truth["videos"].values() if not r["visible"]]
+        assert 0 < len(hidden) < len(truth["videos"])
+        for row in truth["videos"].values():
+            code = client.api("/x/web-interface/view", bvid=row["bvid"])["code"]
+            assert code == 0 if row["visible"] else code in (62002, 62004, 62012)
+    plain = World(30, 2)  # switching invisibility on changes nothing else
+    assert [v.stat for v in plain.videos] == [v.stat for v in sim.world.videos]
+
+
+def test_fault_all_switches_everything_on():
+    faults = FaultConfig.all(0.1)
+    assert faults.rate_limit_412 and all(getattr(faults, k) == 0.1 for k in (
+        "json_block", "server_error", "slow", "drop", "bad_image", "malformed_json", "invisible", "voucher",
+        "risk_control", "unauthorized", "too_many"))
+
+
+def test_412_above_the_rate_and_not_below():
+    with SimServer(videos=20, seed=1, rate_limit=5.0) as sim:
+        session = requests.Session()
+        url = sim.base_url + "/x/web-interface/nav"
+        below = []
+        for _ in range(6):
+            below.append(session.get(url, timeout=5).status_code)
+            time.sleep(0.4)
+        assert set(below) == {200}
+        above = [session.get(url, timeout=5) for _ in range(15)]
+        blocked = [r for r in above if r.status_code == 412]
+        assert blocked and "出错啦! - bilibili.com" in blocked[0].text
+        assert blocked[0].headers["Content-Type"].startswith("text/html")
+        # Images are not API requests and are never rate limited.
+        pic = next(iter(sim.truth()["videos"].values()))["pic"]
+        assert session.get(pic + "@32w.jpg", timeout=5).status_code == 200
+
+
+@pytest.mark.parametrize("kwargs", [{"drop": 1.5}, {"slow": -0.1}, {"rate_limit_412": 0}])
+def test_fault_config_rejects_bad_values(kwargs):
+    with pytest.raises(InputError, match="must be"):
+        FaultConfig(**kwargs)

@@ -1,12 +1,6 @@
 """Crawling Bilibili's Knowledge section: HTTP client, API parsing, WBI signing and the SQLite store."""
 
-from typing import Any
+from bilipop.lazy import lazy_exports
 
-
-def __getattr__(name: str) -> Any:
-    # ``bilipop.crawl.crawl(...)`` without importing the heavy modules when the package is imported
-    if name == "crawl":
-        from bilipop.crawl.crawler import crawl
-
-        return crawl
-    raise AttributeError(f"module 'bilipop.crawl' has no attribute {name!r}")
+# ``bilipop.crawl.crawl(...)`` without importing the heavy modules when the package is imported
+__getattr__, __dir__ = lazy_exports(globals(), {"crawl": "bilipop.crawl.crawler"})

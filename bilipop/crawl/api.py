@@ -17,6 +17,9 @@ from typing import Any, Literal, overload
 from bilipop.crawl import wbi
 from bilipop.errors import CrawlError
 
+#: The JSON API's origin on the real site: crawl's default ``api_base`` (``--api-base``).
+DEFAULT_API_BASE = "https://api.bilibili.com"
+
 #: The 2025 ("v2") Knowledge main partition and its sub-partitions (docs/reference.md, "Partitions").
 KNOWLEDGE_MAIN = 1010
 KNOWLEDGE_V2: dict[int, str] = {

@@ -21,6 +21,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from bilipop.crawl import api, covers
+from bilipop.crawl.api import DEFAULT_API_BASE
 from bilipop.crawl.failures import Backoff
 from bilipop.crawl.http import HttpClient, cookie_from_env
 from bilipop.crawl.schema import check_store
@@ -31,7 +32,6 @@ from bilipop.layout import COVERS_DIR, STORE_FILE
 
 log = logging.getLogger(__name__)
 
-DEFAULT_API_BASE = "https://api.bilibili.com"
 _LOCK_FILE = ".bilipop-crawl.lock"
 #: Requests per stored Knowledge video beyond the hot lists, covers excluded: what benchmarks/bench_crawl.py
 #: measured on the stand-in (README "Crawling the real site"); the real site's mix of sections decides the truth.

@@ -10,14 +10,14 @@ comes back in ``DataFrame.attrs`` and is written again with the table.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from bilipop.data.metadata import parquet_entries, parquet_records, read_sidecar, records_of, write_sidecar
-from bilipop.data.schema import COLUMNS, STRING_COLUMNS, row_name
+from bilipop.data.schema import COLUMNS, NUM_CLASSES, STRING_COLUMNS, require_columns, row_name
 from bilipop.errors import InputError, OutputError
 from bilipop.files import atomic_write
 
@@ -63,6 +63,30 @@ def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
         raise InputError(f"cannot read {path}: {type(exc).__name__}: {exc}".splitlines()[0]) from exc
     df.attrs = records  # only bilipop's own records: pandas' PANDAS_ATTRS from another writer are not trusted
     return normalise_dtypes(df)
+
+
+
+def read_labeled(path: str | os.PathLike[str], *, columns: Iterable[str] = (), command: str) -> pd.DataFrame:
+    """The labeled table that ``command`` (train, evaluate) reads: ``read_table``'s, checked to hold ``bvid``,
+    ``label`` and ``columns``, at least one row, and only whole classes 0..NUM_CLASSES-1 in ``label`` (then int64).
+
+    Raises:
+        InputError: the file is unreadable, lacks a column, has no rows, or holds a bad label (named by its row).
+    """
+    path = Path(path)
+    table = read_table(path)
+    require_columns(table.columns, ["bvid", "label", *columns], what=f"the labeled table {path}",
+                    hint=f"{command} needs the output of bilipop label")
+    if len(table) == 0:
+        raise InputError(f"the labeled table {path} has no rows; {command} needs labeled videos (bilipop label)")
+    values = pd.to_numeric(table["label"], errors="coerce")
+    bad = values.isna() | ~values.isin(range(NUM_CLASSES))
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        raise InputError(f"column label of {path} must hold integers 0..{NUM_CLASSES - 1} ({row_name(table, row)} "
+                         f"has {table['label'].iloc[row]!r}); run bilipop label again")
+    table["label"] = values.astype("int64")
+    return table
 
 
 def _read_csv(path: Path) -> pd.DataFrame:

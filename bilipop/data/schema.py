@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from bilipop.errors import InputError
-from bilipop.layout import COVERS_DIR, DEFAULT_DATA_DIR, STORE_FILE  # noqa: F401  (the dataset folder's names)
+from bilipop.layout import STORE_FILE
 
 #: The five counters of the study, in the order of ``--weights``.
 COUNTERS: tuple[str, ...] = ("views", "likes", "coins", "favorites", "shares")
@@ -68,6 +68,12 @@ DEFAULT_MAX_FOLLOWERS = 500_000
 #: Weights of COUNTERS, in that order.
 DEFAULT_WEIGHTS: tuple[float, ...] = (0.75, 0.1, 0.1, 0.05, 0.0)
 DEFAULT_THRESHOLDS: tuple[float, ...] = (0.00025, 0.0015, 0.005, 0.02)
+
+
+
+def blank_title(title: object) -> bool:
+    """True when a title cannot stand for a video: missing (None, NaN), not text, or only whitespace."""
+    return not isinstance(title, str) or not title.strip()
 
 
 def row_name(df, row: int, *, unnamed: str = "table row") -> str:

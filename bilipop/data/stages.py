@@ -15,14 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bilipop.data.schema import (
-    DEFAULT_DATA_DIR,
-    DEFAULT_MAX_FOLLOWERS,
-    DEFAULT_THRESHOLDS,
-    DEFAULT_WEIGHTS,
-    STAGE_FILES,
-    STAGE_INPUTS,
-)
+from bilipop.data.schema import DEFAULT_MAX_FOLLOWERS, DEFAULT_THRESHOLDS, DEFAULT_WEIGHTS, STAGE_FILES, STAGE_INPUTS
+from bilipop.layout import DEFAULT_DATA_DIR
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -15,10 +15,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bilipop.data.io import atomic_write
-from bilipop.data.schema import COVERS_DIR, NUM_CLASSES, STAGE_FILES
+from bilipop.data.schema import NUM_CLASSES, STAGE_FILES
 from bilipop.data.scoring import score_videos
 from bilipop.errors import InputError
+from bilipop.files import atomic_write
+from bilipop.layout import COVERS_DIR
 
 SIGNALS = ("both", "cover", "title", "none")
 _BASE58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"

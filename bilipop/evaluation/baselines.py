@@ -18,9 +18,9 @@ from bilipop.evaluation.metrics import (
     check_classes,
     mae,
     ordinal_accuracy,
-    ordinal_credit,
     within1_accuracy,
 )
+from bilipop.stats.credit import ordinal_credit
 
 #: Test ordinal accuracy reported by the study (README, "Reproducing the study's tables"):
 #: (vision, text, vit_weight) -> (epoch, figure).

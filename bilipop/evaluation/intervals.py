@@ -1,5 +1,5 @@
 """Bootstrap intervals of every metric of the evaluation report and of the floors, and the paired comparison of
-the model with the best constant (see ``bilipop.evaluation.bootstrap`` for how resamples are drawn)."""
+the model with the best constant (see ``bilipop.stats.bootstrap`` for how resamples are drawn)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from bilipop.data.schema import NUM_CLASSES
-from bilipop.evaluation.bootstrap import RESAMPLES, SEED, defined_interval, interval, resample_indices
 from bilipop.evaluation.calibration import ece_resampled
-from bilipop.evaluation.metrics import ordinal_credit
+from bilipop.stats.bootstrap import RESAMPLES, SEED, defined_interval, interval, resample_indices
+from bilipop.stats.credit import ordinal_credit
 
 #: The metrics that get an interval, in the report's order.
 SCALAR_METRICS = ("ordinal_accuracy", "accuracy", "within1_accuracy", "mae", "macro_mae", "qwk", "spearman",

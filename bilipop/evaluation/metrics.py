@@ -15,6 +15,7 @@ import numpy as np
 
 from bilipop.data.schema import NUM_CLASSES
 from bilipop.errors import InputError
+from bilipop.stats.credit import ordinal_credit
 
 
 def check_classes(values: Sequence[int] | np.ndarray, what: str, num_classes: int) -> np.ndarray:
@@ -38,16 +39,6 @@ def _pair(y_true, y_pred, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
     if t.size == 0:
         raise InputError("no rows to evaluate; check that the split and the table share bvids")
     return t, p
-
-
-def ordinal_credit(gap):
-    """The study's credit for a class gap ``|pred - true|``: 1 when 0, 0.5 when 1, else 0 (docs/reference.md,
-    "Formulas").
-
-    Elementwise on a numpy array or a torch tensor alike: the one definition that training's history, the
-    evaluation report and the baselines share.
-    """
-    return (gap == 0) * 1.0 + (gap == 1) * 0.5
 
 
 def ordinal_accuracy(y_true, y_pred, num_classes: int = NUM_CLASSES) -> float:
@@ -177,12 +168,6 @@ def per_class(y_true, y_pred, num_classes: int = NUM_CLASSES) -> list[ClassScore
         f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
         scores.append(ClassScores(float(precision), float(recall), float(f1), int(support)))
     return scores
-
-
-def expected_class(probabilities: np.ndarray) -> np.ndarray:
-    """``sum_k k * p_k`` for each row of a (B, K) probability array: a finer ordering than the argmax."""
-    p = np.asarray(probabilities, dtype=np.float64)
-    return p @ np.arange(p.shape[-1], dtype=np.float64)
 
 
 def all_metrics(y_true, y_pred, *, expected: Sequence[float] | None = None,

@@ -15,10 +15,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bilipop.data.schema import LABEL_NAMES, STAGE_INPUTS, require_columns
+from bilipop.data.schema import LABEL_NAMES, STAGE_INPUTS
 from bilipop.errors import InputError, ModelError
 from bilipop.evaluation.baselines import baselines
-from bilipop.evaluation.metrics import all_metrics, expected_class
+from bilipop.evaluation.metrics import all_metrics
 from bilipop.evaluation.results import (
     Bootstrap,
     ClassRow,
@@ -30,9 +30,10 @@ from bilipop.evaluation.results import (
     SweepRow,
     Verdict,
 )
-from bilipop.files import atomic_write
 from bilipop.layout import EVAL_DIR, HISTORY, METRICS, SPLIT, SWEEP
+from bilipop.models.limits import parse_json
 from bilipop.progress import ProgressArg, takes_progress
+from bilipop.stats.credit import expected_class
 
 if TYPE_CHECKING:
     from bilipop.models.run import RunConfig
@@ -117,8 +118,8 @@ def _read_json(path: Path, what: str) -> Any:
         raise ModelError(f"the run folder has no {path.name} ({what}); pass a complete run folder "
                          "written by bilipop train")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        return parse_json(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise ModelError(f"{path} is damaged ({exc}); train the run again") from None
 
 
@@ -131,8 +132,8 @@ def read_history(run: Path) -> list[dict[str, Any]]:
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if line.strip():
             try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
+                rows.append(json.loads(line))  # as the loop's json.dumps wrote it (NaN for a non-finite figure)
+            except (ValueError, RecursionError):
                 raise ModelError(f"{path} line {number} is not JSON; the run folder is damaged") from None
     return rows
 
@@ -191,6 +192,8 @@ def evaluate(run: str | os.PathLike[str], data: str | os.PathLike[str] | None = 
 
 
 def _evaluate_sweep(run: Path, data, input, split: str, progress, device: str) -> EvaluationReport:
+    from bilipop.models.run import write_json
+
     sweep = _read_json(run / SWEEP, "the list of the sweep's runs")
     names = sweep.get("runs") if isinstance(sweep, dict) else None
     if not names:
@@ -205,7 +208,7 @@ def _evaluate_sweep(run: Path, data, input, split: str, progress, device: str) -
                                           row.get("train_ordinal_accuracy"), row.get("valid_ordinal_accuracy"),
                                           row.get("valid_ordinal_accuracy_ci")))
     target = run / EVAL_DIR / split / METRICS
-    _write_json(target, {**report.to_json(), "warnings": report.warnings})
+    write_json(target, {**report.to_json(), "warnings": report.warnings})
     report.files["metrics"] = str(target)
     return report
 
@@ -213,23 +216,21 @@ def _evaluate_sweep(run: Path, data, input, split: str, progress, device: str) -
 def _evaluate_run(run: Path, data, input, split: str, progress, device: str) -> EvaluationReport:
     import numpy as np
 
-    from bilipop.data.io import read_table
+    from bilipop.data.io import read_labeled
     from bilipop.evaluation.calibration import expected_calibration_error, reliability
     from bilipop.evaluation.intervals import metric_intervals
     from bilipop.evaluation.plots import calibration_png, confusion_png, curves_png
     from bilipop.models.preprocess import resolve_cover
-    from bilipop.models.run import load_run
+    from bilipop.models.run import load_run, write_json
     from bilipop.prediction.predict import predict_pairs
 
     loaded = load_run(run, device=device)
     recorded, settings = loaded.run_config, loaded.settings
     table_path, root = _table_and_root(recorded, Path(data) if data else None, Path(input) if input else None)
-    table = read_table(table_path)
     # As in training: a cover-only run (w = 1) needs no titles, a title-only run (w = 0) no covers.
     w = loaded.vit_weight
-    needed = ["bvid", "label"] + (["cover_path"] if w > 0 else []) + (["title"] if w < 1 else [])
-    require_columns(table.columns, needed, what=f"the table {table_path}",
-                    hint="evaluate needs a labeled table (bilipop label)")
+    table = read_labeled(table_path, columns=(["cover_path"] if w > 0 else []) + (["title"] if w < 1 else []),
+                         command="evaluate")
     wanted = _split_bvids(run, split)
     rows = table[table["bvid"].isin(set(wanted))]
     rows = rows.drop_duplicates("bvid")
@@ -240,8 +241,6 @@ def _evaluate_run(run: Path, data, input, split: str, progress, device: str) -> 
     if len(rows) < len(wanted):
         report.warnings.append(f"{len(wanted) - len(rows)} of the {len(wanted)} {split} videos are not in "
                                f"{table_path}; evaluated the other {len(rows)}")
-    if rows["label"].isna().any():
-        raise InputError(f"column label of {table_path} has missing values; run bilipop label again")
     covers = [str(resolve_cover(p, root, table_path)) for p in rows["cover_path"]] if w > 0 else [""] * len(rows)
     titles = rows["title"].tolist() if w < 1 else [""] * len(rows)
     bvids = rows["bvid"].tolist()
@@ -296,10 +295,5 @@ def _evaluate_run(run: Path, data, input, split: str, progress, device: str) -> 
         report.warnings.append(f"{run / HISTORY} is missing or empty; no curves.png drawn")
     target = folder / METRICS
     report.files["metrics"] = str(target)
-    _write_json(target, {**report.to_json(), "table": str(table_path), "warnings": report.warnings})
+    write_json(target, {**report.to_json(), "table": str(table_path), "warnings": report.warnings})
     return report
-
-
-def _write_json(path: Path, data: dict) -> Path:
-    text = json.dumps(data, ensure_ascii=False, indent=2)
-    return atomic_write(path, lambda tmp: tmp.write_text(text + "\n", encoding="utf-8"))

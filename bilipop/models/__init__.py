@@ -5,16 +5,11 @@
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from bilipop.lazy import lazy_exports
 
 _API = {"list_encoders": "bilipop.models.registry", "create_model": "bilipop.models.registry",
         "resolve_weights": "bilipop.models.weights", "load_run": "bilipop.models.run"}
 
 __all__ = list(_API)
 
-
-def __getattr__(name: str) -> Any:
-    if name in _API:
-        return getattr(importlib.import_module(_API[name]), name)
-    raise AttributeError(f"module 'bilipop.models' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(globals(), _API)

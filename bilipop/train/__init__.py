@@ -1,16 +1,7 @@
-"""Training: data loading, the loop, GPipe staging (pipeline.py) and torchrun (distributed.py)."""
+"""Training: data loading, the loop, GPipe staging (pipeline.py) and torchrun (distributed.py). Its settings are
+``bilipop.TrainConfig`` (``bilipop.train_config``)."""
 
-from typing import Any
+from bilipop.lazy import lazy_exports
 
-
-def __getattr__(name: str) -> Any:
-    # ``bilipop.train.train(...)`` without importing the heavy modules when the package is imported
-    if name == "train":
-        from bilipop.train.trainer import train
-
-        return train
-    if name == "TrainConfig":
-        from bilipop.train_config import TrainConfig
-
-        return TrainConfig
-    raise AttributeError(f"module 'bilipop.train' has no attribute {name!r}")
+# ``bilipop.train.train(...)`` without importing the heavy modules when the package is imported
+__getattr__, __dir__ = lazy_exports(globals(), {"train": "bilipop.train.trainer"})

@@ -15,8 +15,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
-from bilipop.data.io import read_table
-from bilipop.data.schema import NUM_CLASSES, require_columns
+from bilipop.data.io import read_labeled
+from bilipop.data.schema import blank_title
 from bilipop.errors import InputError
 from bilipop.models.preprocess import check_cover, decode_cover, resolve_cover, tokenize
 from bilipop.progress import Progress
@@ -43,19 +43,15 @@ def load_examples(table_path: Path, data: Path, *, covers: bool, titles: bool,
         InputError: an unreadable table, a missing column, no rows, a label outside 0..4, an empty title, or a
             missing/truncated/non-image cover (named by bvid and file).
     """
-    table = read_table(table_path)
-    needed = ["bvid", "label"] + (["cover_path"] if covers else []) + (["title"] if titles else [])
-    require_columns(table.columns, needed, what=f"the labeled table {table_path}",
-                    hint="train needs the output of bilipop label")
-    if len(table) == 0:
-        raise InputError(f"the labeled table {table_path} has no rows; nothing to train on")
-    labels = _check_labels(table["label"], table_path)
+    table = read_labeled(table_path, columns=(["cover_path"] if covers else []) + (["title"] if titles else []),
+                         command="train")
+    labels = table["label"].to_numpy(dtype=np.int64)
     bvids = [str(b) for b in table["bvid"]]
     title_list = ["" for _ in bvids]
     if titles:
         title_list = ["" if t is None or t != t else str(t) for t in table["title"]]
         for bvid, title in zip(bvids, title_list, strict=True):
-            if not title.strip():
+            if blank_title(title):
                 raise InputError(f"video {bvid} has an empty title in {table_path}; every video needs a title "
                                  "(remove the row or fill it in)")
     cover_list: list[Path] = []
@@ -63,18 +59,6 @@ def load_examples(table_path: Path, data: Path, *, covers: bool, titles: bool,
         cover_list = [resolve_cover(p, data, table_path) for p in table["cover_path"]]
         _check_covers(bvids, cover_list, progress)
     return Examples(bvids, title_list, cover_list, labels)
-
-
-def _check_labels(column, table_path: Path) -> np.ndarray:
-    import pandas as pd
-
-    values = pd.to_numeric(column, errors="coerce")
-    bad = values.isna() | ~values.isin(range(NUM_CLASSES))
-    if bad.any():
-        row = int(np.flatnonzero(bad.to_numpy())[0])
-        raise InputError(f"column label of {table_path} must hold integers 0..{NUM_CLASSES - 1} (row {row + 2} "
-                         f"has {column.iloc[row]!r}); run bilipop label again")
-    return values.to_numpy(dtype=np.int64)
 
 
 def _check_covers(bvids: Sequence[str], covers: Sequence[Path], progress: Progress | None) -> None:

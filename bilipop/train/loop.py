@@ -23,7 +23,6 @@ import torch
 from torch.utils.data import DataLoader, DistributedSampler, Subset, default_collate
 
 from bilipop.errors import InputError, ModelError
-from bilipop.evaluation.metrics import ordinal_credit
 from bilipop.files import atomic_write
 from bilipop.layout import CHECKPOINT, CONFIG, HISTORY, WEIGHTS
 from bilipop.models.fusion import FusionModel
@@ -31,6 +30,7 @@ from bilipop.models.ordinal import loss_function, predicted
 from bilipop.models.preprocess import to_tensor
 from bilipop.models.run import save_weights, write_json
 from bilipop.progress import Progress
+from bilipop.stats.credit import ordinal_credit
 from bilipop.train import distributed
 from bilipop.train.pipeline import build_pipeline, output_device, pipeline_balance, time_balance
 from bilipop.train_config import TrainConfig
@@ -175,7 +175,7 @@ def _step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler: torch.am
 def evaluate(module: torch.nn.Module, setup: Setup) -> tuple[float, float, list[float]]:
     """Mean (unweighted) loss, ordinal accuracy and its 95 % bootstrap interval on the part the run selects on (valid,
     or test with ``--select-on test``); every process measures all of it."""
-    from bilipop.evaluation.bootstrap import mean_interval
+    from bilipop.stats.bootstrap import mean_interval
 
     module.eval()
     sums = [0.0, 0.0, 0.0]

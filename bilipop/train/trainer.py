@@ -10,10 +10,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from bilipop.data.schema import DEFAULT_DATA_DIR, LABEL_NAMES, NUM_CLASSES, STAGE_INPUTS
+from bilipop.data.schema import LABEL_NAMES, NUM_CLASSES, STAGE_INPUTS
 from bilipop.errors import InputError, OutputError
 from bilipop.files import WRITE_ERRNOS, missing_parents
-from bilipop.layout import CHECKPOINT, CONFIG, COVER_CACHE, SPLIT, TOKENIZER
+from bilipop.layout import CHECKPOINT, CONFIG, COVER_CACHE, DEFAULT_DATA_DIR, SPLIT, TOKENIZER
 from bilipop.progress import Progress, ProgressArg, callback, takes_progress
 from bilipop.train_config import DEFAULT_LR, MAX_TOKENS, TINY_LR, TrainConfig, run_name
 

@@ -15,10 +15,10 @@ from typer.testing import CliRunner
 from bilipop.cli import app
 from bilipop.errors import InputError
 from bilipop.evaluation import metrics as m
-from bilipop.evaluation.plots import confusion_png, curves_png
 from bilipop.evaluation.report import evaluate
 from bilipop.models.run import load_run
 from bilipop.prediction.predict import predict_pairs
+from bilipop.stats.credit import expected_class
 
 runner = CliRunner()
 JSON_KEYS = {"run", "split", "n", "setting", "selection", "ordinal_accuracy", "accuracy", "within1_accuracy",
@@ -52,7 +52,7 @@ def test_report_matches_the_models_predictions(tiny_run, run_copy):
     assert report.metrics.n == len(split["test"])
     assert report.metrics.ordinal_accuracy == pytest.approx(m.ordinal_accuracy(truth, probs.argmax(1)))
     assert report.metrics.confusion == m.confusion_matrix(truth, probs.argmax(1))
-    rho = m.spearman(m.expected_class(probs), table["score"].tolist())
+    rho = m.spearman(expected_class(probs), table["score"].tolist())
     assert report.metrics.spearman == pytest.approx(rho)
     floors = report.baselines
     assert floors.majority_class.ordinal_accuracy <= floors.best_constant.ordinal_accuracy
@@ -130,6 +130,19 @@ def test_missing_rows_are_a_warning_not_an_error(tiny_run, run_copy, tmp_path):
     assert any("not in" in w for w in report.warnings)
 
 
+@pytest.mark.parametrize("label", [7, None])
+def test_a_bad_label_is_refused_as_training_refuses_it(tiny_run, run_copy, tmp_path, label):
+    # evaluate and train read the labeled table with the same checks (bilipop.data.io.read_labeled)
+    split = json.loads((run_copy / "split.json").read_text(encoding="utf-8"))
+    table = pd.read_parquet(tiny_run["table"])
+    table["label"] = table["label"].astype("object")
+    table.loc[table["bvid"] == split["test"][0], "label"] = label
+    damaged = tmp_path / "damaged.parquet"
+    table.to_parquet(damaged)
+    with pytest.raises(InputError, match=rf"label of .* 0\.\.4 \(bvid {split['test'][0]} has"):
+        evaluate(run_copy, input=damaged, data=tiny_run["data"])
+
+
 def test_sweep_folder_gives_the_table1_comparison(tiny_run, tmp_path):
     sweep = tmp_path / "sweep"
     for name in ("w0.75", "w1.0"):
@@ -152,20 +165,6 @@ def test_sweep_folder_gives_the_table1_comparison(tiny_run, tmp_path):
     assert (sweep / "w1.0" / "eval" / "test" / "confusion.png").is_file()
     table = runner.invoke(app, ["evaluate", str(sweep)])
     assert table.exit_code == 0 and "Table 1" in table.stdout and "w0.75" in table.stdout
-
-
-def test_plots_directly():
-    with pytest.raises(InputError, match="5x5"):
-        confusion_png([[1, 2], [3, 4]], ["a", "b", "c", "d", "e"], Path("never.png"))
-    with pytest.raises(InputError, match="no epochs"):
-        curves_png([], Path("never.png"))
-    assert not Path("never.png").exists()
-
-
-def test_curves_tolerate_a_missing_valid_figure(tmp_path):
-    history = [{"epoch": e, "train_loss": 1.5 / e, "train_ordinal_accuracy": 0.4 + e / 20,
-                "valid_loss": None, "valid_ordinal_accuracy": None} for e in range(1, 4)]
-    _visible_png(curves_png(history, tmp_path / "c.png"), (800, 300))
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -1,17 +1,14 @@
-"""Figures with their uncertainty: stratified seeded bootstrap intervals, the comparison with the best constant,
-the expected calibration error and the reliability diagram."""
+"""bilipop.evaluation.intervals: each metric with its bootstrap interval, the comparison with the best
+constant, the paired difference of two runs, and every resample's figures against scikit-learn and SciPy."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from PIL import Image
 
-from bilipop.evaluation.bootstrap import interval, resample_indices
-from bilipop.evaluation.calibration import expected_calibration_error, reliability
 from bilipop.evaluation.intervals import metric_intervals, paired_difference
 from bilipop.evaluation.metrics import all_metrics
-from bilipop.evaluation.plots import calibration_png
+from bilipop.stats.bootstrap import resample_indices
 
 
 def _predictions(n: int, seed: int = 0, right: float = 0.6):
@@ -23,15 +20,6 @@ def _predictions(n: int, seed: int = 0, right: float = 0.6):
     probs = np.full((n, 5), 0.05)
     probs[np.arange(n), pred] = 0.8
     return truth, pred, probs
-
-
-def test_resamples_are_stratified_and_seeded():
-    labels = np.array([0] * 7 + [1] * 3 + [4] * 10)
-    idx = resample_indices(labels, resamples=200, seed=5)
-    assert idx.shape == (200, 20)
-    assert (labels[idx] == labels[None, :]).all()  # every resample keeps each row's class: counts are fixed
-    assert np.array_equal(idx, resample_indices(labels, resamples=200, seed=5))
-    assert not np.array_equal(idx, resample_indices(labels, resamples=200, seed=6))
 
 
 def test_intervals_contain_the_estimate_and_shrink_with_n():
@@ -73,42 +61,6 @@ def test_paired_difference_of_two_runs():
     assert diff["differs"] and diff["ci"][0] > 0
 
 
-def test_interval_is_none_when_a_resample_is_undefined():
-    assert interval(np.array([0.1, np.nan, 0.3])) is None
-
-
-def test_ece_of_a_calibrated_predictor_is_near_zero_and_of_an_overconfident_one_is_not():
-    rng = np.random.default_rng(0)
-    probs = rng.dirichlet(np.ones(5) * 0.7, size=20000)
-    truth = np.array([rng.choice(5, p=p) for p in probs])  # labels drawn from the predicted distributions
-    assert expected_calibration_error(probs, truth) < 0.02
-    sharp = probs ** 4
-    sharp /= sharp.sum(axis=1, keepdims=True)  # the same ranking, overconfident
-    assert expected_calibration_error(sharp, truth) > 0.1
-    bins = reliability(probs, truth)
-    assert len(bins) == 10 and sum(b["n"] for b in bins) == 20000
-    for b in bins:
-        if b["n"] > 500:
-            assert abs(b["accuracy"] - b["confidence"]) < 0.05
-    spread = metric_intervals(truth[:2000], probs[:2000].argmax(1), probs[:2000])
-    lo, hi = spread["ci"]["ece"]
-    assert lo <= expected_calibration_error(probs[:2000], truth[:2000]) <= hi
-
-
-def test_reliability_diagram_is_drawn(tmp_path):
-    rng = np.random.default_rng(1)
-    probs = rng.dirichlet(np.ones(5), size=300)
-    truth = rng.integers(0, 5, 300)
-    path = calibration_png(reliability(probs, truth), tmp_path / "calibration.png", title="t",
-                           ece=expected_calibration_error(probs, truth))
-    with Image.open(path) as img:
-        assert img.format == "PNG" and img.size[0] >= 600
-        colours = img.convert("RGB").getcolors(maxcolors=1 << 16)
-        assert colours is None or len(colours) > 10
-        # the bars are drawn: the light blue of the accuracy bars is there
-        assert any(rgb == (173, 198, 231) for _, rgb in (colours or []))
-
-
 # -- scikit-learn and SciPy as oracles ---------------------------------------------------------------------------
 def _sklearn_ece(probs, truth, bins=10):
     """ECE from scikit-learn's reliability curve (its uniform bins), each bin weighted by its rows."""
@@ -130,15 +82,6 @@ def _continuous(n, seed):
     probs[np.arange(n), truth] += rng.random(n)  # the truth tends to win
     probs /= probs.sum(axis=1, keepdims=True)
     return truth, probs.argmax(axis=1), probs
-
-
-def test_reliability_and_ece_agree_with_scikit_learns_calibration_curve():
-    truth, _, probs = _continuous(500, seed=1)
-    ece, accuracy, confidence = _sklearn_ece(probs, truth)
-    bins = [b for b in reliability(probs, truth) if b["n"]]
-    assert [b["accuracy"] for b in bins] == pytest.approx(accuracy.tolist())
-    assert [b["confidence"] for b in bins] == pytest.approx(confidence.tolist())
-    assert expected_calibration_error(probs, truth) == pytest.approx(ece)
 
 
 def test_every_resamples_figures_agree_with_scikit_learn_and_scipy():

@@ -1,9 +1,8 @@
-"""Bit-for-bit reproducible training on CPU: the same command twice, GPipe over 1, 2 or 3 stages with dropout on,
-a run killed with SIGKILL and resumed, selection on valid or test, and fp16 steps that overflow."""
+"""bilipop.train.trainer, bit for bit on CPU: the same command twice, a run killed with SIGKILL and resumed, a
+saved timed balance reused on resume, selection on valid or test, and one tiny tokenizer in every process."""
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import signal
@@ -17,13 +16,10 @@ import torch
 from safetensors.torch import load_file
 
 from bilipop.data.synthetic import make_labeled_dataset
-from bilipop.models.registry import create_model
-from bilipop.train.pipeline import build_pipeline, layer_costs, partition
 from bilipop.train.trainer import train
 from bilipop.train_config import TrainConfig
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
 TINY = dict(vit="tiny", bert="tiny", batch_size=8, num_workers=0)  # dropout stays at its default, 0.1
 
 
@@ -55,61 +51,6 @@ def test_the_same_command_twice_gives_identical_history_and_weights(data, tmp_pa
     assert config["balance_method"] == "cost" and sum(config["balance"]) == 6
     assert json.loads((tmp_path / "b" / "config.json").read_text())["balance"] == config["balance"]
     assert config["model"]["vision"]["spec"]["dropout_rate"] == 0.1  # with dropout on
-
-
-@pytest.mark.slow  # four trainings; the gradient check below proves the same in one step
-def test_dropout_does_not_depend_on_the_stages_or_the_balance(data, tmp_path):
-    common = dict(epochs=1, chunks=4, **TINY)
-    two = train(TrainConfig(devices="cpu,cpu", **common), data=data, out=tmp_path / "two")
-    three = train(TrainConfig(devices="cpu,cpu,cpu", **common), data=data, out=tmp_path / "three")
-    other_cut = train(TrainConfig(devices="cpu,cpu", balance=[1, 5], **common), data=data, out=tmp_path / "cut")
-    assert _same_weights(tmp_path / "two", tmp_path / "three")
-    assert _same_weights(tmp_path / "two", tmp_path / "cut")
-    assert _strip(two.histories[0]) == _strip(three.histories[0]) == _strip(other_cut.histories[0])
-    # One device trains the whole batch at once: the same masks, the sums in another order (float rounding that
-    # Adam's step, at lr 1e-3, magnifies to ~1e-5).
-    plain = train(TrainConfig(devices="cpu", **{**common, "chunks": None}), data=data, out=tmp_path / "plain")
-    a, b = load_file(str(tmp_path / "plain" / "model.safetensors")), load_file(str(tmp_path / "two" /
-                                                                                   "model.safetensors"))
-    assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-4
-    assert plain.histories[0][0]["train_loss"] == pytest.approx(two.histories[0][0]["train_loss"], abs=1e-5)
-
-
-def test_gpipe_over_one_two_and_three_stages_gives_the_same_gradients_with_dropout():
-    titles = ["物理讲解入门 第1期", "历史其实竟然", "数学看懂了解", "编程一分钟带你", "宇宙科普为什么"] * 2
-    built = create_model(vit="tiny", bert="tiny", vit_weight=0.5, titles=titles, dropout=0.3)
-    g = torch.Generator().manual_seed(0)
-    images = torch.randn(8, 3, 32, 32, generator=g)
-    enc = built.tokenizer(titles[:8], padding=True, return_tensors="pt")
-    labels = torch.randint(0, 5, (8,), generator=g)
-    grads = []
-    for k in (1, 2, 3):
-        model = copy.deepcopy(built.model)
-        model.set_noise_seed(11)
-        inputs = model.pack(images, enc["input_ids"], enc["attention_mask"], torch.arange(40, 48))
-        cut = [1] * (k - 1) + [len(model) - (k - 1)]
-        gpipe = build_pipeline(model, ["cpu"] * k, chunks=4, balance=cut, checkpoint="except_last", sample=inputs)
-        gpipe.train()
-        torch.nn.functional.cross_entropy(gpipe(inputs)[0], labels).backward()
-        grads.append([p.grad.clone() for p in model.parameters()])
-    assert all(torch.equal(a, b) for a, b in zip(grads[0], grads[1], strict=True))
-    assert all(torch.equal(a, b) for a, b in zip(grads[0], grads[2], strict=True))
-    # and dropout really acted: eval mode gives other gradients
-    model = copy.deepcopy(built.model).eval()
-    torch.nn.functional.cross_entropy(model.logits(images, enc["input_ids"], enc["attention_mask"]),
-                                      labels).backward()
-    assert not all(torch.equal(a, p.grad) for a, p in zip(grads[0], model.parameters(), strict=True))
-
-
-def test_cost_balance_is_deterministic_and_puts_costly_layers_apart():
-    built = create_model(vit="tiny", bert="tiny", vit_weight=0.5, titles=["物理 入门", "历史"], dropout=0.1)
-    enc = built.tokenizer(["物理 入门", "历史"], padding=True, return_tensors="pt")
-    sample = built.model.pack(torch.zeros(2, 3, 32, 32), enc["input_ids"], enc["attention_mask"])
-    costs = layer_costs(built.model, sample)
-    assert costs == layer_costs(built.model, sample) and len(costs) == len(built.model) and min(costs) > 0
-    assert partition([1, 10, 10, 10, 10, 1, 1, 1, 1, 2], 2) == [3, 7]
-    assert partition([5] * 6, 3) == [2, 2, 2]
-    assert partition([100, 1, 1, 1], 2) == [1, 3]
 
 
 KILL_SCRIPT = textwrap.dedent("""
@@ -172,7 +113,6 @@ def test_a_saved_timed_balance_is_reused_on_resume(data, tmp_path, monkeypatch):
 
 
 def test_selection_on_valid_by_default_and_on_test_with_the_flag(data, tmp_path):
-    import numpy as np
     import pandas as pd
 
     from bilipop.evaluation.report import evaluate
@@ -199,78 +139,6 @@ def test_selection_on_valid_by_default_and_on_test_with_the_flag(data, tmp_path)
     with pytest.raises(InputError, match="--select-on"):
         train(TrainConfig(epochs=1, select_on="train", **TINY), data=data, out=tmp_path / "bad")
     assert np.isfinite(on_valid.histories[0][0]["valid_loss"])
-
-
-def _fp16_on_cpu(monkeypatch, bad_rows):
-    """Train in fp16 on the CPU (torch's CPU autocast and GradScaler allow it; the CLI keeps fp16 for CUDA), with
-    the loss of any batch holding ``bad_rows[0]`` made infinite and the gradients of any batch holding
-    ``bad_rows[1]`` overflowing."""
-    from bilipop.train import loop, pipeline
-
-    monkeypatch.setattr(pipeline, "autocast_for", lambda precision, devices: ("cpu", torch.float16))
-    original = loop._forward
-
-    def forward(module, setup, batch):
-        logits, labels = original(module, setup, batch)
-        rows = set(batch[4].tolist())
-        if module.training and bad_rows[0] in rows:
-            logits = logits * float("inf")
-        elif module.training and bad_rows[1] in rows:
-            logits.register_hook(lambda g: g * float("inf"))
-        return logits, labels
-
-    monkeypatch.setattr(loop, "_forward", forward)
-
-
-def test_fp16_overflow_skips_the_step_and_the_scaler_state_is_resumed(data, tmp_path, monkeypatch):
-    import pandas as pd
-
-    bvids = pd.read_parquet(data / "labeled.parquet")["bvid"].tolist()
-    probe = train(TrainConfig(epochs=1, **TINY), data=data, out=tmp_path / "probe")
-    train_rows = [bvids.index(b) for b in json.loads((tmp_path / "probe" / "split.json").read_text())["train"]]
-    assert probe.histories[0]
-    _fp16_on_cpu(monkeypatch, (train_rows[0], train_rows[-1]))
-    straight = train(TrainConfig(epochs=2, **TINY), data=data, out=tmp_path / "a")
-    for row in straight.histories[0]:
-        # each epoch: one step with an infinite loss, one whose gradients overflow; both skipped, none fatal
-        assert row["skipped_steps"] == 2 and np.isfinite(row["train_loss"])
-    state = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=True)
-    assert state["scaler"]["scale"] == 65536.0 / 2 ** 4  # halved at each of the four skipped steps
-
-    def stop_in_epoch_two(done, total):
-        if total and done == 9:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        train(TrainConfig(epochs=2, **TINY), data=data, out=tmp_path / "b", progress=stop_in_epoch_two)
-    assert torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)["scaler"]["scale"] == 65536.0 / 4
-    resumed = train(TrainConfig(epochs=2, **TINY), data=data, out=tmp_path / "b", resume=True)
-    assert _strip(resumed.histories[0]) == _strip(straight.histories[0])
-    assert _same_weights(tmp_path / "a", tmp_path / "b")
-    # the resumed run continued from the saved scale (a fresh scaler would end at 65536 / 4)
-    assert torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)["scaler"]["scale"] == 65536.0 / 2 ** 4
-
-
-def test_a_non_finite_loss_stops_fp32_training_before_the_weights_change(data, tmp_path, monkeypatch):
-    from bilipop.errors import ModelError
-    from bilipop.train import loop
-
-    original = loop._forward
-    seen = []
-
-    def forward(module, setup, batch):
-        logits, labels = original(module, setup, batch)
-        if module.training:
-            seen.append(1)
-            if len(seen) == 9:  # in epoch 2: epoch 1's checkpoint is on disk
-                return logits * float("nan"), labels
-        return logits, labels
-
-    monkeypatch.setattr(loop, "_forward", forward)
-    with pytest.raises(ModelError, match="loss became nan at epoch 2"):
-        train(TrainConfig(epochs=2, **TINY), data=data, out=tmp_path / "run")
-    state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
-    assert state["epoch"] == 1 and all(torch.isfinite(v).all() for v in state["model"].values())
 
 
 def test_the_tiny_tokenizer_is_the_same_in_every_process():

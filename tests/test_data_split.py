@@ -1,3 +1,5 @@
+"""bilipop.data.split: three disjoint stratified parts, deterministic, saved and checked when reused."""
+
 import json
 
 import pytest

@@ -1,4 +1,5 @@
-"""Issue 13: popularity that accounts for a video's age, outlier-proof scores and labels, and their bad inputs."""
+"""bilipop.data.scoring: the study's score computed by hand, popularity that accounts for a video's age, and
+their bad inputs (also through the CLI)."""
 
 import math
 
@@ -8,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from bilipop.cli import app
-from bilipop.data.labeling import OUTLIER_SHARE, label_videos
+from bilipop.data.labeling import label_videos
 from bilipop.data.scoring import MIN_AGE_S, age_curve, score_videos
 from bilipop.errors import InputError
 
@@ -105,97 +106,6 @@ def test_age_needs_the_time_columns():
         score_videos(df, age="weekly")
 
 
-# -- --norm rank and the outlier check ---------------------------------------------------------------------------
-def lognormal_table(n=3000, seed=1):
-    rng = np.random.default_rng(seed)
-    views = np.exp(rng.normal(9, 1.5, n)).astype(np.int64)
-    cols = {k: (views * np.exp(rng.normal(math.log(r), 0.5, n))).astype(np.int64)
-            for k, r in (("likes", 0.02), ("coins", 0.003), ("favorites", 0.004), ("shares", 0.001))}
-    return pd.DataFrame({"bvid": [f"BV1{i:09d}" for i in range(n)], "views": views, **cols})
-
-
-@pytest.mark.parametrize("quantiles", [False, True])
-def test_rank_labels_do_not_move_when_one_outlier_is_ten_times_larger(quantiles):
-    df = lognormal_table()
-    top = int(df["views"].idxmax())
-    bigger = df.copy()
-    bigger.loc[top, ["views", "likes", "coins", "favorites", "shares"]] *= 10
-    scored = score_videos(df, norm="rank")
-    assert scored["score"].between(0, 1).all() and scored["s_views"].min() == 0 and scored["s_views"].max() == 1
-    thresholds = (0.2, 0.4, 0.6, 0.8)
-    a = label_videos(scored, quantiles=quantiles, thresholds=thresholds)[0]["label"]
-    b = label_videos(score_videos(bigger, norm="rank"), quantiles=quantiles, thresholds=thresholds)[0]["label"]
-    assert (a == b).all()
-    # the study's normalisation, by contrast, moves many labels
-    paper_a = label_videos(score_videos(df), quantiles=quantiles)[0]["label"]
-    paper_b = label_videos(score_videos(bigger), quantiles=quantiles)[0]["label"]
-    assert (paper_a != paper_b).mean() > (0.01 if quantiles else 0.05)
-
-
-def test_rank_ties_share_their_average_rank():
-    df = pd.DataFrame({"bvid": list("abcd"), "views": [5, 1, 5, 9], "likes": [0] * 4, "coins": [0] * 4,
-                       "favorites": [0] * 4, "shares": [0] * 4})
-    out = score_videos(df, weights=[1, 0, 0, 0, 0], norm="rank")
-    np.testing.assert_allclose(out["s_views"], [0.5, 0.0, 0.5, 1.0])
-    np.testing.assert_allclose(out["s_likes"], [0.0] * 4)
-
-
-def test_label_warns_naming_the_video_that_alone_moves_many_labels():
-    df = lognormal_table()
-    top = int(df["views"].idxmax())
-    df.loc[top, ["views", "likes", "coins", "favorites", "shares"]] *= 10
-    _, report = label_videos(score_videos(df))
-    who, share = report.outlier
-    assert who == f"bvid {df['bvid'][top]}" and share > OUTLIER_SHARE
-    assert any(df["bvid"][top] in w and "--norm rank" in w for w in report.warnings)
-    # the same check measured by hand: leave the outlier out, score again, count changed labels
-    rest = df.drop(index=top).reset_index(drop=True)
-    by_hand = label_videos(score_videos(rest))[0]["label"].to_numpy()
-    kept = label_videos(score_videos(df))[0]["label"].drop(index=top).to_numpy()
-    assert share == pytest.approx((by_hand != kept).mean())
-    # with rank scores no single video matters
-    _, report = label_videos(score_videos(df, norm="rank"), quantiles=True)
-    assert report.outlier[1] < OUTLIER_SHARE and not any("decides" in w for w in report.warnings)
-
-
-def test_a_table_with_only_a_score_is_labelled_without_the_check_and_says_so():
-    labeled, report = label_videos(pd.DataFrame({"score": [0.0, 0.001, 0.01, 0.03]}))
-    assert labeled["label"].tolist() == [0, 1, 3, 4]
-    assert report.outlier is None
-    assert any("no record of how score made it" in w and "check was skipped" in w for w in report.warnings)
-
-
-# -- --by-age ----------------------------------------------------------------------------------------------------
-def test_by_age_gives_five_equal_classes_within_each_age_bucket():
-    df, _ = aged_table(n=500)
-    labeled, report = label_videos(score_videos(df, norm="log"), quantiles=True, by_age=4)
-    ages = np.maximum(df["fetched_at"] - df["pubdate"], MIN_AGE_S).to_numpy()
-    order = np.argsort(ages, kind="stable")
-    for bucket in np.array_split(order, 4):
-        counts = np.bincount(labeled["label"].to_numpy()[bucket], minlength=5)
-        assert counts.max() - counts.min() <= 1
-        # within a bucket the classes follow the score
-        scores = labeled["score"].to_numpy()[bucket]
-        labels = labeled["label"].to_numpy()[bucket]
-        assert all(scores[labels == k].max() <= scores[labels == k + 1].min() for k in range(4))
-    assert report.by_age == 4 and all(math.isnan(t) for t in report.thresholds)
-    # a table scored with an age adjustment carries age_days, which gives the same buckets
-    with_age = score_videos(df, norm="log").assign(age_days=ages / DAY)
-    again, _ = label_videos(with_age, quantiles=True, by_age=4)
-    assert (again["label"] == labeled["label"]).all()
-
-
-@pytest.mark.parametrize("kwargs,message", [
-    ({"by_age": 3}, "together with --quantiles"),
-    ({"by_age": 0, "quantiles": True}, "at least 1"),
-    ({"by_age": 30, "quantiles": True}, "needs at least 150 rows"),
-])
-def test_by_age_bad_inputs(kwargs, message):
-    df, _ = aged_table(n=100)
-    with pytest.raises(InputError, match=message):
-        label_videos(score_videos(df), **kwargs)
-
-
 # -- through the CLI ---------------------------------------------------------------------------------------------
 def test_cli_score_age_and_label_by_age(tmp_path):
     df, _ = aged_table(n=300)
@@ -227,18 +137,6 @@ def test_cli_refuses_a_row_without_pubdate_in_one_line(tmp_path):
     assert r.exit_code == 1
 
 
-def test_cli_label_warns_about_an_outlier(tmp_path):
-    df = lognormal_table(n=1500)
-    top = int(df["views"].idxmax())
-    df.loc[top, ["views", "likes", "coins", "favorites", "shares"]] *= 10
-    src = tmp_path / "in.csv"
-    df.to_csv(src, index=False)
-    assert runner.invoke(app, ["score", "-i", str(src), "-o", str(tmp_path / "s.parquet")]).exit_code == 0
-    r = runner.invoke(app, ["label", "-i", str(tmp_path / "s.parquet"), "-o", str(tmp_path / "l.parquet")])
-    assert r.exit_code == 0, r.output
-    assert df["bvid"][top] in r.output and "decides" in r.output
-
-
 @pytest.mark.parametrize("seed", [0, 1])
 def test_on_the_simulated_world_age_adjusted_labels_follow_the_age_free_appeal_better(seed):
     # bilipop.sim's views grow with age (fast in the first days, then slower); truth's appeal is age-free.
@@ -257,11 +155,76 @@ def test_on_the_simulated_world_age_adjusted_labels_follow_the_age_free_appeal_b
     assert by_age > none + 0.02, (none, by_age)
 
 
-def test_the_checks_cut_counting_equals_searchsorted_even_on_the_cuts():
-    from bilipop.data.labeling import _count_cuts
+def table(**cols):
+    n = len(next(iter(cols.values())))
+    base = {
+        "bvid": [f"BV1{i:09d}" for i in range(n)],
+        "views": [0] * n, "likes": [0] * n, "coins": [0] * n, "favorites": [0] * n, "shares": [0] * n,
+    }
+    base.update(cols)
+    return pd.DataFrame(base)
 
-    cuts = (-0.004, -0.002, 0.0, 0.01)
-    rng = np.random.default_rng(3)
-    values = np.concatenate([rng.normal(0, 0.005, 10_000), np.array(cuts), np.nextafter(np.array(cuts), -1)])
-    got = _count_cuts(values, cuts)
-    np.testing.assert_array_equal(got, np.searchsorted(np.asarray(cuts), values, side="right"))
+
+def test_score_matches_hand_computation():
+    df = table(views=[0, 10, 20, 30], likes=[4, 4, 0, 0], coins=[1, 2, 3, 10], favorites=[5, 5, 5, 5],
+               shares=[1, 0, 0, 0])
+    out = score_videos(df)
+    # views: mean 15, span 30
+    assert out["s_views"].tolist() == pytest.approx([-0.5, -1 / 6, 1 / 6, 0.5], abs=1e-15)
+    # likes: mean 2, span 4
+    assert out["s_likes"].tolist() == pytest.approx([0.5, 0.5, -0.5, -0.5], abs=1e-15)
+    # coins: mean 4, span 9
+    assert out["s_coins"].tolist() == pytest.approx([-3 / 9, -2 / 9, -1 / 9, 6 / 9], abs=1e-15)
+    # favorites: max == min -> zeros
+    assert out["s_favorites"].tolist() == [0.0, 0.0, 0.0, 0.0]
+    expected = [0.75 * v + 0.1 * li + 0.1 * c for v, li, c in
+                zip([-0.5, -1 / 6, 1 / 6, 0.5], [0.5, 0.5, -0.5, -0.5], [-3 / 9, -2 / 9, -1 / 9, 6 / 9], strict=True)]
+    assert np.max(np.abs(out["score"].to_numpy() - expected)) < 1e-12
+    # shares weighs 0 by default: its normalised column is kept but does not move the score
+    assert out["s_shares"].tolist() == pytest.approx([0.75, -0.25, -0.25, -0.25])
+
+
+def test_score_ties_and_zero_weights():
+    df = table(views=[5, 5, 5, 8], likes=[1, 1, 1, 1])
+    out = score_videos(df, weights=[1, 0, 0, 0, 0])
+    assert out["score"].tolist() == pytest.approx([-0.25, -0.25, -0.25, 0.75], abs=1e-15)
+    assert out["score"].iloc[0] == out["score"].iloc[1] == out["score"].iloc[2]
+
+
+def test_score_log_norm():
+    views = [0, 9, 99, 999]
+    out = score_videos(table(views=views), weights=[1, 0, 0, 0, 0], norm="log")
+    logs = [math.log1p(v) for v in views]
+    mean, span = sum(logs) / 4, max(logs) - min(logs)
+    assert np.max(np.abs(out["score"].to_numpy() - [(x - mean) / span for x in logs])) < 1e-12
+
+
+def test_score_does_not_modify_input():
+    df = table(views=[1, 2, 3])
+    score_videos(df)
+    assert "score" not in df.columns
+
+
+@pytest.mark.parametrize(
+    "weights, message",
+    [([0, 0, 0, 0, 0], "all zero"), ([1, -1, 0, 0, 0], "non-negative"), ([1, 1], "needs 5 numbers")],
+)
+def test_score_rejects_bad_weights(weights, message):
+    with pytest.raises(InputError, match=message):
+        score_videos(table(views=[1, 2]), weights=weights)
+
+
+def test_score_error_names_the_video():
+    with pytest.raises(InputError, match=r"column views .* \(first at bvid BV1000000001, value -2\)"):
+        score_videos(table(views=[1, -2, -3]))
+    with pytest.raises(InputError, match=r"first at table row 2,"):
+        score_videos(table(views=[1, -2]).drop(columns="bvid"))
+
+
+def test_score_rejects_negative_and_non_numeric_counters():
+    with pytest.raises(InputError, match="negative"):
+        score_videos(table(views=[1, -2]))
+    with pytest.raises(InputError, match="non-numeric"):
+        score_videos(table(likes=["3", "many"]))
+    with pytest.raises(InputError, match="missing the columns views, coins"):
+        score_videos(pd.DataFrame({"likes": [1]}))

@@ -1,4 +1,5 @@
-"""GPipe over CPU devices computes exactly what the plain model computes (the key guarantee of the pipeline)."""
+"""bilipop.train.pipeline: GPipe over CPU devices computes exactly what the plain model computes (the key
+guarantee of the pipeline), with dropout on too, over 1, 2 or 3 stages, and its cost balance is deterministic."""
 
 from __future__ import annotations
 
@@ -6,14 +7,16 @@ import copy
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
+from bilipop.data.synthetic import make_labeled_dataset
 from bilipop.errors import DeviceError
 from bilipop.models.registry import create_model
-from bilipop.train.pipeline import build_pipeline, check_balance, check_chunks, parse_devices
+from bilipop.train.pipeline import build_pipeline, check_balance, check_chunks, layer_costs, parse_devices, partition
+from bilipop.train.trainer import train
+from bilipop.train_config import TrainConfig
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
 TITLES = ["物理讲解入门 第1期", "历史其实竟然", "数学看懂了解", "编程一分钟带你", "宇宙科普为什么"] * 4
 
 
@@ -35,6 +38,23 @@ def _loss_and_grads(module, params, inputs, labels):
     loss = torch.nn.functional.cross_entropy(logits, labels.to(logits.device))
     loss.backward()
     return loss.item(), [p.grad.detach().cpu().clone() for p in params]
+
+
+TINY = dict(vit="tiny", bert="tiny", batch_size=8, num_workers=0)  # dropout stays at its default, 0.1
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return make_labeled_dataset(tmp_path_factory.mktemp("data") / "d", n=66, seed=2).parent
+
+
+def _strip(history):
+    return [{k: v for k, v in row.items() if k != "seconds"} for row in history]
+
+
+def _same_weights(a, b):
+    x, y = load_file(str(a / "model.safetensors")), load_file(str(b / "model.safetensors"))
+    return x.keys() == y.keys() and all(torch.equal(x[k], y[k]) for k in x)
 
 
 @pytest.mark.parametrize("n_devices", [2, 3])
@@ -125,3 +145,57 @@ def test_processes_on_one_machine_get_disjoint_gpus():
     assert parse_devices(None, None, local_rank=1, local_world_size=2, available=0) == [torch.device("cpu")]
     assert parse_devices(None, "cpu,cpu", local_rank=1, local_world_size=2, available=0) == [torch.device("cpu")] * 2
 
+
+@pytest.mark.slow  # four trainings; the gradient check below proves the same in one step
+def test_dropout_does_not_depend_on_the_stages_or_the_balance(data, tmp_path):
+    common = dict(epochs=1, chunks=4, **TINY)
+    two = train(TrainConfig(devices="cpu,cpu", **common), data=data, out=tmp_path / "two")
+    three = train(TrainConfig(devices="cpu,cpu,cpu", **common), data=data, out=tmp_path / "three")
+    other_cut = train(TrainConfig(devices="cpu,cpu", balance=[1, 5], **common), data=data, out=tmp_path / "cut")
+    assert _same_weights(tmp_path / "two", tmp_path / "three")
+    assert _same_weights(tmp_path / "two", tmp_path / "cut")
+    assert _strip(two.histories[0]) == _strip(three.histories[0]) == _strip(other_cut.histories[0])
+    # One device trains the whole batch at once: the same masks, the sums in another order (float rounding that
+    # Adam's step, at lr 1e-3, magnifies to ~1e-5).
+    plain = train(TrainConfig(devices="cpu", **{**common, "chunks": None}), data=data, out=tmp_path / "plain")
+    a, b = load_file(str(tmp_path / "plain" / "model.safetensors")), load_file(str(tmp_path / "two" /
+                                                                                   "model.safetensors"))
+    assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-4
+    assert plain.histories[0][0]["train_loss"] == pytest.approx(two.histories[0][0]["train_loss"], abs=1e-5)
+
+
+def test_gpipe_over_one_two_and_three_stages_gives_the_same_gradients_with_dropout():
+    titles = ["物理讲解入门 第1期", "历史其实竟然", "数学看懂了解", "编程一分钟带你", "宇宙科普为什么"] * 2
+    built = create_model(vit="tiny", bert="tiny", vit_weight=0.5, titles=titles, dropout=0.3)
+    g = torch.Generator().manual_seed(0)
+    images = torch.randn(8, 3, 32, 32, generator=g)
+    enc = built.tokenizer(titles[:8], padding=True, return_tensors="pt")
+    labels = torch.randint(0, 5, (8,), generator=g)
+    grads = []
+    for k in (1, 2, 3):
+        model = copy.deepcopy(built.model)
+        model.set_noise_seed(11)
+        inputs = model.pack(images, enc["input_ids"], enc["attention_mask"], torch.arange(40, 48))
+        cut = [1] * (k - 1) + [len(model) - (k - 1)]
+        gpipe = build_pipeline(model, ["cpu"] * k, chunks=4, balance=cut, checkpoint="except_last", sample=inputs)
+        gpipe.train()
+        torch.nn.functional.cross_entropy(gpipe(inputs)[0], labels).backward()
+        grads.append([p.grad.clone() for p in model.parameters()])
+    assert all(torch.equal(a, b) for a, b in zip(grads[0], grads[1], strict=True))
+    assert all(torch.equal(a, b) for a, b in zip(grads[0], grads[2], strict=True))
+    # and dropout really acted: eval mode gives other gradients
+    model = copy.deepcopy(built.model).eval()
+    torch.nn.functional.cross_entropy(model.logits(images, enc["input_ids"], enc["attention_mask"]),
+                                      labels).backward()
+    assert not all(torch.equal(a, p.grad) for a, p in zip(grads[0], model.parameters(), strict=True))
+
+
+def test_cost_balance_is_deterministic_and_puts_costly_layers_apart():
+    built = create_model(vit="tiny", bert="tiny", vit_weight=0.5, titles=["物理 入门", "历史"], dropout=0.1)
+    enc = built.tokenizer(["物理 入门", "历史"], padding=True, return_tensors="pt")
+    sample = built.model.pack(torch.zeros(2, 3, 32, 32), enc["input_ids"], enc["attention_mask"])
+    costs = layer_costs(built.model, sample)
+    assert costs == layer_costs(built.model, sample) and len(costs) == len(built.model) and min(costs) > 0
+    assert partition([1, 10, 10, 10, 10, 1, 1, 1, 1, 2], 2) == [3, 7]
+    assert partition([5] * 6, 3) == [2, 2, 2]
+    assert partition([100, 1, 1, 1], 2) == [1, 3]

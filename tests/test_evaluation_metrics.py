@@ -1,4 +1,5 @@
-"""Metrics and floors against examples computed by hand (the arithmetic is in the comments)."""
+"""bilipop.evaluation.metrics against examples computed by hand (the arithmetic is in the comments) and against
+scikit-learn and SciPy."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ import numpy as np
 import pytest
 
 from bilipop.errors import InputError
-from bilipop.evaluation import baselines as bl
 from bilipop.evaluation import metrics as m
 
 
@@ -19,22 +19,6 @@ def test_ordinal_accuracy_gives_half_credit_to_adjacent_classes_only():
     assert m.ordinal_accuracy([0, 4], [1, 3]) == 0.5
     assert m.ordinal_accuracy([0, 4], [2, 2]) == 0.0
     assert m.ordinal_accuracy([3], [3]) == 1.0
-
-
-def test_training_history_uses_the_same_ordinal_credit():
-    # The training loop scores torch tensors with the very function evaluate uses on numpy arrays.
-    import torch
-
-    from bilipop.models.ordinal import predicted
-    from bilipop.train.loop import _accumulate
-
-    gaps = [0, 1, 2, 3, 4]
-    assert m.ordinal_credit(torch.tensor(gaps)).tolist() == m.ordinal_credit(np.array(gaps)).tolist()
-    assert m.ordinal_credit(np.array(gaps)).tolist() == [1.0, 0.5, 0.0, 0.0, 0.0]
-    logits = torch.nn.functional.one_hot(torch.tensor([0, 2, 4, 3, 0]), 5).float()  # argmax: the predictions
-    sums = [0.0, 0.0, 0.0]
-    _accumulate(sums, torch.tensor(1.0), predicted(logits), torch.tensor([0, 1, 2, 3, 4]))
-    assert sums[1] / sums[2] == m.ordinal_accuracy([0, 1, 2, 3, 4], [0, 2, 4, 3, 0]) == 0.5
 
 
 def test_ordinal_accuracy_rejects_bad_labels():
@@ -112,11 +96,6 @@ def test_per_class_precision_recall_f1_support():
     assert (scores[2].precision, scores[2].recall, scores[2].f1, scores[2].support) == (0.0, 0.0, 0.0, 0)
 
 
-def test_expected_class():
-    p = np.array([[1, 0, 0, 0, 0], [0, 0, 0.5, 0, 0.5], [0.2] * 5])
-    assert m.expected_class(p).tolist() == pytest.approx([0.0, 3.0, 2.0])
-
-
 def test_all_metrics_keys_and_spearman_only_with_scores():
     t, p = [0, 1, 2, 3, 4, 4], [0, 1, 1, 3, 4, 3]
     result = m.all_metrics(t, p)
@@ -125,46 +104,6 @@ def test_all_metrics_keys_and_spearman_only_with_scores():
     assert result["ordinal_accuracy"] == pytest.approx((1 + 1 + 0.5 + 1 + 1 + 0.5) / 6)
     with_scores = m.all_metrics(t, p, expected=[0.1, 1, 1.2, 3, 3.9, 3.5], scores=[1, 2, 3, 4, 6, 5])
     assert with_scores["spearman"] == pytest.approx(1.0)
-
-
-def test_majority_and_best_constant_can_differ():
-    # constant 0: (3 + 2 * 0.5) / 7; constant 1: (3 * 0.5 + 2 + 2 * 0.5) / 7
-    labels = [0, 0, 0, 1, 1, 2, 2]
-    assert bl.majority_class(labels)["class"] == 0
-    assert bl.majority_class(labels)["ordinal_accuracy"] == pytest.approx(4 / 7)
-    best = bl.best_constant(labels)
-    assert best["class"] == 1 and best["class_name"] == "low"
-    assert best["ordinal_accuracy"] == pytest.approx(4.5 / 7)
-
-
-def test_uniform_random_is_the_exact_expectation():
-    # t=0: (1 + .5) / 5, t=2: (1 + .5 + .5) / 5, t=4: (1 + .5) / 5 -> mean 1/3
-    result = bl.uniform_random([0, 2, 4])
-    assert result["ordinal_accuracy"] == pytest.approx(1 / 3)
-    assert result["within1_accuracy"] == pytest.approx(7 / 15)
-    assert result["mae"] == pytest.approx((2 + 1.2 + 2) / 3)
-    assert result["accuracy"] == pytest.approx(0.2)
-    # the same as averaging the five constant predictors
-    labels = [0, 1, 1, 3, 4, 4, 4]
-    constants = [bl._scores(np.asarray(labels), k)["ordinal_accuracy"] for k in range(5)]
-    assert bl.uniform_random(labels)["ordinal_accuracy"] == pytest.approx(np.mean(constants))
-
-
-def test_study_figures_for_recorded_settings_only():
-    assert bl.study_figure("vit", "bert", 0.75)["ordinal_accuracy"] == 0.6109
-    assert bl.study_figure("vit", "bert", 1.0)["ordinal_accuracy"] == 0.5980
-    assert bl.study_figure("vit", "bert", 0.0)["ordinal_accuracy"] == 0.4659
-    assert bl.study_figure("vgg", "bert", 0.75)["ordinal_accuracy"] == 0.5345
-    assert bl.study_figure("vgg", "rnn", 0.5)["ordinal_accuracy"] == 0.5471
-    assert bl.study_figure("vit", "bert", 0.3) is None
-    # A single-branch run is the study's single-encoder model whatever the unused encoder's flag says, and
-    # never one of Table 2's fused VGG pairs.
-    assert bl.study_figure("vgg", "bert", 0.0)["ordinal_accuracy"] == 0.4659
-    assert bl.study_figure("vit", "rnn", 1.0)["ordinal_accuracy"] == 0.5980
-    assert bl.study_figure("vgg", "bert", 1.0) is None and bl.study_figure("vgg", "rnn", 0.0) is None
-    everything = bl.baselines([0, 1, 2], vision="vit", text="bert", vit_weight=0.75)
-    assert set(everything) == {"majority_class", "best_constant", "uniform_random", "study", "study_best"}
-    assert everything["study_best"]["ordinal_accuracy"] == 0.6242
 
 
 # -- scikit-learn and SciPy as oracles ---------------------------------------------------------------------------
