@@ -172,11 +172,16 @@ class FusionModel(nn.Sequential):
 
     # The two encoders meet only at the head's fusion, so each can run alone (eval only: no dropout, no autocast):
     # a ranking encodes every distinct cover and title once, an explanation differentiates through both at once.
-    def encode_cover(self, images: torch.Tensor) -> torch.Tensor:
-        """The cover encoder alone: (B, 3, H, W) -> (B, out_dim), its head included, before the weight w."""
+    def encode_cover(self, images: torch.Tensor, attentions: list | None = None) -> torch.Tensor:
+        """The cover encoder alone: (B, 3, H, W) -> (B, out_dim), its head included, before the weight w. Given a
+        list ``attentions``, a ViT appends each block's attention probabilities (B, heads, S, S) to it."""
         x = self[0].vision_in(images)
         for child in self._blocks(VisionStage):
-            x = child.block(x)
+            if attentions is not None and hasattr(child.block, "forward_attention"):
+                x, probs = child.block.forward_attention(x)
+                attentions.append(probs)
+            else:
+                x = child.block(x)
         return self[-1].vision_head(x)
 
     def encode_title(self, input_ids: torch.Tensor | None, attention_mask: torch.Tensor,

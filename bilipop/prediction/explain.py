@@ -1,12 +1,15 @@
 """Why a prediction came out as it did, for about the cost of the prediction: ONE forward and backward pass of the
 whole fusion model, with gradients on the cover's pixels and on the title's token embeddings (gradient x input).
 
-The predicted class's probability p is differentiated once. For a part of the cover, the sum of gradient x pixel
-over it is the first-order estimate of how much p drops when that part is hidden (set to 0, the normalised mean
-colour): the occlusion map without re-running the model for every patch. For a title token, gradient x embedding
-estimates the drop when the token is removed; tokens are summed into the pieces the user wrote (one CJK character,
-one Latin word or number, or one symbol) through the tokenizer's character offsets. Each input is encoded once,
-the gradient reaches only the inputs (no weight gradients are computed), and it works for every cover encoder (ViT
+The predicted class's log-odds, log(p / (1 - p)), is differentiated once (the log-odds rather than p itself: the
+gradient of a confident p is nearly 0 everywhere and would rank noise). A ViT's heatmap is Chefer et al.'s
+gradient-weighted attention rollout over its patches (plain gradient x pixel misses what a ViT uses: its layer norms
+make it nearly blind to a patch's scale). A VGG's is gradient x pixel summed over each cell, the first-order
+estimate of how much the log-odds drop when that cell is hidden (set to 0, the normalised mean colour). For a title
+token, gradient x embedding estimates the drop when the token's embedding is zeroed; tokens are summed into the
+pieces the user wrote (one CJK character, one Latin word or number, or one symbol) through the tokenizer's
+character offsets. Each input is encoded once, the gradient reaches only the inputs and attention maps (no weight
+gradients are computed), and it works for either cover encoder (ViT
 or VGG) and for a run whose cover or title weight is 0 (that part of the explanation is then empty).
 """
 
@@ -48,11 +51,11 @@ def heatmap_path(cover: str | Path) -> Path:
 
 
 def heat_grid(run: LoadedRun, grid: int = GRID) -> int:
-    """Cells per side of the heatmap: a ViT's patch grid when finer than ``grid`` (24 for ViT-B/16 at 384 px)."""
+    """Cells per side of the heatmap: a ViT's patch grid (24 for ViT-B/16 at 384 px), else ``grid``."""
     vision = (run.config.get("model") or {}).get("vision") or {}
     if vision.get("kind") == "vit":
         spec = vision["spec"]
-        return max(grid, int(spec["image_size"]) // int(spec["patches"]))
+        return int(spec["image_size"]) // int(spec["patches"])
     return grid
 
 
@@ -78,11 +81,12 @@ def attribute(run: LoadedRun, image: torch.Tensor | None, title: str | None, lab
     model = run.model
     grid = grid or heat_grid(run)
     inputs: list[torch.Tensor] = []
+    attentions: list[torch.Tensor] = []
     cover_vec = title_vec = pixels = embeds = None
     with torch.enable_grad():
         if model.has_vision:
             pixels = image[None].to(run.device).detach().requires_grad_()  # (1, 3, H, W)
-            cover_vec = model.encode_cover(pixels)
+            cover_vec = model.encode_cover(pixels, attentions)
             inputs.append(pixels)
         if model.has_text:
             tokens = run.tokenize([title], offsets=True)
@@ -90,17 +94,37 @@ def attribute(run: LoadedRun, image: torch.Tensor | None, title: str | None, lab
             embeds = model.token_embeddings(ids).detach().requires_grad_()  # (1, T, E)
             title_vec = model.encode_title(None, mask, embeds=embeds)
             inputs.append(embeds)
-        probs = probabilities(model.fuse(cover_vec, title_vec), run.loss)[0]  # (5,)
+        # float64 from the logits on, so that a confident class's probability does not round to 1
+        probs = probabilities(model.fuse(cover_vec, title_vec).double(), run.loss)[0]  # (5,)
         label = int(probs.argmax()) if label is None else int(label)
-        grads = torch.autograd.grad(probs[label], inputs)
+        others = torch.cat((probs[:label], probs[label + 1:])).sum()
+        log_odds = torch.log(probs[label].clamp_min(1e-300)) - torch.log(others.clamp_min(1e-300))
+        grads = torch.autograd.grad(log_odds, inputs + attentions)
     heat = pieces = None
-    if pixels is not None:
+    if attentions:  # a ViT: gradient-weighted attention rollout over its patches
+        heat = _rollout(attentions, grads[len(inputs):])
+    elif pixels is not None:
         per_pixel = (grads[0] * pixels).sum(1)[0].detach().cpu().double().numpy()  # (H, W)
         heat = np.clip(_cell_sums(per_pixel, grid), 0, None)
     if embeds is not None:
-        per_token = (grads[-1] * embeds).sum(-1)[0].detach().cpu().double().numpy()  # (T,)
+        per_token = (grads[len(inputs) - 1] * embeds).sum(-1)[0].detach().cpu().double().numpy()  # (T,)
         pieces = _piece_drops(run, title, tokens, per_token)
     return Attribution(probs.detach().double().cpu().numpy(), label, heat, pieces or [])
+
+
+def _rollout(attentions: list, grads: tuple) -> np.ndarray:
+    """Chefer et al.'s gradient-weighted attention rollout (2021): R = I, then per block R += mean over heads of
+    relu(grad * attention) @ R; the class token's row over the patches, as the (n, n) patch grid."""
+    import torch
+
+    seq = attentions[0].shape[-1]
+    relevance = torch.eye(seq, dtype=torch.float64)
+    for probs, grad in zip(attentions, grads, strict=True):
+        cam = (grad * probs)[0].clamp(min=0).mean(0).detach().cpu().double()  # (S, S)
+        relevance = relevance + cam @ relevance
+    patches = relevance[0, 1:].numpy()  # (P,)
+    side = int(round(len(patches) ** 0.5))
+    return patches.reshape(side, side)
 
 
 def _cell_sums(values: np.ndarray, grid: int) -> np.ndarray:
@@ -134,7 +158,7 @@ def _piece_drops(run: LoadedRun, title: str, tokens: dict, per_token: np.ndarray
 
 
 def occlusion_map(run: LoadedRun, image, title: str | None, label: int, grid: int = GRID) -> np.ndarray:
-    """A (grid, grid) array: the estimated drop of ``label``'s probability when each cell is hidden (>= 0)."""
+    """A (grid, grid) array: the estimated drop of ``label``'s log-odds when each cell is hidden (>= 0)."""
     return attribute(run, image, title, label, grid).heat
 
 

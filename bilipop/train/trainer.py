@@ -75,7 +75,8 @@ def train(data: str | Path = DEFAULT_DATA_DIR, input: str | Path | None = None, 
           precision: str | None = None, cache: bool = False, seed: int = 0, resume: bool = False,
           num_workers: int | None = None, progress: ProgressArg = None,
           on_epoch: Callable[[dict], None] | None = None, dropout: float = 0.1, select_on: str = "valid",
-          vit_heads: int | None = None, loss: str = "ce", class_weights: str = "none") -> TrainResult:
+          vit_heads: int | None = None, loss: str = "ce", class_weights: str = "none",
+          random_init: bool = False) -> TrainResult:
     """Train the late-fusion model on a labeled dataset and write a run folder (docs/reference.md).
 
     Args:
@@ -167,7 +168,7 @@ def train(data: str | Path = DEFAULT_DATA_DIR, input: str | Path | None = None, 
                            batch_size=batch_size, lr=lr, devices=[str(d) for d in devs], chunks=n_chunks,
                            balance=list(balance) if balance else None, balance_method=balance_method,
                            checkpoint=checkpoint, precision=precision or _precision_name(autocast), seed=seed,
-                           cache=cache, select_on=select_on, vit_heads=vit_heads, loss=loss,
+                           cache=cache, select_on=select_on, vit_heads=vit_heads, loss=loss, random_init=random_init,
                            class_weights=class_weights)
             history, best = _train_one(run_dir, out, data, table_path, examples, split, options, world, devs,
                                        autocast, local_batch, num_workers, resume, dropout, progress, on_epoch)
@@ -313,7 +314,8 @@ def _train_one(run_dir, out, data, table_path, examples, split, options, world, 
     # The tiny tokenizer learns its vocabulary from the training part only: valid and test titles stay unseen.
     built = create_model(vision=options["vision"], text=options["text"], vit=options["vit"], bert=options["bert"],
                          vit_weight=w, titles=[examples.titles[i] for i in train_idx], dropout=dropout,
-                         seed=options["seed"], vit_heads=options["vit_heads"], loss=options["loss"])
+                         seed=options["seed"], vit_heads=options["vit_heads"], loss=options["loss"],
+                         pretrained=not options.get("random_init", False))
     if len(devs) > 1:
         from bilipop.train.pipeline import check_balance
 
