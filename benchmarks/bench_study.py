@@ -108,6 +108,19 @@ def median_time(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
+def interleaved(calls: dict, repeats: int) -> dict[str, float]:
+    """Median seconds of each call, the calls taken in turn each round (after one warm-up round), so that the
+    noise of a shared machine hits all of them alike."""
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    for round_ in range(repeats + 1):
+        for name, fn in calls.items():
+            start = time.perf_counter()
+            fn()
+            if round_:
+                times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
 def peak_rss(run: Path, cover: Path, threads: int, mode: str) -> int:
     out = subprocess.run([sys.executable, "-c", PEAK, str(run), str(cover), TITLE, str(threads), mode],
                          capture_output=True, text=True, check=True)
@@ -169,17 +182,18 @@ def main() -> None:
             with torch.no_grad():
                 run.model.logits(image, ids, mask)
 
-        t_forward = median_time(forward, args.repeats)
-        t_bare = median_time(bare_once, args.repeats)
-        t_core = median_time(lambda: predict_one(run, cover, TITLE), args.repeats)
+        title_arg = TITLE
+        timed = interleaved({"forward": forward, "bare": bare_once, "core": lambda: predict_one(run, cover, TITLE),
+                             **({} if "explain" in skip else {"explain": lambda: attribute(run, image[0], title_arg)})},
+                            args.repeats)
+        t_forward, t_bare, t_core = timed["forward"], timed["bare"], timed["core"]
         print(f"\nmodel forward (batch 1) {t_forward:.3f} s; bare decode+preprocess+forward {t_bare:.3f} s; "
               f"predict_one {t_core:.3f} s", flush=True)
         line("warm predict_one / bare decode+forward", t_core / t_bare, "<= 1.15", t_core / t_bare <= 1.15,
              f"{t_core:.3f} s vs {t_bare:.3f} s")
 
         if "explain" not in skip:
-            title_arg = TITLE
-            t_explain = median_time(lambda: attribute(run, image[0], title_arg), args.repeats)
+            t_explain = timed["explain"]
             line("explain / prediction model time", t_explain / t_forward, "<= 3", t_explain / t_forward <= 3,
                  f"{t_explain:.3f} s vs forward {t_forward:.3f} s")
             rss_predict = peak_rss(run_dir, cover, args.threads, "predict")

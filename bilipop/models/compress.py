@@ -9,6 +9,7 @@ the file (and the download) shrinks, and the predictions move by the rounding of
 
 from __future__ import annotations
 
+import os
 import shutil
 import warnings
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from pathlib import Path
 import torch
 
 from bilipop.errors import InputError, ModelError
-from bilipop.files import atomic_folder
+from bilipop.files import atomic_folder, current_umask
 from bilipop.layout import CONFIG, TOKENIZER, WEIGHTS
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -76,6 +77,7 @@ def export_run(run: str | Path, out: str | Path, dtype: str = "bf16") -> ExportR
     def write(tmp: Path) -> None:
         tmp.mkdir(parents=True, exist_ok=True)
         save_file(state, str(tmp / WEIGHTS), metadata={"format": "pt", "dtype": dtype})
+        os.chmod(tmp / WEIGHTS, 0o666 & ~current_umask())  # as readable as the run's own files
         if (run / TOKENIZER).is_dir():
             shutil.copytree(run / TOKENIZER, tmp / TOKENIZER)
         for name in (SPLIT, HISTORY):

@@ -6,7 +6,8 @@ gradient of a confident p is nearly 0 everywhere and would rank noise). A ViT's 
 gradient-weighted attention rollout over its patches (plain gradient x pixel misses what a ViT uses: its layer norms
 make it nearly blind to a patch's scale). A VGG's is gradient x pixel summed over each cell, the first-order
 estimate of how much the log-odds drop when that cell is hidden (set to 0, the normalised mean colour). For a title
-token, gradient x embedding estimates the drop when the token's embedding is zeroed; tokens are summed into the
+token, gradient x embedding estimates the drop (converted to probability: d p = p (1 - p) d log-odds) when the
+token's embedding is zeroed; tokens are summed into the
 pieces the user wrote (one CJK character, one Latin word or number, or one symbol) through the tokenizer's
 character offsets. Each input is encoded once, the gradient reaches only the inputs and attention maps (no weight
 gradients are computed), and it works for either cover encoder (ViT
@@ -107,7 +108,9 @@ def attribute(run: LoadedRun, image: torch.Tensor | None, title: str | None, lab
         per_pixel = (grads[0] * pixels).sum(1)[0].detach().cpu().double().numpy()  # (H, W)
         heat = np.clip(_cell_sums(per_pixel, grid), 0, None)
     if embeds is not None:
-        per_token = (grads[len(inputs) - 1] * embeds).sum(-1)[0].detach().cpu().double().numpy()  # (T,)
+        # d p = p (1 - p) d log-odds: the tokens' estimates in probability, the unit predict and the page show
+        p = float(probs[label])
+        per_token = p * (1 - p) * (grads[len(inputs) - 1] * embeds).sum(-1)[0].detach().cpu().double().numpy()
         pieces = _piece_drops(run, title, tokens, per_token)
     return Attribution(probs.detach().double().cpu().numpy(), label, heat, pieces or [])
 
