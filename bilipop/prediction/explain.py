@@ -109,7 +109,7 @@ def attribute(run: LoadedRun, image: torch.Tensor | None, title: str | None, lab
         heat = np.clip(_cell_sums(per_pixel, grid), 0, None)
     if embeds is not None:
         # d p = p (1 - p) d log-odds: the tokens' estimates in probability, the unit predict and the page show
-        p = float(probs[label])
+        p = float(probs[label].detach())
         per_token = p * (1 - p) * (grads[len(inputs) - 1] * embeds).sum(-1)[0].detach().cpu().double().numpy()
         pieces = _piece_drops(run, title, tokens, per_token)
     return Attribution(probs.detach().double().cpu().numpy(), label, heat, pieces or [])
