@@ -127,13 +127,17 @@ def peak_rss(run: Path, cover: Path, threads: int, mode: str) -> int:
     return int(out.stdout.strip().splitlines()[-1])
 
 
-def cold(cmd: list[str], repeats: int, env: dict) -> float:
-    times = []
-    for _ in range(repeats + 1):
-        start = time.perf_counter()
-        subprocess.run(cmd, check=True, capture_output=True, env=env)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times[1:])  # the first warms the file cache
+def cold(cmds: dict[str, list[str]], repeats: int, env: dict) -> dict[str, float]:
+    """Median wall time of each command in a fresh process, the commands alternating (the first round warms the
+    file cache and is not counted)."""
+    times: dict[str, list[float]] = {name: [] for name in cmds}
+    for round_ in range(repeats + 1):
+        for name, cmd in cmds.items():
+            start = time.perf_counter()
+            subprocess.run(cmd, check=True, capture_output=True, env=env)
+            if round_:
+                times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def line(name: str, ratio: float, target: str, ok: bool, detail: str) -> None:
@@ -282,9 +286,10 @@ def main() -> None:
         if "cold" not in skip:
             del run
             repeats = max(1, args.repeats // 2)
-            t_cold = cold([sys.executable, "-m", "bilipop", "-q", "predict", str(cover), TITLE, "--model",
-                           str(run_dir), "--json"], repeats, env)
-            t_bare_cold = cold([sys.executable, "-c", BARE_COLD, str(run_dir), str(cover), TITLE], repeats, env)
+            colds = cold({"bilipop": [sys.executable, "-m", "bilipop", "-q", "predict", str(cover), TITLE, "--model",
+                                      str(run_dir), "--json"],
+                          "bare": [sys.executable, "-c", BARE_COLD, str(run_dir), str(cover), TITLE]}, repeats, env)
+            t_cold, t_bare_cold = colds["bilipop"], colds["bare"]
             line("cold bilipop predict / bare load+forward", t_cold / t_bare_cold, "<= 1.2",
                  t_cold / t_bare_cold <= 1.2, f"{t_cold:.2f} s vs {t_bare_cold:.2f} s")
     print(json.dumps({"done": True}))
