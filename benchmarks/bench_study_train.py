@@ -23,6 +23,7 @@ from _env import environment  # noqa: E402
 
 BARE = """
 import json, resource, sys, time, torch
+from pathlib import Path
 sys.path.insert(0, sys.argv[4])
 from bench_train_overhead import bare_epoch
 from bilipop.data.split import make_split
@@ -35,7 +36,7 @@ split = make_split(examples.bvids, examples.labels, seed=0)
 index = {b: i for i, b in enumerate(examples.bvids)}
 train_titles = [examples.titles[index[b]] for b in split["train"]]
 built = create_model(titles=train_titles, seed=0, pretrained=False)
-cache = CoverCache(run + "/cover_cache", examples.covers, built.image_size)
+cache = CoverCache(Path(run) / "cover_cache", examples.covers, built.image_size)
 dataset = CoverTitleDataset(examples, image_size=built.image_size, tokenizer=built.tokenizer, cache=cache)
 loaders = [make_loader(dataset, [index[b] for b in split[part]], batch_size=batch, shuffle=part == "train", seed=0,
                        num_workers=0) for part in ("train", "valid")]
@@ -78,8 +79,10 @@ def main() -> None:
         data, run = Path(tmp) / "data", Path(tmp) / "run"
         make_labeled_dataset(data, n=12, seed=0, image_size=96)
         ours = child(OURS, str(data), str(run), str(args.batch_size), str(args.threads), threads=args.threads)
+        print(f"bilipop: {ours}", flush=True)
         here = str(Path(__file__).resolve().parent)
         bare = child(BARE, str(data), str(run), str(args.batch_size), here, str(args.threads), threads=args.threads)
+        print(f"bare: {bare}", flush=True)
     t, m = ours["seconds"] / bare["seconds"], ours["rss"] / bare["rss"]
     print(f"epoch 2 (5 train rows in batches of {args.batch_size}, 2 valid rows): bilipop {ours['seconds']:.1f} s, "
           f"bare {bare['seconds']:.1f} s -> {t:.3f}x (target <= 1.05: {'met' if t <= 1.05 else 'NOT MET'})")

@@ -1,7 +1,6 @@
-"""Smaller models for those who only predict: ``export_run`` writes a run folder without the optimizer checkpoint,
-its weights in 16-bit (safetensors and JSON only), and ``quantize_int8`` turns a loaded model's Linear layers into
-dynamically quantized int8 ones for CPU inference (PyTorch's ``quantize_dynamic``; done at load time, since its
-packed weights cannot be stored without pickle).
+"""A smaller run for those who only predict: ``export_run`` writes a run folder without the optimizer checkpoint,
+its weights in 16-bit (safetensors and JSON only). int8 is ``bilipop.models.quantize``, applied at load time, since
+its packed weights cannot be stored without pickle.
 
 An exported run is computed in float32 like any other: the 16-bit weights are widened when they are loaded, so only
 the file (and the download) shrinks, and the predictions move by the rounding of the weights (docs/study-model.md).
@@ -11,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +20,6 @@ from bilipop.files import atomic_folder, current_umask
 from bilipop.layout import CONFIG, TOKENIZER, WEIGHTS
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-QUANTIZE = ("int8",)
 
 
 @dataclass
@@ -87,30 +84,3 @@ def export_run(run: str | Path, out: str | Path, dtype: str = "bf16") -> ExportR
 
     atomic_folder(out, write)
     return ExportReport(out, dtype, weights.stat().st_size, (out / WEIGHTS).stat().st_size)
-
-
-def quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
-    """``model`` with every ``nn.Linear`` replaced by a dynamically quantized int8 one (weights int8 per tensor,
-    activations quantized on the fly): for CPU inference only, no gradients through it.
-
-    Raises:
-        ModelError: this PyTorch build has no quantized CPU engine.
-    """
-    if not torch.backends.quantized.supported_engines or torch.backends.quantized.supported_engines == ["none"]:
-        raise ModelError("this PyTorch build has no quantized CPU engine; run without --quantize int8")
-    with warnings.catch_warnings():
-        # torch.ao.quantization warns that it moves to torchao; it is still the one dynamic int8 path of torch.
-        warnings.simplefilter("ignore")
-        from torch.ao.quantization import quantize_dynamic
-
-        return quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8, inplace=False)
-
-
-def check_quantize(quantize: str | None, device: str) -> None:
-    """Raises InputError for an unknown --quantize value, or int8 on a device other than the CPU."""
-    if quantize is None:
-        return
-    if quantize not in QUANTIZE:
-        raise InputError(f"--quantize must be {' or '.join(QUANTIZE)}, got {quantize!r}")
-    if not str(device).startswith("cpu"):
-        raise InputError(f"--quantize {quantize} is for CPU inference; drop it or use --device cpu")

@@ -158,7 +158,7 @@ def build_from_arch(arch: dict) -> FusionModel:
 
 def load_run(run_dir: str | Path, device: str = "cpu", quantize: str | None = None) -> LoadedRun:
     """Load a run folder written by ``bilipop train`` (or ``bilipop export``) for inference on ``device``;
-    ``quantize="int8"`` makes its Linear layers dynamic int8 (CPU only, ``bilipop.models.compress``).
+    ``quantize="int8"`` makes its Linear layers dynamic int8 (CPU only, ``bilipop.models.quantize``).
 
     Raises:
         ModelError: a file is missing, the folder was written by another format version, or the weights do not
@@ -166,7 +166,7 @@ def load_run(run_dir: str | Path, device: str = "cpu", quantize: str | None = No
     """
     from safetensors.torch import load_file
 
-    from bilipop.models.compress import check_quantize, quantize_int8
+    from bilipop.models.quantize import check_quantize, quantize_int8
 
     check_quantize(quantize, device)
     path = Path(run_dir)
