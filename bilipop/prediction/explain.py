@@ -16,6 +16,7 @@ or VGG) and for a run whose cover or title weight is 0 (that part of the explana
 
 from __future__ import annotations
 
+import bisect
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -149,8 +150,6 @@ def _piece_drops(run: LoadedRun, title: str, tokens: dict, per_token: np.ndarray
     starts = [a for a, _ in spans]
     offsets = tokens["offset_mapping"][0].tolist()
     mask = tokens["attention_mask"][0].tolist()
-    import bisect
-
     for (a, b), keep, score in zip(offsets, mask, per_token, strict=True):
         if not keep or b <= a:
             continue  # padding, [CLS], [SEP]
