@@ -39,7 +39,7 @@ from bilipop.train_config import (
 class _PipelineOrder(TyperGroup):
     """Lists the commands in the order of the pipeline rather than the order they are defined in."""
 
-    order = ("crawl", "filter", "score", "label", "train", "evaluate", "predict", "demo")
+    order = ("crawl", "filter", "score", "label", "train", "evaluate", "predict", "export", "demo")
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         names = super().list_commands(ctx)
@@ -85,6 +85,8 @@ OutputFile = Annotated[
 ]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print the result as one JSON object.")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="Run the model on cpu, cuda or cuda:N.")]
+QuantizeOpt = Annotated[str | None, typer.Option("--quantize", help="int8: dynamic int8 Linear layers for CPU "
+                                                                    "inference (faster; no --explain).")]
 
 
 def _version(value: bool) -> None:
@@ -424,6 +426,9 @@ def train_cmd(
                                            "(CORN), same five probabilities out.")] = "ce",
     class_weights: Annotated[str, typer.Option(help="none, or balanced: weight each class by n / (5 n_k) of the "
                                                     "train part (helps the rare top classes).")] = "none",
+    random_init: Annotated[bool, typer.Option("--random-init", help="The --vit/--bert architectures with random "
+                                                                    "weights: no weights read or downloaded.")
+                           ] = False,
 ) -> None:
     """Train the ViT + BERT late-fusion classifier and write a self-contained run folder."""
     from bilipop.train.trainer import train
@@ -435,7 +440,7 @@ def train_cmd(
             epochs=epochs, batch_size=batch_size, lr=lr, gpus=gpus, devices=devices, chunks=chunks,
             balance=_parse_balance(balance), checkpoint=checkpoint, precision=precision, cache=cache, seed=seed,
             num_workers=num_workers, select_on=select_on, vit_heads=vit_heads, loss=loss,
-            class_weights=class_weights,
+            class_weights=class_weights, random_init=random_init,
         )
     with user_errors(), progress_bar("training") as update:
         result = train(config, data=data, input=input, out=out_dir, resume=resume, progress=update,
@@ -525,6 +530,7 @@ def predict_cmd(
         bool, typer.Option("--explain", help="Save a cover heatmap beside the cover and list the key title tokens.")
     ] = False,
     device: DeviceOpt = "cpu",
+    quantize: QuantizeOpt = None,
 ) -> None:
     """Predict a video's popularity class from its cover and title; rank candidates; or predict a CSV."""
     from bilipop.prediction import predict as core
@@ -546,6 +552,10 @@ def predict_cmd(
     if to_stdout and json_output:
         raise typer.BadParameter("-o - writes the CSV to stdout, where --json would go too: use one of them")
     with user_errors():
+        if quantize is not None:
+            from bilipop.models.run import load_run
+
+            model = load_run(core.resolve_model(model), device=device, quantize=quantize)
         if single:
             result = core.predict_one(model, cover, title, explain=explain, device=device).to_json()
         elif ranking:
@@ -577,6 +587,22 @@ def predict_cmd(
             out.print(views.safe(summary), highlight=False)
 
 
+
+
+@app.command("export", epilog="Example: bilipop export runs/first runs/first-bf16 --dtype bf16")
+def export_cmd(
+    run: Annotated[Path, typer.Argument(help="Run folder written by bilipop train.")],
+    out_dir: Annotated[Path, typer.Argument(help="Folder to write (replaced whole).")],
+    dtype: Annotated[str, typer.Option(help="Weights' precision: bf16, fp16 or fp32.")] = "bf16",
+) -> None:
+    """Write a run folder to hand on: no optimizer checkpoint, weights in bf16/fp16 (safetensors and JSON only)."""
+    from bilipop.models.compress import export_run
+
+    with user_errors():
+        report = export_run(run, out_dir, dtype)
+    share = report.weights_bytes / report.source_bytes if report.source_bytes else 0.0
+    out.print(views.safe(f"exported {run} → {report.out} ({report.dtype}): weights {report.weights_bytes:,} bytes, "
+                         f"{share:.0%} of the run's {report.source_bytes:,}"), highlight=False)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -660,6 +686,7 @@ def serve_cmd(
     = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on (0: any free port).")] = 8765,
     device: DeviceOpt = "cpu",
+    quantize: QuantizeOpt = None,
 ) -> None:
     """Serve a web page that compares covers and titles, and a JSON API (needs: pip install "bilipop\\[web]")."""
     from bilipop.serve.server import is_loopback, serve
@@ -668,7 +695,7 @@ def serve_cmd(
         warn(f"--host {host}: anyone who can reach this machine can use the page and the API; there is no login")
     with user_errors():
         try:
-            serve(model, host=host, port=port, device=device,
+            serve(model, host=host, port=port, device=device, quantize=quantize,
                   ready=lambda url: note(f"serving the model on {url} (Ctrl+C to stop)"))
         except KeyboardInterrupt:  # Ctrl+C is how a server is stopped: not an error
             note("stopped")

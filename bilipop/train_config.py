@@ -79,6 +79,8 @@ class TrainConfig:
     vit_heads: int | None = None
     loss: str = field(default=DEFAULT_LOSS, metadata=_SAME_ON_RESUME)
     class_weights: str = field(default="none", metadata=_SAME_ON_RESUME)
+    #: Build the named encoders with random weights instead of loading pretrained ones (training from scratch).
+    random_init: bool = field(default=False, metadata=_SAME_ON_RESUME)
     #: Dropout of the encoders (0 makes runs comparable step by step, e.g. in tests); not a flag.
     dropout: float = DEFAULT_DROPOUT
 

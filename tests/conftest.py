@@ -110,3 +110,85 @@ def client(sim) -> SimClient:
 def sim_client() -> type[SimClient]:
     """``SimClient`` itself, for a test that signs its requests to a server of its own."""
     return SimClient
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The study's model (tests marked `study`): random weights written in the exact formats the default path loads.
+#: bert-base-chinese's config.json as the Hugging Face hub serves it.
+BERT_BASE_CHINESE_CONFIG = {
+    "architectures": ["BertForMaskedLM"], "attention_probs_dropout_prob": 0.1, "directionality": "bidi",
+    "hidden_act": "gelu", "hidden_dropout_prob": 0.1, "hidden_size": 768, "initializer_range": 0.02,
+    "intermediate_size": 3072, "layer_norm_eps": 1e-12, "max_position_embeddings": 512, "model_type": "bert",
+    "num_attention_heads": 12, "num_hidden_layers": 12, "pad_token_id": 0, "pooler_fc_size": 768,
+    "pooler_num_attention_heads": 12, "pooler_num_fc_layers": 3, "pooler_size_per_head": 128,
+    "pooler_type": "first_token_transform", "type_vocab_size": 2, "vocab_size": 21128,
+}
+
+
+def _chinese_vocab(size: int = 21128) -> list[str]:
+    """A vocabulary laid out like bert-base-chinese's: [PAD], [unused1..99], [UNK], [CLS], [SEP], [MASK], then
+    ASCII and CJK characters (from U+4E00, which covers the common ones) up to ``size`` tokens."""
+    tokens = ["[PAD]"] + [f"[unused{i}]" for i in range(1, 100)] + ["[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    tokens += [chr(c) for c in range(33, 127) if not chr(c).isupper()]
+    tokens += [chr(0x4E00 + i) for i in range(size - len(tokens))]
+    return tokens
+
+
+def write_hf_snapshot(hub: Path, repo: str, files: dict[str, bytes], commit: str = "8d2a91f" + "0" * 33) -> Path:
+    """Lay ``files`` out as huggingface_hub's cache does: blobs named by SHA-256, a snapshot folder of symlinks to
+    them, and refs/main naming the snapshot's commit. Returns the snapshot folder."""
+    import hashlib
+    import os
+
+    root = hub / f"models--{repo.replace('/', '--')}"
+    (root / "blobs").mkdir(parents=True, exist_ok=True)
+    snapshot = root / "snapshots" / commit
+    snapshot.mkdir(parents=True, exist_ok=True)
+    for name, data in files.items():
+        blob = root / "blobs" / hashlib.sha256(data).hexdigest()
+        blob.write_bytes(data)
+        os.symlink(os.path.relpath(blob, snapshot), snapshot / name)
+    (root / "refs").mkdir(exist_ok=True)
+    (root / "refs" / "main").write_text(commit)
+    return snapshot
+
+
+@pytest.fixture(scope="session")
+def study_env(tmp_path_factory) -> dict:
+    """Environment variables under which the DEFAULT `bilipop train` (no --vit/--bert) finds the study's two
+    encoders offline, with random weights: a ViT-B/16 (384 px) state dict at
+    ``$TORCH_HOME/hub/checkpoints/B_16_imagenet1k.pth`` and ``bert-base-chinese`` in ``$HF_HOME/hub`` as the hub
+    lays it out (21,128-token vocab.txt, config.json, model.safetensors of a BertForMaskedLM). Built once."""
+    import json
+    import os
+    import tempfile
+
+    import torch
+    from transformers import BertConfig, BertForMaskedLM
+
+    from bilipop.models.vision import ViTSpec, build_vit
+
+    root = tmp_path_factory.mktemp("study_home")
+    torch.manual_seed(0)
+    with _threads(2):
+        checkpoints = root / "torch" / "hub" / "checkpoints"
+        checkpoints.mkdir(parents=True)
+        vit = build_vit(ViTSpec(patches=16, dim=768, ff_dim=3072, num_heads=12, num_layers=12, image_size=384,
+                                out_dim=1000))
+        torch.save(vit.state_dict(), checkpoints / "B_16_imagenet1k.pth")
+        del vit
+        bert = BertForMaskedLM(BertConfig(**BERT_BASE_CHINESE_CONFIG))
+        with tempfile.TemporaryDirectory(dir=root) as tmp:
+            bert.save_pretrained(tmp, safe_serialization=True)
+            weights = (Path(tmp) / "model.safetensors").read_bytes()
+        del bert
+    files = {"config.json": json.dumps(BERT_BASE_CHINESE_CONFIG, indent=2).encode(),
+             "vocab.txt": ("\n".join(_chinese_vocab()) + "\n").encode(),
+             "tokenizer_config.json": json.dumps({"do_lower_case": False, "model_max_length": 512}).encode(),
+             "model.safetensors": weights}
+    write_hf_snapshot(root / "hf" / "hub", "bert-base-chinese", files)
+    env = {**os.environ, "TORCH_HOME": str(root / "torch"), "HF_HOME": str(root / "hf"), "HF_HUB_OFFLINE": "1",
+           "BILIPOP_OFFLINE": "1", "OMP_NUM_THREADS": "2"}
+    env.pop("HF_HUB_CACHE", None)
+    env.pop("BILIPOP_MODEL", None)
+    return env

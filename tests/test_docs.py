@@ -108,7 +108,8 @@ def test_every_command_is_shown_with_output_in_the_session_and_listed_by_help():
     from typer.testing import CliRunner
 
     names = sorted(typer.main.get_command(app).commands)
-    assert names == sorted(["crawl", "filter", "score", "label", "train", "evaluate", "predict", "demo", "serve"])
+    assert names == sorted(["crawl", "filter", "score", "label", "train", "evaluate", "predict", "export", "demo",
+                            "serve"])
     session = (ROOT / "docs" / "session.md").read_text(encoding="utf-8")
     help_text = CliRunner().invoke(app, ["--help"]).output
     for name in names:

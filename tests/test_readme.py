@@ -42,8 +42,8 @@ def test_ci_runs_the_readme_test_command():
 def test_a_newcomer_reads_it_in_five_minutes():
     assert len(README.splitlines()) <= 250
     headings = re.findall(r"^## (.+)$", README, flags=re.M)
-    assert headings == ["Two commands", "What it does", "A short session", "The web page", "When the real site refuses",
-                        "Documentation"]
+    assert headings == ["Two commands", "What it does", "A short session", "The study's model on a CPU", "The web page",
+                        "When the real site refuses", "Documentation"]
     first = README.split("\n\n")[1]  # the one sentence under the title
     assert first.count(". ") == 0 and first.rstrip().endswith(")."), first
 

@@ -170,6 +170,50 @@ class FusionModel(nn.Sequential):
         """Class scores (B, num_classes) of a batch; a branch that is not built ignores its input."""
         return self(self.pack(images, input_ids, attention_mask))[0]  # (B, num_classes)
 
+    # The two encoders meet only at the head's fusion, so each can run alone (eval only: no dropout, no autocast):
+    # a ranking encodes every distinct cover and title once, an explanation differentiates through both at once.
+    def encode_cover(self, images: torch.Tensor, attentions: list | None = None) -> torch.Tensor:
+        """The cover encoder alone: (B, 3, H, W) -> (B, out_dim), its head included, before the weight w. Given a
+        list ``attentions``, a ViT appends each block's attention probabilities (B, heads, S, S) to it."""
+        x = self[0].vision_in(images)
+        for child in self._blocks(VisionStage):
+            if attentions is not None and hasattr(child.block, "forward_attention"):
+                x, probs = child.block.forward_attention(x)
+                attentions.append(probs)
+            else:
+                x = child.block(x)
+        return self[-1].vision_head(x)
+
+    def encode_title(self, input_ids: torch.Tensor | None, attention_mask: torch.Tensor,
+                     embeds: torch.Tensor | None = None) -> torch.Tensor:
+        """The title encoder alone: (B, T) ids and 0/1 mask -> (B, out_dim); ``embeds`` (B, T, E), the token
+        embeddings of :meth:`token_embeddings`, replaces the ids (so that a gradient can reach them)."""
+        text_in = self[0].text_in
+        h, mask = text_in(input_ids, attention_mask) if embeds is None else text_in.from_embeddings(embeds,
+                                                                                                   attention_mask)
+        for child in self._blocks(TextStage):
+            h = child.block(h, mask)
+        return self[-1].text_head(h, mask)
+
+    def token_embeddings(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """The title encoder's per-token input vectors (B, T, E), before positions are added."""
+        return self[0].text_in.token_embeddings(input_ids)
+
+    def fuse(self, cover: torch.Tensor | None, title: torch.Tensor | None) -> torch.Tensor:
+        """Class scores from encoded covers and titles of the same batch size: ``classifier(w * cover +
+        (1 - w) * title)``; a branch that is not built is None."""
+        head = self[-1]
+        fused = None
+        if head.vision_head is not None:
+            fused = self.vit_weight * cover
+        if head.text_head is not None:
+            text = (1.0 - self.vit_weight) * title
+            fused = text if fused is None else fused + text
+        return head.classifier(fused).float()  # (B, num_classes)
+
+    def _blocks(self, kind: type) -> list[nn.Module]:
+        return [child for child in self if type(child) is kind]
+
     def set_noise_seed(self, seed: int) -> None:
         """Seed of the dropout masks of every child (the training loop sets one per epoch)."""
         for child in self:

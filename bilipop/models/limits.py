@@ -206,6 +206,10 @@ def _check(config: dict) -> int:
     return params
 
 
+#: Bytes per parameter of each precision a run's weights may be stored in.
+WEIGHT_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}
+
+
 def check_run_config(config: object, file: Path, weights: Path | None = None) -> None:
     """Check every setting of a run's config.json that building the model reads: types, bounds and agreement,
     and (given ``weights``) that the weights file is large enough for the model described.
@@ -217,7 +221,11 @@ def check_run_config(config: object, file: Path, weights: Path | None = None) ->
         if not isinstance(config, dict):
             raise _Bad(f"it must hold a JSON object, not {type(config).__name__}")
         params = _check(config)
-        if weights is not None and weights.is_file() and params * 4 > weights.stat().st_size:
+        # An exported run (bilipop export --dtype bf16|fp16) stores 2 bytes per parameter.
+        dtype = config.get("weights_dtype", "fp32")
+        if dtype not in WEIGHT_BYTES:
+            raise _Bad(f"weights_dtype must be one of {', '.join(WEIGHT_BYTES)}, got {_shown(dtype)}")
+        if weights is not None and weights.is_file() and params * WEIGHT_BYTES[dtype] > weights.stat().st_size:
             raise _Bad(f"it describes a model of at least {params:,} parameters, more than {weights.name} "
                        f"({weights.stat().st_size:,} bytes) can hold")
     except _Bad as bad:

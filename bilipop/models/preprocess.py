@@ -88,15 +88,20 @@ def to_tensor(pixels: np.ndarray | torch.Tensor, mean: Sequence[float], std: Seq
     return (x - m) / s
 
 
-def tokenize(tokenizer, titles: Sequence[str], max_tokens: int) -> dict[str, torch.Tensor]:
-    """Titles -> {"input_ids", "attention_mask"} (B, T) long, T <= max_tokens.
+def tokenize(tokenizer, titles: Sequence[str], max_tokens: int, offsets: bool = False) -> dict[str, torch.Tensor]:
+    """Titles -> {"input_ids", "attention_mask"} (B, T) long, T <= max_tokens; with ``offsets`` also
+    "offset_mapping" (B, T, 2), each token's character span (a fast tokenizer's offsets).
 
     Raises:
         InputError: a title is empty or blank.
     """
     check_titles(titles)
-    enc = tokenizer(list(titles), padding=True, truncation=True, max_length=max_tokens, return_tensors="pt")
-    return {"input_ids": enc["input_ids"].long(), "attention_mask": enc["attention_mask"].long()}
+    enc = tokenizer(list(titles), padding=True, truncation=True, max_length=max_tokens, return_tensors="pt",
+                    **({"return_offsets_mapping": True} if offsets else {}))
+    out = {"input_ids": enc["input_ids"].long(), "attention_mask": enc["attention_mask"].long()}
+    if offsets:
+        out["offset_mapping"] = enc["offset_mapping"].long()
+    return out
 
 
 def check_titles(titles: Sequence[str]) -> None:

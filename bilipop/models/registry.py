@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from bilipop.errors import ModelError
-from bilipop.models import ordinal
+from bilipop.models import ordinal, scratch
 from bilipop.models.fusion import FusionModel
 from bilipop.models.limits import refuse_code
 from bilipop.models.text import RNNSpec, build_bert, split_bert, split_rnn
@@ -356,13 +356,14 @@ class Built:
 def create_model(*, vision: str = DEFAULT_VISION, text: str = DEFAULT_TEXT, vit: str = DEFAULT_VIT,
                  bert: str = DEFAULT_BERT, vit_weight: float = DEFAULT_VIT_WEIGHT, titles: Sequence[str] = (),
                  dropout: float = 0.1, seed: int = 0,
-                 vit_heads: int | None = None, loss: str = "ce") -> Built:
+                 vit_heads: int | None = None, loss: str = "ce", pretrained: bool = True) -> Built:
     """Build the fusion model with pretrained (or tiny) encoders and the title tokenizer.
 
     ``vit_heads`` is needed for a ``vit`` checkpoint path that is not a known ViT name (see ``_vit_heads``).
 
     A branch whose weight is 0 is not built; the tokenizer is still made when the title branch exists. ``loss``
-    sizes the classifier (``bilipop.models.ordinal.outputs``).
+    sizes the classifier (``bilipop.models.ordinal.outputs``). ``pretrained=False`` builds the same architectures
+    with random weights and reads no weights file (``bilipop.models.scratch``; ``tiny`` is random either way).
 
     Raises:
         ModelError: unknown names, unreadable or missing weights (see ``resolve_weights``).
@@ -376,10 +377,16 @@ def create_model(*, vision: str = DEFAULT_VISION, text: str = DEFAULT_TEXT, vit:
     if vision == "vgg" and vit == DEFAULT_VIT:
         vit = "vgg16"  # the default names a ViT; with --vision vgg it stands for the study's ImageNet VGG-16
     torch.manual_seed(seed)
-    encoder, vision_arch = _build_vision(vision, vit, dropout, vit_heads) if vit_weight > 0 else (None, None)
+    random_v = not pretrained and vit != TINY
+    random_t = not pretrained and bert != TINY
+    encoder, vision_arch = None, None
+    if vit_weight > 0:
+        encoder, vision_arch = (scratch.random_vision(vision, vit, dropout) if random_v
+                                else _build_vision(vision, vit, dropout, vit_heads))
     tokenizer = text_model = text_arch = None
     if vit_weight < 1:
-        text_model, tokenizer, text_arch = _build_text(text, bert, titles, dropout)
+        text_model, tokenizer, text_arch = (scratch.random_text(text, bert, titles, dropout) if random_t
+                                            else _build_text(text, bert, titles, dropout))
     if vision_arch is not None:
         out_dim = int(vision_arch["spec"]["out_dim"])
     else:

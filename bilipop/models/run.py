@@ -71,6 +71,7 @@ class LoadedRun:
     device: torch.device
     run_config: RunConfig = field(repr=False)  # config.json, typed
     tokenizer: object | None = field(default=None, repr=False)
+    quantized: str | None = None  # "int8" after load_run(quantize="int8"): no gradients (no --explain)
 
     @property
     def settings(self) -> TrainConfig:
@@ -102,8 +103,9 @@ class LoadedRun:
         pixels = decode_cover(path, size)
         return to_tensor(pixels, self.config["image_mean"], self.config["image_std"])
 
-    def tokenize(self, titles: list[str]) -> dict[str, torch.Tensor]:
-        """{"input_ids": (B, T) long, "attention_mask": (B, T) long}.
+    def tokenize(self, titles: list[str], offsets: bool = False) -> dict[str, torch.Tensor]:
+        """{"input_ids": (B, T) long, "attention_mask": (B, T) long}, and with ``offsets`` "offset_mapping"
+        (B, T, 2): each token's character span in its title ((0, 0) for special and padding tokens).
 
         Raises:
             InputError: an empty or blank title.
@@ -111,8 +113,11 @@ class LoadedRun:
         if self.tokenizer is None:  # a cover-only run (w = 1) has no tokenizer; titles are still checked
             check_titles(titles)
             ones = torch.ones(len(titles), 1, dtype=torch.long)
-            return {"input_ids": ones.clone(), "attention_mask": ones}
-        return tokenize(self.tokenizer, titles, int(self.config["max_tokens"]))
+            out = {"input_ids": ones.clone(), "attention_mask": ones}
+            if offsets:
+                out["offset_mapping"] = torch.zeros(len(titles), 1, 2, dtype=torch.long)
+            return out
+        return tokenize(self.tokenizer, titles, int(self.config["max_tokens"]), offsets=offsets)
 
     @property
     def loss(self) -> str:
@@ -147,6 +152,25 @@ class LoadedRun:
             )
 
 
+    def cover_vectors(self, images: torch.Tensor) -> torch.Tensor:
+        """The cover encoder's output (B, out_dim) for preprocessed covers (B, 3, H, W), on the run's device."""
+        with torch.no_grad():
+            return self.model.encode_cover(images.to(self.device))
+
+    def title_vectors(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """The title encoder's output (B, out_dim) for tokenized titles, on the run's device."""
+        with torch.no_grad():
+            return self.model.encode_title(input_ids.to(self.device), attention_mask.to(self.device))
+
+    def fused_probabilities(self, covers: torch.Tensor | None, titles: torch.Tensor | None):
+        """(B, 5) float64 class probabilities from encoded covers and titles (rows paired; None for a branch the
+        run does not have)."""
+        from bilipop.models.ordinal import probabilities
+
+        with torch.no_grad():
+            return probabilities(self.model.fuse(covers, titles), self.loss).double().cpu().numpy()
+
+
 def build_from_arch(arch: dict) -> FusionModel:
     """Rebuild the fusion model from a config.json "model" entry, randomly initialised (weights come after)."""
     w, out_dim = float(arch["vit_weight"]), int(arch["out_dim"])
@@ -163,8 +187,9 @@ def build_from_arch(arch: dict) -> FusionModel:
     return FusionModel(vision, text, vit_weight=w, out_dim=out_dim, num_classes=outputs)
 
 
-def load_run(run_dir: str | Path, device: str = "cpu") -> LoadedRun:
-    """Load a run folder written by ``bilipop train`` for inference on ``device``.
+def load_run(run_dir: str | Path, device: str = "cpu", quantize: str | None = None) -> LoadedRun:
+    """Load a run folder written by ``bilipop train`` (or ``bilipop export``) for inference on ``device``;
+    ``quantize="int8"`` makes its Linear layers dynamic int8 (CPU only, ``bilipop.models.quantize``).
 
     Raises:
         ModelError: a file is missing, the folder was written by another format version, or the weights do not
@@ -172,6 +197,9 @@ def load_run(run_dir: str | Path, device: str = "cpu") -> LoadedRun:
     """
     from safetensors.torch import load_file
 
+    from bilipop.models.quantize import check_quantize, quantize_int8
+
+    check_quantize(quantize, device)
     path = Path(run_dir)
     if not path.is_dir():
         raise ModelError(f"run folder {path} does not exist; train one with bilipop train --out {path}")
@@ -204,13 +232,16 @@ def load_run(run_dir: str | Path, device: str = "cpu") -> LoadedRun:
         raise ModelError(f"cannot load {weights}: {str(exc).splitlines()[0]}; the file is damaged or does not "
                          "belong to this config.json") from exc
     model.to(dev).eval()
+    if quantize == "int8":
+        model = quantize_int8(model)
     tokenizer = None
     if model.has_text:
         tok_dir = path / TOKENIZER
         if not tok_dir.is_dir():
             raise ModelError(f"{tok_dir} is missing; the run folder is incomplete, train it again")
         tokenizer = load_tokenizer(tok_dir, int(config["max_tokens"]), hint="the run folder is damaged, train it again")
-    return LoadedRun(path=path, config=config, model=model, device=dev, tokenizer=tokenizer, run_config=run_config)
+    return LoadedRun(path=path, config=config, model=model, device=dev, tokenizer=tokenizer, run_config=run_config,
+                     quantized=quantize)
 
 
 def read_run_config(path: Path) -> RunConfig:

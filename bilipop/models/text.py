@@ -62,6 +62,14 @@ class BertInput(nn.Module):
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.embeddings(input_ids=input_ids), additive_mask(attention_mask)  # (B, T, H), (B, 1, 1, T)
 
+    def token_embeddings(self, input_ids: torch.Tensor) -> torch.Tensor:
+        return self.embeddings.word_embeddings(input_ids)  # (B, T, H)
+
+    def from_embeddings(self, embeds: torch.Tensor, attention_mask: torch.Tensor
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
+        """As forward, from the word embeddings (positions, token types and the norm are added here)."""
+        return self.embeddings(inputs_embeds=embeds), additive_mask(attention_mask)
+
 
 class BertBlock(nn.Module):
     """One BERT encoder layer reading the float additive mask."""
@@ -96,6 +104,13 @@ class RNNInput(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.embedding(input_ids), additive_mask(attention_mask)  # (B, T, E), (B, 1, 1, T)
+
+    def token_embeddings(self, input_ids: torch.Tensor) -> torch.Tensor:
+        return self.embedding(input_ids)  # (B, T, E)
+
+    def from_embeddings(self, embeds: torch.Tensor, attention_mask: torch.Tensor
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
+        return embeds, additive_mask(attention_mask)
 
 
 class RNNBlock(nn.Module):

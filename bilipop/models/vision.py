@@ -128,6 +128,20 @@ class ViTBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.block(x, None)
 
+    def forward_attention(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """As forward (eval), also returning the attention probabilities (B, heads, S, S) as a tensor of the
+        graph (pytorch_pretrained_vit keeps them only in a module attribute, which concurrent calls overwrite)."""
+        b = self.block
+        attn = b.attn
+        y = b.norm1(x)
+        batch, seq, dim = y.shape
+        q, k, v = (t.view(batch, seq, attn.n_heads, -1).transpose(1, 2)
+                   for t in (attn.proj_q(y), attn.proj_k(y), attn.proj_v(y)))  # (B, H, S, W)
+        probs = torch.softmax(q @ k.transpose(-2, -1) / (q.shape[-1] ** 0.5), dim=-1)  # (B, H, S, S)
+        h = (probs @ v).transpose(1, 2).reshape(batch, seq, dim)
+        x = x + b.proj(h)
+        return x + b.pwff(b.norm2(x)), probs
+
 
 class ViTHead(nn.Module):
     """Final norm, class token, the ViT's own MLP head: (B, 1 + P, D) -> (B, out_dim)."""

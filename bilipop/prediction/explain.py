@@ -1,21 +1,32 @@
-"""Why a prediction came out as it did: occlusion of the cover and leave-one-token-out on the title.
+"""Why a prediction came out as it did, for about the cost of the prediction: ONE forward and backward pass of the
+whole fusion model, with gradients on the cover's pixels and on the title's token embeddings (gradient x input).
 
-Occlusion works for every vision branch (ViT or VGG) and needs nothing from the model's internals: each patch of
-the preprocessed cover is replaced by 0 (the normalised mean colour) and the drop in the predicted class's
-probability is that patch's importance. Title pieces (one CJK character, one Latin word or number, or one
-symbol) are removed one at a time and the title re-tokenised, so the reported tokens are pieces the user wrote.
+The predicted class's log-odds, log(p / (1 - p)), is differentiated once (the log-odds rather than p itself: the
+gradient of a confident p is nearly 0 everywhere and would rank noise). A ViT's heatmap is Chefer et al.'s
+gradient-weighted attention rollout over its patches (plain gradient x pixel misses what a ViT uses: its layer norms
+make it nearly blind to a patch's scale). A VGG's is gradient x pixel summed over each cell, the first-order
+estimate of how much the log-odds drop when that cell is hidden (set to 0, the normalised mean colour). For a title
+token, gradient x embedding estimates the drop (converted to probability: d p = p (1 - p) d log-odds) when the
+token's embedding is zeroed; tokens are summed into the
+pieces the user wrote (one CJK character, one Latin word or number, or one symbol) through the tokenizer's
+character offsets. Each input is encoded once, the gradient reaches only the inputs and attention maps (no weight
+gradients are computed), and it works for either cover encoder (ViT
+or VGG) and for a run whose cover or title weight is 0 (that part of the explanation is then empty).
 """
 
 from __future__ import annotations
 
+import bisect
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bilipop.errors import InputError
+from bilipop.errors import InputError, ModelError
 
 if TYPE_CHECKING:
     import numpy as np
+    import torch
 
     from bilipop.models.run import LoadedRun
 
@@ -24,36 +35,133 @@ TOP_TOKENS = 5
 _PIECE = re.compile(r"[A-Za-z0-9_]+|[^\sA-Za-z0-9_]")
 
 
+@dataclass
+class Attribution:
+    """One pass's result: the class probabilities, the explained class, the cover's (grid, grid) heat (None
+    without a cover branch) and each title piece's estimated drop (span -> drop; empty without a title branch)."""
+
+    probabilities: np.ndarray
+    label: int
+    heat: np.ndarray | None
+    pieces: list[tuple[tuple[int, int], float]]
+
+
 def heatmap_path(cover: str | Path) -> Path:
     """Where the heatmap of ``cover`` goes: ``<stem>.explain.png`` in the cover's folder."""
     cover = Path(cover)
     return cover.with_name(f"{cover.stem}.explain.png")
 
 
-def occlusion_map(run: LoadedRun, image, input_ids, attention_mask, label: int, grid: int = GRID) -> np.ndarray:
-    """A (grid, grid) array: how much the probability of ``label`` drops when each patch is hidden (>= 0)."""
+def heat_grid(run: LoadedRun, grid: int = GRID) -> int:
+    """Cells per side of the heatmap: a ViT's patch grid (24 for ViT-B/16 at 384 px), else ``grid``."""
+    vision = (run.config.get("model") or {}).get("vision") or {}
+    if vision.get("kind") == "vit":
+        spec = vision["spec"]
+        return int(spec["image_size"]) // int(spec["patches"])
+    return grid
+
+
+def attribute(run: LoadedRun, image: torch.Tensor | None, title: str | None, label: int | None = None,
+              grid: int | None = None) -> Attribution:
+    """Probabilities and attributions of one cover (3, H, W, preprocessed) and title in one forward + backward.
+
+    ``label`` is the class explained (None: the most likely one). ``image`` or ``title`` is ignored (may be None)
+    when the run has no such branch.
+
+    Raises:
+        ModelError: the run was quantized to int8 (its layers have no gradient).
+        InputError: an empty title.
+    """
     import numpy as np
     import torch
 
-    _, h, w = image.shape  # (3, H, W)
+    from bilipop.models.ordinal import probabilities
+
+    if run.quantized:
+        raise ModelError(f"explanations need the model's gradients, which --quantize {run.quantized} removes: "
+                         "run without --quantize to explain")
+    model = run.model
+    grid = grid or heat_grid(run)
+    inputs: list[torch.Tensor] = []
+    attentions: list[torch.Tensor] = []
+    cover_vec = title_vec = pixels = embeds = None
+    with torch.enable_grad():
+        if model.has_vision:
+            pixels = image[None].to(run.device).detach().requires_grad_()  # (1, 3, H, W)
+            cover_vec = model.encode_cover(pixels, attentions)
+            inputs.append(pixels)
+        if model.has_text:
+            tokens = run.tokenize([title], offsets=True)
+            ids, mask = tokens["input_ids"].to(run.device), tokens["attention_mask"].to(run.device)
+            embeds = model.token_embeddings(ids).detach().requires_grad_()  # (1, T, E)
+            title_vec = model.encode_title(None, mask, embeds=embeds)
+            inputs.append(embeds)
+        # float64 from the logits on, so that a confident class's probability does not round to 1
+        probs = probabilities(model.fuse(cover_vec, title_vec).double(), run.loss)[0]  # (5,)
+        label = int(probs.argmax()) if label is None else int(label)
+        others = torch.cat((probs[:label], probs[label + 1:])).sum()
+        log_odds = torch.log(probs[label].clamp_min(1e-300)) - torch.log(others.clamp_min(1e-300))
+        grads = torch.autograd.grad(log_odds, inputs + attentions)
+    heat = pieces = None
+    if attentions:  # a ViT: gradient-weighted attention rollout over its patches
+        heat = _rollout(attentions, grads[len(inputs):])
+    elif pixels is not None:
+        per_pixel = (grads[0] * pixels).sum(1)[0].detach().cpu().double().numpy()  # (H, W)
+        heat = np.clip(_cell_sums(per_pixel, grid), 0, None)
+    if embeds is not None:
+        # d p = p (1 - p) d log-odds: the tokens' estimates in probability, the unit predict and the page show
+        p = float(probs[label].detach())
+        per_token = p * (1 - p) * (grads[len(inputs) - 1] * embeds).sum(-1)[0].detach().cpu().double().numpy()
+        pieces = _piece_drops(run, title, tokens, per_token)
+    return Attribution(probs.detach().double().cpu().numpy(), label, heat, pieces or [])
+
+
+def _rollout(attentions: list, grads: tuple) -> np.ndarray:
+    """Chefer et al.'s gradient-weighted attention rollout (2021): R = I, then per block R += mean over heads of
+    relu(grad * attention) @ R; the class token's row over the patches, as the (n, n) patch grid."""
+    import torch
+
+    seq = attentions[0].shape[-1]
+    relevance = torch.eye(seq, dtype=torch.float64)
+    for probs, grad in zip(attentions, grads, strict=True):
+        cam = (grad * probs)[0].clamp(min=0).mean(0).detach().cpu().double()  # (S, S)
+        relevance = relevance + cam @ relevance
+    patches = relevance[0, 1:].numpy()  # (P,)
+    side = int(round(len(patches) ** 0.5))
+    return patches.reshape(side, side)
+
+
+def _cell_sums(values: np.ndarray, grid: int) -> np.ndarray:
+    """Sum a (H, W) array over a (grid, grid) partition of near-equal cells."""
+    import numpy as np
+
+    h, w = values.shape
     ys = np.linspace(0, h, grid + 1).round().astype(int)
     xs = np.linspace(0, w, grid + 1).round().astype(int)
-    base = run.class_probabilities(image[None], input_ids, attention_mask)[0, label]
-    variants = []
-    for i in range(grid):
-        for j in range(grid):
-            hidden = image.clone()
-            hidden[:, ys[i]:ys[i + 1], xs[j]:xs[j + 1]] = 0
-            variants.append(hidden)
-    drops = []
-    for start in range(0, len(variants), 32):
-        batch = torch.stack(variants[start:start + 32])  # (b, 3, H, W)
-        ids = mask = None
-        if input_ids is not None:
-            ids = input_ids.expand(len(batch), -1)
-            mask = attention_mask.expand(len(batch), -1)
-        drops.append(base - run.class_probabilities(batch, ids, mask)[:, label])
-    return np.clip(np.concatenate(drops), 0, None).reshape(grid, grid)
+    rows = np.add.reduceat(values, ys[:-1], axis=0)  # (grid, W)
+    return np.add.reduceat(rows, xs[:-1], axis=1)  # (grid, grid)
+
+
+def _piece_drops(run: LoadedRun, title: str, tokens: dict, per_token: np.ndarray
+                 ) -> list[tuple[tuple[int, int], float]]:
+    """Each title piece's span and the sum of its tokens' scores (tokens cut off by max_tokens count nothing)."""
+    spans = title_pieces(title)
+    totals = [0.0] * len(spans)
+    starts = [a for a, _ in spans]
+    offsets = tokens["offset_mapping"][0].tolist()
+    mask = tokens["attention_mask"][0].tolist()
+    for (a, b), keep, score in zip(offsets, mask, per_token, strict=True):
+        if not keep or b <= a:
+            continue  # padding, [CLS], [SEP]
+        i = bisect.bisect_right(starts, a) - 1
+        if i >= 0 and a < spans[i][1]:
+            totals[i] += float(score)
+    return list(zip(spans, totals, strict=True))
+
+
+def occlusion_map(run: LoadedRun, image, title: str | None, label: int, grid: int = GRID) -> np.ndarray:
+    """A (grid, grid) array: the estimated drop of ``label``'s log-odds when each cell is hidden (>= 0)."""
+    return attribute(run, image, title, label, grid).heat
 
 
 def save_heatmap(cover: str | Path, heat: np.ndarray, path: Path) -> Path:
@@ -95,42 +203,32 @@ def title_pieces(title: str) -> list[tuple[int, int]]:
     return [m.span() for m in _PIECE.finditer(title)]
 
 
-def token_drops(run: LoadedRun, images, title: str, label: int) -> list[dict[str, Any]]:
-    """The title pieces whose removal lowers the probability of ``label`` most (largest drop first)."""
-    spans = title_pieces(title)
-    if len(spans) < 2:
-        return []  # removing the only piece leaves no title to compare with
-    variants = [title[:a] + title[b:] for a, b in spans]
-    tokens = run.tokenize([title, *variants])
-    ids, mask = tokens["input_ids"].to(run.device), tokens["attention_mask"].to(run.device)
-    if images is not None:
-        images = images.expand(len(variants) + 1, -1, -1, -1)
-    probs = run.class_probabilities(images, ids, mask)[:, label]
-    drops = [{"token": title[a:b], "position": a, "drop": float(probs[0] - p)}
-             for (a, b), p in zip(spans, probs[1:], strict=True)]
+def top_tokens(title: str, pieces: list[tuple[tuple[int, int], float]]) -> list[dict[str, Any]]:
+    """The TOP_TOKENS pieces with the largest estimated drop, as ``{"token", "position", "drop"}``."""
+    if len(pieces) < 2:
+        return []  # a one-piece title: there is nothing to rank it against
+    drops = [{"token": title[a:b], "position": a, "drop": drop} for (a, b), drop in pieces]
     return sorted(drops, key=lambda d: -d["drop"])[:TOP_TOKENS]
 
 
-def explain_prediction(run: LoadedRun, cover: str | Path, title: str, label: int) -> dict[str, Any]:
-    """The explanation of one prediction: ``heatmap`` (PNG path or None) and ``tokens`` (largest drop first).
+def explain_prediction(run: LoadedRun, cover: str | Path, title: str,
+                       label: int | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+    """The class probabilities of one cover and title and their explanation: ``heatmap`` (PNG path or None) and
+    ``tokens`` (largest estimated drop first), all from one forward and backward pass.
 
     Raises:
-        InputError: the heatmap cannot be written beside the cover.
+        InputError: a bad cover or title, or the heatmap cannot be written beside the cover.
+        ModelError: the run was quantized to int8.
     """
-    use_cover, use_title = run.uses_cover, run.uses_title
-    image = run.preprocess_cover(cover).to(run.device) if use_cover else None  # (3, H, W)
-    ids = mask = None
-    if use_title:
-        tokens = run.tokenize([title])
-        ids, mask = tokens["input_ids"].to(run.device), tokens["attention_mask"].to(run.device)
+    image = run.preprocess_cover(cover) if run.uses_cover else None  # (3, H, W)
+    found = attribute(run, image, title if run.uses_title else None, label)
     heatmap = None
-    if image is not None:
-        heat = occlusion_map(run, image, ids, mask, label)
+    if found.heat is not None:
         heatmap = heatmap_path(cover)
         try:
-            save_heatmap(cover, heat, heatmap)
+            save_heatmap(cover, found.heat, heatmap)
         except OSError as exc:
             raise InputError(f"cannot write the heatmap {heatmap}: {exc.strerror or exc}; "
                              "copy the cover to a folder you can write to") from None
-    tokens_out = token_drops(run, image[None] if image is not None else None, title, label) if use_title else []
-    return {"heatmap": str(heatmap) if heatmap else None, "tokens": tokens_out}
+    tokens = top_tokens(title, found.pieces) if run.uses_title else []
+    return found.probabilities, {"heatmap": str(heatmap) if heatmap else None, "tokens": tokens}

@@ -242,9 +242,9 @@ def predict_one(model: LoadedRun | str | os.PathLike[str] | None, cover: str | P
                 explain: bool = False, device: str = "cpu") -> Prediction:
     """Predict one video's class from its cover and title.
 
-    With ``explain`` the result carries ``explanation``: an occlusion heatmap of the cover saved as
-    ``<cover stem>.explain.png`` beside the cover, and the title tokens whose removal lowers the predicted
-    class's probability most.
+    With ``explain`` the result carries ``explanation``: a heatmap of the cover saved as ``<cover stem>.explain.png``
+    beside the cover, and the title tokens whose removal would lower the predicted class's probability most, both
+    from the one forward and backward pass that also gives the prediction (``bilipop.prediction.explain``).
 
     Raises:
         InputError: the cover is missing, truncated or not an image; the title is empty.
@@ -253,11 +253,13 @@ def predict_one(model: LoadedRun | str | os.PathLike[str] | None, cover: str | P
     check_title(title)
     run = as_run(model, device)
     _check_unused_inputs(run, [cover], [title])
-    result = _prediction(predict_pairs(run, [cover], [title])[0])
-    if explain:
-        from bilipop.prediction.explain import explain_prediction
+    if not explain:
+        return _prediction(predict_pairs(run, [cover], [title])[0])
+    from bilipop.prediction.explain import explain_prediction
 
-        result.explanation = explain_prediction(run, cover, title, result.label)
+    probabilities, explanation = explain_prediction(run, cover, title)
+    result = _prediction(probabilities)
+    result.explanation = explanation
     return result
 
 
@@ -276,8 +278,10 @@ def rank_candidates(model: LoadedRun | str | os.PathLike[str] | None, covers: Se
     run = as_run(model, device)
     _check_unused_inputs(run, covers, titles)
     pairs = [(str(c), t) for c in covers for t in titles]
-    probs = predict_pairs(run, [c for c, _ in pairs], [t for _, t in pairs])
-    return rank(pairs, probs)
+    from bilipop.prediction.cross import cross_probabilities
+
+    return rank(pairs, cross_probabilities(run, covers, titles))
+
 
 
 def rank(pairs: Sequence[tuple[str, str]], probabilities: np.ndarray) -> list[Candidate]:

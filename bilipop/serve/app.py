@@ -67,9 +67,9 @@ class SharedRun(LoadedRun):
     def of(cls, run: LoadedRun) -> SharedRun:
         return cls(**{f.name: getattr(run, f.name) for f in fields(LoadedRun)})
 
-    def tokenize(self, titles: list[str]):
+    def tokenize(self, titles: list[str], offsets: bool = False):
         with self.lock:
-            return super().tokenize(titles)
+            return super().tokenize(titles, offsets)
 
 
 class LimitBody:

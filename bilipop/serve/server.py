@@ -51,7 +51,8 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def load_served_run(model: str | os.PathLike[str] | None, device: str = "cpu") -> LoadedRun:
+def load_served_run(model: str | os.PathLike[str] | None, device: str = "cpu",
+                    quantize: str | None = None) -> LoadedRun:
     """The run to serve, resolved as ``predict`` resolves it, loaded once for every request.
 
     Raises:
@@ -67,7 +68,7 @@ def load_served_run(model: str | os.PathLike[str] | None, device: str = "cpu") -
     except ModelError:
         raise ModelError(f"no model to serve: pass --model RUN or set ${MODEL_ENV}; `bilipop demo` makes one "
                          "(then bilipop serve --model bilipop-demo/runs/demo)") from None
-    return SharedRun.of(load_run(path, device=device))
+    return SharedRun.of(load_run(path, device=device, quantize=quantize))
 
 
 def bind(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> socket.socket:
@@ -115,7 +116,8 @@ def _uvicorn_server(run: LoadedRun, host: str, header_timeout: float | None = No
 
 
 def serve(model: str | os.PathLike[str] | LoadedRun | None = None, host: str = DEFAULT_HOST,
-          port: int = DEFAULT_PORT, device: str = "cpu", ready: Callable[[str], None] | None = None) -> None:
+          port: int = DEFAULT_PORT, device: str = "cpu", ready: Callable[[str], None] | None = None,
+          quantize: str | None = None) -> None:
     """Load the model once and serve the page and the API until interrupted (Ctrl+C).
 
     Args:
@@ -127,7 +129,7 @@ def serve(model: str | os.PathLike[str] | LoadedRun | None = None, host: str = D
         InputError: the host or port cannot be listened on.
     """
     require_web()
-    run = model if hasattr(model, "logits") else load_served_run(model, device)  # type: ignore[arg-type]
+    run = model if hasattr(model, "logits") else load_served_run(model, device, quantize)  # type: ignore[arg-type]
     server = _uvicorn_server(run, host)  # type: ignore[arg-type]
     sock = bind(host, port)
     if ready is not None:

@@ -258,7 +258,8 @@ def _train_one(config: TrainConfig, run_dir: Path, shared: _Shared) -> tuple[lis
     # The tiny tokenizer learns its vocabulary from the training part only: valid and test titles stay unseen.
     built = create_model(vision=config.vision, text=config.text, vit=config.vit, bert=config.bert, vit_weight=w,
                          titles=[examples.titles[i] for i in train_idx], dropout=config.dropout, seed=config.seed,
-                         vit_heads=config.vit_heads, loss=config.loss)
+                         vit_heads=config.vit_heads, loss=config.loss,
+                         pretrained=not config.random_init)
     if len(devs) > 1:
         from bilipop.train.pipeline import check_balance
 

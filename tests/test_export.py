@@ -1,0 +1,134 @@
+"""A model a creator can receive: ``bilipop export`` (no optimizer, 16-bit safetensors + JSON), ``--quantize
+int8`` for CPU inference, and rankings that encode each distinct cover and title once."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from bilipop.cli import app
+from bilipop.models.compress import export_run
+from bilipop.models.run import load_run
+from bilipop.prediction.predict import predict_pairs, rank_candidates
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def videos(tiny_run):
+    """Every cover and title of the tiny run's data set: 60 videos."""
+    import pandas as pd
+
+    table = pd.read_parquet(tiny_run["table"])
+    covers = [str(tiny_run["data"] / c) for c in table["cover_path"]]
+    return covers, list(table["title"])
+
+
+def _agreement(a: np.ndarray, b: np.ndarray) -> float:
+    return float((a.argmax(1) == b.argmax(1)).mean())
+
+
+@pytest.mark.parametrize("dtype", ["bf16", "fp16"])
+def test_a_16_bit_export_is_small_pickle_free_and_predicts_the_same_classes(tiny_run, videos, tmp_path, dtype):
+    out = tmp_path / f"export-{dtype}"
+    report = export_run(tiny_run["run"], out, dtype)
+    assert report.weights_bytes <= 0.55 * report.source_bytes
+    names = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
+    assert "checkpoint.pt" not in names and "model.safetensors" in names
+    assert all(n.endswith((".json", ".safetensors", ".txt", ".jsonl")) for n in names), names
+    assert json.loads((out / "config.json").read_text())["weights_dtype"] == dtype
+    original = predict_pairs(load_run(tiny_run["run"]), *videos)
+    exported = predict_pairs(load_run(out), *videos)
+    assert _agreement(original, exported) >= 0.99
+    assert np.abs(original - exported).max() < 0.02  # the figure docs/study-model.md reports at study size
+
+
+def test_int8_predicts_the_same_class_on_95_percent_of_videos(tiny_run, videos):
+    original = predict_pairs(load_run(tiny_run["run"]), *videos)
+    quantized_run = load_run(tiny_run["run"], quantize="int8")
+    assert quantized_run.quantized == "int8"
+    kinds = {type(m) for m in quantized_run.model.modules()}
+    assert any("quantized.dynamic" in k.__module__ for k in kinds)
+    assert torch.nn.Linear not in kinds  # every Linear layer was replaced
+    quantized = predict_pairs(quantized_run, *videos)
+    assert _agreement(original, quantized) >= 0.95
+
+
+def test_export_and_quantize_through_the_cli(tiny_run, videos, tmp_path):
+    out = tmp_path / "small"
+    res = runner.invoke(app, ["export", str(tiny_run["run"]), str(out), "--dtype", "fp16"])
+    assert res.exit_code == 0, res.output
+    assert "fp16" in res.stdout and (out / "model.safetensors").is_file()
+    cover, title = videos[0][0], videos[1][0]
+    plain = runner.invoke(app, ["predict", cover, title, "--model", str(out), "--json"])
+    assert plain.exit_code == 0, plain.output
+    assert set(json.loads(plain.stdout)) >= {"label", "probabilities"}
+    int8 = runner.invoke(app, ["predict", cover, title, "--model", str(out), "--quantize", "int8", "--json"])
+    assert int8.exit_code == 0, int8.output
+    ranked = runner.invoke(app, ["predict", "--cover", cover, "--title", title, "--title", "另一个标题",
+                                 "--model", str(out), "--quantize", "int8", "--json"])
+    assert ranked.exit_code == 0 and len(json.loads(ranked.stdout)["candidates"]) == 2
+    ev = runner.invoke(app, ["evaluate", str(out), "--data", str(tiny_run["data"]), "--json"])
+    assert ev.exit_code == 0, ev.output
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--quantize", "int4"], "--quantize must be int8"),
+    (["--quantize", "int8", "--explain"], "--quantize int8"),
+    (["--quantize", "int8", "--device", "cuda"], "CPU inference"),
+])
+def test_bad_quantize_use_is_one_line_and_exit_1(tiny_run, videos, tmp_path, args, message):
+    cover = tmp_path / "c.jpg"
+    shutil.copy(videos[0][0], cover)
+    res = runner.invoke(app, ["predict", str(cover), "标题", "--model", str(tiny_run["run"]), *args])
+    assert res.exit_code == 1 and message in res.output and "Traceback" not in res.output
+    assert not list(tmp_path.glob("*.explain.png"))
+
+
+def test_export_refuses_to_overwrite_the_run_or_a_foreign_folder(tiny_run, tmp_path):
+    from bilipop.errors import InputError
+
+    with pytest.raises(InputError, match="overwrite the run"):
+        export_run(tiny_run["run"], tiny_run["run"])
+    foreign = tmp_path / "photos"
+    foreign.mkdir()
+    (foreign / "holiday.jpg").write_bytes(b"x")
+    with pytest.raises(InputError, match="not a run folder"):
+        export_run(tiny_run["run"], foreign)
+    assert (foreign / "holiday.jpg").is_file()
+    with pytest.raises(InputError, match="--dtype"):
+        export_run(tiny_run["run"], tmp_path / "x", "int8")
+
+
+def test_a_ranking_encodes_each_distinct_cover_and_title_once(tiny_run, videos, monkeypatch):
+    run = load_run(tiny_run["run"])
+    covers, titles = videos[0][:3], videos[1][:4]
+    rows = {"cover": 0, "title": 0, "fuse": 0}
+    model = run.model
+    real = {"cover": model.encode_cover, "title": model.encode_title, "fuse": model.fuse}
+
+    def counting(kind):
+        def call(*args, **kwargs):
+            first = next(a for a in args if a is not None)
+            rows[kind] += first.shape[0]
+            return real[kind](*args, **kwargs)
+        return call
+
+    for kind, name in (("cover", "encode_cover"), ("title", "encode_title"), ("fuse", "fuse")):
+        monkeypatch.setattr(model, name, counting(kind))
+    # A repeated cover and a repeated title are encoded once too.
+    ranked = rank_candidates(run, covers + covers[:1], titles + titles[:1])
+    assert rows == {"cover": 3, "title": 4, "fuse": 4 * 5}
+    assert len(ranked) == 20
+    monkeypatch.undo()
+    pairs = [(c, t) for c in covers + covers[:1] for t in titles + titles[:1]]
+    expected = predict_pairs(run, [c for c, _ in pairs], [t for _, t in pairs])
+    by_pair = {(c.cover, c.title): c.prediction.probabilities for c in ranked}
+    for (c, t), p in zip(pairs, expected, strict=True):
+        np.testing.assert_allclose(by_pair[c, t], p, atol=1e-5)
