@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from bilipop.models.registry import create_model
-from bilipop.models.run import LoadedRun
+from bilipop.models.run import LoadedRun, RunConfig
 from bilipop.prediction.explain import attribute
+from bilipop.train_config import TrainConfig
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -44,7 +45,10 @@ def _cover_run(vision: str) -> LoadedRun:
     model.eval()
     config = {"vit_weight": 1.0, "image_size": SIZE, "image_mean": built.image_mean, "image_std": built.image_std,
               "max_tokens": 64, "loss": "ce", "model": built.arch}
-    return LoadedRun(path=None, config=config, model=model, device=torch.device("cpu"))  # type: ignore[arg-type]
+    settings = TrainConfig(vision=vision, vit="tiny", bert="tiny", vit_weight=1.0)
+    run_config = RunConfig(settings, data="", input="", best_epoch=None, epochs_done=0, balance_method="given")
+    return LoadedRun(path=None, config=config, model=model, device=torch.device("cpu"),  # type: ignore[arg-type]
+                     run_config=run_config)
 
 
 def _hide(image: torch.Tensor, cells: np.ndarray, grid: int = GRID) -> torch.Tensor:

@@ -16,7 +16,7 @@ from pathlib import Path
 from torch import nn
 
 from bilipop.errors import ModelError
-from bilipop.layout import DEFAULT_BERT, MAX_TOKENS
+from bilipop.train_config import DEFAULT_BERT, MAX_TOKENS
 from bilipop.models.limits import refuse_code
 from bilipop.models.text import RNNSpec, build_bert
 from bilipop.models.tokenizer import load_tokenizer, train_tiny_tokenizer

@@ -127,14 +127,15 @@ def resolve_model(model: str | os.PathLike[str] | None = None) -> Path:
                      f"(bilipop train --out {RUNS_DIR}/first)")
 
 
-def as_run(model: LoadedRun | str | os.PathLike[str] | None, device: str = "cpu") -> LoadedRun:
+def as_run(model: LoadedRun | str | os.PathLike[str] | None, device: str = "cpu",
+           quantize: str | None = None) -> LoadedRun:
     """A loaded run from a LoadedRun (returned as is), a run folder, or None (see :func:`resolve_model`), on
-    ``device`` unless it is already loaded."""
+    ``device`` and quantized as ``quantize`` says (``"int8"`` or None) unless it is already loaded."""
     if model is not None and hasattr(model, "logits"):
         return model  # type: ignore[return-value]
     from bilipop.models.run import load_run
 
-    return load_run(resolve_model(model), device=device)  # type: ignore[arg-type]
+    return load_run(resolve_model(model), device=device, quantize=quantize)  # type: ignore[arg-type]
 
 
 def check_title(title: object, where: str = "") -> str:
@@ -239,7 +240,7 @@ def _check_unused_inputs(run: LoadedRun, covers: Sequence[str | Path], titles: S
 
 
 def predict_one(model: LoadedRun | str | os.PathLike[str] | None, cover: str | Path, title: str,
-                explain: bool = False, device: str = "cpu") -> Prediction:
+                explain: bool = False, device: str = "cpu", quantize: str | None = None) -> Prediction:
     """Predict one video's class from its cover and title.
 
     With ``explain`` the result carries ``explanation``: a heatmap of the cover saved as ``<cover stem>.explain.png``
@@ -251,7 +252,7 @@ def predict_one(model: LoadedRun | str | os.PathLike[str] | None, cover: str | P
         ModelError: no usable run folder.
     """
     check_title(title)
-    run = as_run(model, device)
+    run = as_run(model, device, quantize)
     _check_unused_inputs(run, [cover], [title])
     if not explain:
         return _prediction(predict_pairs(run, [cover], [title])[0])
@@ -264,7 +265,7 @@ def predict_one(model: LoadedRun | str | os.PathLike[str] | None, cover: str | P
 
 
 def rank_candidates(model: LoadedRun | str | os.PathLike[str] | None, covers: Sequence[str | Path],
-                    titles: Sequence[str], device: str = "cpu") -> list[Candidate]:
+                    titles: Sequence[str], device: str = "cpu", quantize: str | None = None) -> list[Candidate]:
     """Score every cover x title combination; the best expected class first (ties keep the input order), each
     with its rank and the probability that it beats the next (see :class:`Candidate`).
 
@@ -275,7 +276,7 @@ def rank_candidates(model: LoadedRun | str | os.PathLike[str] | None, covers: Se
         raise InputError("ranking needs at least one --cover and one --title")
     for i, title in enumerate(titles):
         check_title(title, f"title {i + 1}: ")
-    run = as_run(model, device)
+    run = as_run(model, device, quantize)
     _check_unused_inputs(run, covers, titles)
     pairs = [(str(c), t) for c in covers for t in titles]
     from bilipop.prediction.cross import cross_probabilities
@@ -338,7 +339,8 @@ def _neutralise_cell(value: object) -> object:
 @takes_progress("predicting")
 def predict_batch(model: LoadedRun | str | os.PathLike[str] | None, input: str | os.PathLike[str],
                   output: str | os.PathLike[str] | TextIO, progress: ProgressArg = None,
-                  batch_size: int = BATCH_SIZE, device: str = "cpu", escape_formulas: bool = True) -> BatchReport:
+                  batch_size: int = BATCH_SIZE, device: str = "cpu", escape_formulas: bool = True,
+                  quantize: str | None = None) -> BatchReport:
     """Predict every row of a table with columns ``cover`` and ``title`` and write it with the predictions.
 
     Relative cover paths are resolved against the input file's folder. The output (``.csv`` or ``.parquet``, or
@@ -370,7 +372,7 @@ def predict_batch(model: LoadedRun | str | os.PathLike[str] | None, input: str |
     base = input.parent
     covers = [str(c) if Path(str(c)).is_absolute() else str(base / str(c)) for c in table["cover"]]
     titles = [t if isinstance(t, str) else "" for t in table["title"]]
-    run = as_run(model, device)
+    run = as_run(model, device, quantize)
 
     def where(i: int) -> str:
         return f"{input} row {i + 1}: "
