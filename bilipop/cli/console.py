@@ -60,7 +60,7 @@ def warn(message: str, *, markup: bool = False) -> None:
 def progress_bar(description: str) -> Iterator[Callable[[int, int | None], None]]:
     """Yield ``callback(done, total)`` that drives a progress bar on stderr (none with -q or off a terminal)."""
     if STATE.quiet or not err.is_terminal:
-        yield lambda done, total=None: None
+        yield _no_progress
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -72,6 +72,10 @@ def progress_bar(description: str) -> Iterator[Callable[[int, int | None], None]
             bar.update(task, completed=done, total=total)
 
         yield update
+
+
+def _no_progress(done: int, total: int | None = None) -> None:
+    pass
 
 
 def show(items: list) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -44,7 +44,7 @@ def demo_cmd(
         elif name == "train":
             live["train"] = displays.enter_context(progress_bar("training"))
 
-    def done(name: str, result: object) -> None:
+    def done(name: str, result: Any) -> None:  # each stage returns its own kind of result
         displays.close()
         if name == "crawl":
             out.print(views.crawl_table(result, "knowledge", data))
@@ -69,17 +69,22 @@ def demo_cmd(
               f"Knowledge section of {videos} videos on 127.0.0.1; nothing is fetched from Bilibili.",
               highlight=False)
     # The crawl's status line and the training bar are live displays: one at a time, open during their stage.
-    displays, live = ExitStack(), {}
+    displays, live = ExitStack(), dict[str, Any]()
+
+    def train_progress(done: int, total: int | None = None) -> None:
+        live["train"](done, total)
+
     with user_errors(), displays:
         result = demo.run_demo(dir, videos=videos, epochs=epochs, seed=seed, on_start=start, on_done=done,
                                crawl_progress=lambda p: live["crawl"] and live["crawl"](p),
-                               train_progress=lambda d, t=None: live["train"](d, t),
+                               train_progress=train_progress,
                                on_epoch=lambda row: print_epoch_row(row, header))
-    cover, title = result.question.options[0].cover, result.question.options[0].title
-    data, run, cover, title = (views.safe(x) for x in (data, run, cover, title))
-    out.print(f"\n[bold]Done[/] in {time.perf_counter() - started:.0f} s. The dataset is in {data}, the model in "
-              f"{run}. Go on by hand, e.g.\n"
-              f"  bilipop evaluate {run} --json\n"
-              f"  bilipop predict {cover} \"{title}\" --model {run} --explain\n", highlight=False)
+    assert result.question is not None  # run_demo returns after its last stage, the question, or raises
+    best = result.question.options[0]
+    shown_data, shown_run, cover, title = (views.safe(x) for x in (data, run, best.cover, best.title))
+    out.print(f"\n[bold]Done[/] in {time.perf_counter() - started:.0f} s. The dataset is in {shown_data}, the model in "
+              f"{shown_run}. Go on by hand, e.g.\n"
+              f"  bilipop evaluate {shown_run} --json\n"
+              f"  bilipop predict {cover} \"{title}\" --model {shown_run} --explain\n", highlight=False)
     if result.verdict is not None:
         out.print(f"verdict: {views.verdict(result.verdict)}", highlight=False)

@@ -4,9 +4,8 @@ that come before any command (``--version``, ``-v``, ``-q``, ``--debug``)."""
 from __future__ import annotations
 
 import logging
-from typing import Annotated
+from typing import Annotated, Any
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -20,7 +19,7 @@ class _PipelineOrder(TyperGroup):
 
     order = ("crawl", "filter", "score", "label", "train", "evaluate", "predict", "demo")
 
-    def list_commands(self, ctx: click.Context) -> list[str]:
+    def list_commands(self, ctx: Any) -> list[str]:  # a click Context: typer >= 0.2x brings its own click
         names = super().list_commands(ctx)
         return sorted(names, key=lambda n: self.order.index(n) if n in self.order else len(self.order))
 

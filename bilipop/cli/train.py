@@ -32,10 +32,14 @@ def print_epoch_row(row: dict, header: list[bool]) -> None:
     out.print(views.epoch_line(row))
 
 
-def _parse_balance(text: str | None) -> list[int] | str | None:
+def _parse_devices(text: str | None) -> tuple[str, ...] | None:
+    return tuple(d.strip() for d in text.split(",")) if text else None
+
+
+def _parse_balance(text: str | None) -> tuple[int, ...] | str | None:
     if text is None or text.strip() in ("cost", "time"):
         return None if text is None else text.strip()
-    return parse_counts(text, "--balance")
+    return tuple(parse_counts(text, "--balance"))
 
 
 @app.command("train", epilog="Example: bilipop train --data data --out runs/first --vit tiny --bert tiny "
@@ -43,7 +47,8 @@ def _parse_balance(text: str | None) -> list[int] | str | None:
 def train_cmd(
     data: DataDir = Path("data"),
     input: InputFile = None,
-    out_dir: Annotated[Path, typer.Option("--out", help="Run folder to write (a sweep writes RUN/w<weight>/).")] = ...,
+    out_dir: Annotated[Path, typer.Option("--out", help="Run folder to write (a sweep writes RUN/w<weight>/).")
+                       ] = ...,  # type: ignore[assignment]  # Typer: ... marks a required option
     vit: Annotated[str, typer.Option(help="Cover model: pretrained name, tiny, or a .pth path (with --vision vgg: "
                                           "vgg16, random, tiny or a path).")] = DEFAULT_VIT,
     bert: Annotated[str, typer.Option(help="Title model: Hugging Face name, tiny, or a save_pretrained folder.")
@@ -91,7 +96,7 @@ def train_cmd(
     with user_errors():
         config = TrainConfig(
             vit=vit, bert=bert, vision=vision, text=text, vit_weight=tuple(parse_floats(vit_weight, "--vit-weight")),
-            epochs=epochs, batch_size=batch_size, lr=lr, gpus=gpus, devices=devices, chunks=chunks,
+            epochs=epochs, batch_size=batch_size, lr=lr, gpus=gpus, devices=_parse_devices(devices), chunks=chunks,
             balance=_parse_balance(balance), checkpoint=checkpoint, precision=precision, cache=cache, seed=seed,
             num_workers=num_workers, select_on=select_on, vit_heads=vit_heads, loss=loss,
             class_weights=class_weights,
