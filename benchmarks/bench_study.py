@@ -84,9 +84,9 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
 
 def make_run(root: Path) -> Path:
     """A run folder of the study's architecture with random weights (no training, no download)."""
-    from bilipop.train_config import MAX_TOKENS
     from bilipop.models.registry import create_model
     from bilipop.models.run import save_model
+    from bilipop.train_config import MAX_TOKENS
 
     built = create_model(pretrained=False, titles=[TITLE, "另一个标题 2024"], seed=0)
     config = {"vit": "B_16_imagenet1k", "bert": "bert-base-chinese", "vision": "vit", "text": "bert",

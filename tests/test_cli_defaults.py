@@ -1,6 +1,6 @@
 """One source of truth per default: every flag of train, crawl, evaluate and predict reaches a core keyword (or a
 TrainConfig field) of the same name, and its default is that keyword's. Read from the Typer app itself, so that a
-new flag, a renamed keyword or a default typed again in cli.py fails here."""
+new flag, a renamed keyword or a default typed again in bilipop/cli/ fails here."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ import pytest
 import typer
 from typer.main import get_command
 
-from bilipop.cli import app, parse_floats
+from bilipop.cli import app
+from bilipop.cli.options import parse_floats
 
 NO_DEFAULT = object()
 

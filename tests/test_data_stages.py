@@ -12,7 +12,8 @@ import pytest
 from typer.testing import CliRunner
 
 import bilipop
-from bilipop.cli import app, filter_cmd, label_cmd, score_cmd
+from bilipop.cli import app
+from bilipop.cli.stages import filter_cmd, label_cmd, score_cmd
 from bilipop.data import stages
 from bilipop.errors import InputError
 

@@ -8,8 +8,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from bilipop import views
-from bilipop.cli import app
+from bilipop.cli import app, views
 from bilipop.demo import (
     DEMO_BATCH_SIZE,
     DEMO_EPOCHS,

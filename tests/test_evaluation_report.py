@@ -288,7 +288,7 @@ def test_a_real_sweep_with_single_branch_runs(tmp_path):
 
 def test_tables_keep_every_number_whole_at_80_columns(tiny_run, run_copy, tmp_path):
     # CliRunner is not a terminal: rich lays the tables out at 80 columns, as when piped
-    from bilipop.views import span
+    from bilipop.cli.views import span
 
     data = json.loads(runner.invoke(app, ["evaluate", str(run_copy), "--json"]).stdout)
     res = runner.invoke(app, ["evaluate", str(run_copy)])

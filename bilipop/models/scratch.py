@@ -16,12 +16,12 @@ from pathlib import Path
 from torch import nn
 
 from bilipop.errors import ModelError
-from bilipop.train_config import DEFAULT_BERT, MAX_TOKENS
 from bilipop.models.limits import refuse_code
 from bilipop.models.text import RNNSpec, build_bert
 from bilipop.models.tokenizer import load_tokenizer, train_tiny_tokenizer
 from bilipop.models.vision import VGG, VGGSpec, ViTSpec, build_vit
 from bilipop.models.weights import vit_configs
+from bilipop.train_config import DEFAULT_BERT, MAX_TOKENS
 
 log = logging.getLogger(__name__)
 

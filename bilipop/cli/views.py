@@ -1,7 +1,7 @@
 """How results look on a terminal: the rich tables and lines that the commands print.
 
 Only the CLI imports this module (it needs rich); each function turns a core function's result into renderables,
-so that ``cli.py`` keeps to parsing options and making one core call per command.
+so that each command's module keeps to parsing options and making one core call.
 """
 
 from __future__ import annotations
