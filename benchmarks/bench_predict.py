@@ -1,4 +1,4 @@
-"""``bilipop predict``: cold start and batch throughput, as ratios to bare torch/transformers code (issue 5).
+"""``bilipop predict``: cold start and batch throughput, as ratios to bare torch/transformers code.
 
 Targets: the cold start of ``bilipop predict COVER TITLE`` (process start to answer) at most 1.5x a bare script
 that imports torch and transformers and loads the same weights and tokenizer; ``predict --batch`` throughput at

@@ -1,4 +1,4 @@
-"""``bilipop serve``: latency of ``POST /api/predict`` beside the bare model on the same input (issue 14).
+"""``bilipop serve``: latency of ``POST /api/predict`` beside the bare model on the same input.
 
 Target: the p50 of 50 requests to /api/predict (one cover and one title, keep-alive HTTP client, the server in its
 own process as a user runs it) at most 1.5x the p50 of the bare model's forward on the same input, measured in

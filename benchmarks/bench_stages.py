@@ -1,4 +1,4 @@
-"""score + label on a large table, as ratios to a bare pandas read of the same file (issue 2).
+"""score + label on a large table, as ratios to a bare pandas read of the same file.
 
 Targets: score + label in under 3x the time of the read; their peak extra memory under 3x the table's in-memory size.
 

@@ -1,7 +1,7 @@
 """The study's own model at its real size (ViT-B/16 at 384 px + bert-base-chinese, random weights, CPU): what
 predict, serve, explain, int8 and a cold start cost, each as a ratio to bare PyTorch code measured in the same run.
 
-Targets (issue 18): warm ``predict_one`` <= 1.15x a bare decode + preprocess + forward; ``POST /api/predict`` p50
+Targets: warm ``predict_one`` <= 1.15x a bare decode + preprocess + forward; ``POST /api/predict`` p50
 <= 1.2x the in-process ``predict_one`` and <= 1.3x the bare forward; ``predict --batch`` throughput >= 0.9x the bare
 forward on ready tensors; explain <= 3x a prediction's model time and peak RSS <= 1.5x a prediction's; int8 forward
 >= 1.8x faster than fp32 with the class agreement printed; cold ``bilipop predict`` <= 1.2x a bare script that loads

@@ -2,7 +2,7 @@
 CPU: ``bilipop train --random-init`` beside a bare PyTorch loop of the same model on the same batches, each in its
 own process, so that the time of the second epoch and the peak RSS compare like with like.
 
-Targets (issue 18): time <= 1.05x the bare loop's, peak memory <= 1.2x. Small on purpose (12 videos: 5 train rows
+Targets: time <= 1.05x the bare loop's, peak memory <= 1.2x. Small on purpose (12 videos: 5 train rows
 in batches of 2, 2 valid rows; two epochs, the second timed): the study-size step is ~10-30 s on 2 cores.
 
     python benchmarks/bench_study_train.py [--batch-size 2] [--threads 2]
