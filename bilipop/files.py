@@ -18,6 +18,7 @@ import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Literal, overload
 
 from bilipop.errors import OutputError
 
@@ -152,6 +153,12 @@ def _disk_full(folder: Path) -> bool:
         return False
 
 
+# An OSError with any_oserror=True always gives an OutputError: the callers raise it as is.
+@overload
+def _write_error(path: Path, exc: OSError, *, any_oserror: Literal[True], full: bool = False) -> OutputError: ...
+@overload
+def _write_error(path: Path, exc: BaseException, *, any_oserror: bool = False,
+                 full: bool = False) -> OutputError | None: ...
 def _write_error(path: Path, exc: BaseException, *, any_oserror: bool = False,
                  full: bool = False) -> OutputError | None:
     """A one-line OutputError for a failed write (full disk, no permission), or None for any other error."""

@@ -6,7 +6,7 @@
 The page is built from the click objects behind the app (names, flags, defaults, environment variables, help
 texts), not from `--help`'s rich output, so it does not depend on the terminal's width or colours. It lives
 outside the package: it is a maintainer's tool, and importing the CLI from the core would run against the
-import layers. tests/test_cli_reference.py fails when docs/cli.md is out of date, so a changed flag is
+import layers. tests/test_cli_main_reference.py fails when docs/cli.md is out of date, so a changed flag is
 regenerated before it merges. Parameters are told apart by click's `param_type_name` rather than by class, since
 Typer may bring a click of its own.
 """

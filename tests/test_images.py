@@ -3,7 +3,7 @@
 An EPS "cover" whose PostScript writes a marker file is the probe: Pillow's EPS plugin hands it to Ghostscript
 (``gs``, installed by .ci/run) when ``Image.open`` may pick any format. The first test proves the probe is live on
 this machine; every other test gives it to one entry point and checks the refusal and that the marker never
-appears. The server's entry points are in test_serve_security.py.
+appears. The server's entry points are in test_serve_uploads.py.
 """
 
 from __future__ import annotations

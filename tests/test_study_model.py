@@ -127,7 +127,7 @@ def test_export_is_small_and_serves_the_same_predictions(study, tmp_path):
     served = load_served_run(out)
     exported = predict_pairs(served, covers, titles)
     # Random weights give near-uniform probabilities, where bf16 rounding may flip a class; the >= 99 % agreement of
-    # a trained model is tests/test_export.py's.
+    # a trained model is tests/test_models_compress.py's.
     assert (original.argmax(1) == exported.argmax(1)).mean() >= 5 / 6
     with TestClient(web.create_app(served)) as client:
         with open(covers[0], "rb") as fh:

@@ -85,3 +85,16 @@ def test_importing_it_loads_no_torch():
     code = "import sys, bilipop.train_config; print('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() \
         == "False"
+
+
+def test_the_registry_and_train_config_share_the_studys_defaults():
+    # The flags are checked against TrainConfig in test_cli_main_defaults.py; the registry reads the same constants.
+    import inspect
+
+    from bilipop.models import registry
+    from bilipop.train_config import DEFAULT_LR
+
+    config = TrainConfig()
+    assert (config.vit, config.bert) == (registry.DEFAULT_VIT, registry.DEFAULT_BERT)
+    assert inspect.signature(registry.create_model).parameters["vit"].default == config.vit
+    assert (config.epochs, DEFAULT_LR, config.checkpoint, config.vit_weight) == (5, 5e-5, "except_last", (0.75,))

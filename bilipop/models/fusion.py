@@ -12,12 +12,17 @@ from it (``bilipop.models.noise``), so a row gets the same masks however the bat
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import nullcontext
+from typing import TYPE_CHECKING, TypeVar, cast
 
 import torch
 from torch import nn
 
 from bilipop.models.noise import KeyedDropout
+
+if TYPE_CHECKING:
+    from bilipop.models.vision import ViTBlock
 
 State = tuple[torch.Tensor, ...]
 
@@ -54,6 +59,9 @@ class Stage(nn.Module):
 
     def run(self, state: State) -> State:  # pragma: no cover - abstract
         raise NotImplementedError
+
+
+StageT = TypeVar("StageT", bound=Stage)
 
 
 class InputStage(Stage):
@@ -130,7 +138,7 @@ class FusionModel(nn.Sequential):
                  text: tuple[nn.Module, list[nn.Module], nn.Module] | None, *, vit_weight: float,
                  out_dim: int, num_classes: int = 5) -> None:
         has_vision, has_text = vision is not None, text is not None
-        children: list[nn.Module] = [InputStage(vision[0] if vision else None, text[0] if text else None)]
+        children: list[Stage] = [InputStage(vision[0] if vision else None, text[0] if text else None)]
         if vision:
             children += [VisionStage(b, has_text) for b in vision[1]]
         if text:
@@ -141,6 +149,9 @@ class FusionModel(nn.Sequential):
         for position, child in enumerate(children):
             child.position = position
         self.has_vision, self.has_text, self.vit_weight = has_vision, has_text, vit_weight
+
+    if TYPE_CHECKING:  # for the type checker only: every child is a Stage (see __init__)
+        def __iter__(self) -> Iterator[Stage]: ...
 
     def __getitem__(self, idx):
         # nn.Sequential slices by calling the class; a slice of the fusion model is a plain Sequential.
@@ -178,7 +189,7 @@ class FusionModel(nn.Sequential):
         x = self[0].vision_in(images)
         for child in self._blocks(VisionStage):
             if attentions is not None and hasattr(child.block, "forward_attention"):
-                x, probs = child.block.forward_attention(x)
+                x, probs = cast("ViTBlock", child.block).forward_attention(x)  # the ViT's blocks have it
                 attentions.append(probs)
             else:
                 x = child.block(x)
@@ -205,13 +216,13 @@ class FusionModel(nn.Sequential):
         head = self[-1]
         fused = None
         if head.vision_head is not None:
-            fused = self.vit_weight * cover
+            fused = self.vit_weight * cover  # type: ignore[operator]  # a built branch is given its vectors
         if head.text_head is not None:
-            text = (1.0 - self.vit_weight) * title
+            text = (1.0 - self.vit_weight) * title  # type: ignore[operator]  # a built branch is given its vectors
             fused = text if fused is None else fused + text
         return head.classifier(fused).float()  # (B, num_classes)
 
-    def _blocks(self, kind: type) -> list[nn.Module]:
+    def _blocks(self, kind: type[StageT]) -> list[StageT]:
         return [child for child in self if type(child) is kind]
 
     def set_noise_seed(self, seed: int) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 
 from bilipop.errors import ModelError
 
@@ -52,6 +52,11 @@ def _int(d: dict, key: str, field: str, lo: int, hi: int) -> int:
     return value
 
 
+# A required number is never None: only required=False can give None.
+@overload
+def _float(d: dict, key: str, field: str, lo: float, hi: float, *, required: Literal[True] = True) -> float: ...
+@overload
+def _float(d: dict, key: str, field: str, lo: float, hi: float, *, required: bool) -> float | None: ...
 def _float(d: dict, key: str, field: str, lo: float, hi: float, *, required: bool = True) -> float | None:
     if key not in d and not required:
         return None

@@ -4,6 +4,7 @@ dynamically quantized int8 Linear (int8 weights, activations quantized on the fl
 from __future__ import annotations
 
 import warnings
+from typing import TypeVar, cast
 
 import torch
 
@@ -12,7 +13,10 @@ from bilipop.errors import InputError, ModelError
 QUANTIZE = ("int8",)
 
 
-def quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
+M = TypeVar("M", bound=torch.nn.Module)
+
+
+def quantize_int8(model: M) -> M:
     """``model`` with every ``nn.Linear`` replaced by a dynamically quantized int8 one (weights int8 per tensor,
     activations quantized on the fly): for CPU inference only, no gradients through it.
 
@@ -26,7 +30,8 @@ def quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
         warnings.simplefilter("ignore")
         from torch.ao.quantization import quantize_dynamic
 
-        return quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8, inplace=False)
+        # a deep copy of the model with its Linear layers swapped: still of the model's own class
+        return cast(M, quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8, inplace=False))
 
 
 def check_quantize(quantize: str | None, device: str) -> None:

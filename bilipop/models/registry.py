@@ -14,6 +14,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -77,7 +78,7 @@ class Encoder:
     description: str
     weights: str | None = None  # the default weights: a torch hub cache file or a Hugging Face repo; None = random
     input_size: int | None = None  # cover side in pixels (None for title encoders)
-    build: Callable = field(default=None, repr=False, compare=False)  # type: ignore[assignment]
+    build: Callable = field(default=None, repr=False, compare=False)  # type: ignore[assignment]  # always given
 
 
 #: (dropout, heads) -> (encoder, arch entry); ``heads`` only matters to a ViT checkpoint path.
@@ -383,7 +384,8 @@ def create_model(*, vision: str = DEFAULT_VISION, text: str = DEFAULT_TEXT, vit:
     if vit_weight > 0:
         encoder, vision_arch = (scratch.random_vision(vision, vit, dropout) if random_v
                                 else _build_vision(vision, vit, dropout, vit_heads))
-    tokenizer = text_model = text_arch = None
+    tokenizer = text_arch = None
+    text_model: Any = None  # a BertModel when text_arch's kind is bert (random_text's and _build_text's tuple)
     if vit_weight < 1:
         text_model, tokenizer, text_arch = (scratch.random_text(text, bert, titles, dropout) if random_t
                                             else _build_text(text, bert, titles, dropout))
@@ -393,7 +395,7 @@ def create_model(*, vision: str = DEFAULT_VISION, text: str = DEFAULT_TEXT, vit:
         out_dim = TINY_OUT_DIM if bert == TINY else PRETRAINED_OUT_DIM
     if text_arch is not None and text_arch["kind"] == "rnn":
         text_arch["spec"]["out_dim"] = out_dim
-    arch = {"vit_weight": vit_weight, "out_dim": out_dim, "num_classes": NUM_CLASSES,
+    arch: dict[str, Any] = {"vit_weight": vit_weight, "out_dim": out_dim, "num_classes": NUM_CLASSES,
             "outputs": ordinal.outputs(loss, NUM_CLASSES), "vision": vision_arch, "text": text_arch}
     split_v = split_vision(encoder) if encoder is not None else None
     if text_arch is None:

@@ -67,7 +67,7 @@ class LoadedRun:
 
     path: Path
     config: dict  # config.json as read (the web page shows it)
-    model: torch.nn.Module
+    model: FusionModel
     device: torch.device
     run_config: RunConfig = field(repr=False)  # config.json, typed
     tokenizer: object | None = field(default=None, repr=False)

@@ -47,10 +47,10 @@ def random_vision(vision: str, vit: str, dropout: float, image_size: int | None 
         raise ModelError(f"--random-init builds a known architecture: --vit {vit!r} is not one of "
                          f"{', '.join(known)}")
     cfg = known[vit]["config"]
-    spec = ViTSpec(patches=cfg["patches"][0], dim=cfg["dim"], ff_dim=cfg["ff_dim"], num_heads=cfg["num_heads"],
-                   num_layers=cfg["num_layers"], dropout_rate=dropout,
-                   image_size=image_size or known[vit]["image_size"][0], out_dim=known[vit]["num_classes"])
-    return build_vit(spec), {"kind": "vit", "spec": spec.to_dict()}
+    vit_spec = ViTSpec(patches=cfg["patches"][0], dim=cfg["dim"], ff_dim=cfg["ff_dim"], num_heads=cfg["num_heads"],
+                       num_layers=cfg["num_layers"], dropout_rate=dropout,
+                       image_size=image_size or known[vit]["image_size"][0], out_dim=known[vit]["num_classes"])
+    return build_vit(vit_spec), {"kind": "vit", "spec": vit_spec.to_dict()}
 
 
 def random_text(text: str, bert: str, titles: Sequence[str], dropout: float) -> tuple:

@@ -9,9 +9,13 @@ gradient cross pipeline stages (docs/reference.md, "GPipe notes": checkpointing 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from transformers import BertModel
 
 # Large negative but finite in fp16 and bf16 alike, so masked scores vanish after softmax without producing NaN.
 MASK_VALUE = -1.0e4
@@ -42,7 +46,7 @@ class RNNSpec:
         return asdict(self)
 
 
-def build_bert(config: dict) -> nn.Module:
+def build_bert(config: dict) -> BertModel:
     """A randomly initialised ``transformers.BertModel`` from a config dict (``BertConfig.to_dict()``)."""
     from transformers import BertConfig, BertModel
 
@@ -55,7 +59,7 @@ def build_bert(config: dict) -> nn.Module:
 class BertInput(nn.Module):
     """BERT embeddings plus the float additive mask: (ids, 0/1 mask) -> ((B, T, H), (B, 1, 1, T))."""
 
-    def __init__(self, bert: nn.Module) -> None:
+    def __init__(self, bert: BertModel) -> None:
         super().__init__()
         self.embeddings = bert.embeddings
 
@@ -86,13 +90,13 @@ class BertBlock(nn.Module):
 class BertHead(nn.Module):
     """Pooler (tanh(dense(h[:, 0]))) then the study's linear layer to the fusion size."""
 
-    def __init__(self, bert: nn.Module, out_dim: int) -> None:
+    def __init__(self, bert: BertModel, out_dim: int) -> None:
         super().__init__()
         self.pooler = bert.pooler
         self.linear = nn.Linear(bert.config.hidden_size, out_dim)
 
     def forward(self, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        return self.linear(self.pooler(h))  # (B, out_dim)
+        return self.linear(self.pooler(h))  # type: ignore[misc]  # BERT is built with its pooler: not None
 
 
 class RNNInput(nn.Module):
@@ -144,7 +148,7 @@ class RNNHead(nn.Module):
         return self.linear(self.drop(h[:, 0]))
 
 
-def split_bert(bert: nn.Module, out_dim: int) -> tuple[nn.Module, list[nn.Module], nn.Module]:
+def split_bert(bert: BertModel, out_dim: int) -> tuple[nn.Module, list[nn.Module], nn.Module]:
     """Cut a BertModel into (embeddings, one block per layer, pooler + linear) without copying parameters."""
     return BertInput(bert), [BertBlock(layer) for layer in bert.encoder.layer], BertHead(bert, out_dim)
 

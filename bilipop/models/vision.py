@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -93,7 +94,7 @@ class VGG(nn.Module):
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-                nn.init.zeros_(m.bias)
+                nn.init.zeros_(m.bias)  # type: ignore[arg-type]  # built with a bias (the default): not None
             elif isinstance(m, nn.Linear):
                 nn.init.normal_(m.weight, 0, 0.01)
                 nn.init.zeros_(m.bias)
@@ -106,7 +107,7 @@ class VGG(nn.Module):
 class ViTInput(nn.Module):
     """Patch embedding + class token + position embedding: image (B, 3, H, W) -> tokens (B, 1 + P, D)."""
 
-    def __init__(self, vit: nn.Module) -> None:
+    def __init__(self, vit: Any) -> None:  # pytorch_pretrained_vit's ViT (an untyped library)
         super().__init__()
         self.patch_embedding = vit.patch_embedding
         self.class_token = vit.class_token
@@ -121,7 +122,7 @@ class ViTInput(nn.Module):
 class ViTBlock(nn.Module):
     """One ViT transformer block (no attention mask: every patch attends to every other)."""
 
-    def __init__(self, block: nn.Module) -> None:
+    def __init__(self, block: Any) -> None:  # a pytorch_pretrained_vit Block (an untyped library)
         super().__init__()
         self.block = block
 
@@ -146,7 +147,7 @@ class ViTBlock(nn.Module):
 class ViTHead(nn.Module):
     """Final norm, class token, the ViT's own MLP head: (B, 1 + P, D) -> (B, out_dim)."""
 
-    def __init__(self, vit: nn.Module) -> None:
+    def __init__(self, vit: Any) -> None:  # pytorch_pretrained_vit's ViT (an untyped library)
         super().__init__()
         self.norm = vit.norm
         self.fc = vit.fc
@@ -182,7 +183,8 @@ def split_vision(encoder: nn.Module) -> tuple[nn.Module, list[nn.Module], nn.Mod
         if current:
             blocks.append(nn.Sequential(*current))
         return blocks[0], blocks[1:], VGGHead(encoder)
-    return ViTInput(encoder), [ViTBlock(b) for b in encoder.transformer.blocks], ViTHead(encoder)
+    vit: Any = encoder  # otherwise a pytorch_pretrained_vit ViT (an untyped library)
+    return ViTInput(vit), [ViTBlock(b) for b in vit.transformer.blocks], ViTHead(vit)
 
 
 def vgg_spec_from_dict(d: dict) -> VGGSpec:

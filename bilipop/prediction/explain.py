@@ -87,11 +87,11 @@ def attribute(run: LoadedRun, image: torch.Tensor | None, title: str | None, lab
     cover_vec = title_vec = pixels = embeds = None
     with torch.enable_grad():
         if model.has_vision:
-            pixels = image[None].to(run.device).detach().requires_grad_()  # (1, 3, H, W)
+            pixels = image[None].to(run.device).detach().requires_grad_()  # type: ignore[index]  # given with covers
             cover_vec = model.encode_cover(pixels, attentions)
             inputs.append(pixels)
         if model.has_text:
-            tokens = run.tokenize([title], offsets=True)
+            tokens = run.tokenize([title], offsets=True)  # type: ignore[list-item]  # given with titles
             ids, mask = tokens["input_ids"].to(run.device), tokens["attention_mask"].to(run.device)
             embeds = model.token_embeddings(ids).detach().requires_grad_()  # (1, T, E)
             title_vec = model.encode_title(None, mask, embeds=embeds)
@@ -112,7 +112,7 @@ def attribute(run: LoadedRun, image: torch.Tensor | None, title: str | None, lab
         # d p = p (1 - p) d log-odds: the tokens' estimates in probability, the unit predict and the page show
         p = float(probs[label].detach())
         per_token = p * (1 - p) * (grads[len(inputs) - 1] * embeds).sum(-1)[0].detach().cpu().double().numpy()
-        pieces = _piece_drops(run, title, tokens, per_token)
+        pieces = _piece_drops(run, title, tokens, per_token)  # type: ignore[arg-type]  # given with titles
     return Attribution(probs.detach().double().cpu().numpy(), label, heat, pieces or [])
 
 
@@ -159,8 +159,9 @@ def _piece_drops(run: LoadedRun, title: str, tokens: dict, per_token: np.ndarray
     return list(zip(spans, totals, strict=True))
 
 
-def occlusion_map(run: LoadedRun, image, title: str | None, label: int, grid: int = GRID) -> np.ndarray:
-    """A (grid, grid) array: the estimated drop of ``label``'s log-odds when each cell is hidden (>= 0)."""
+def occlusion_map(run: LoadedRun, image, title: str | None, label: int, grid: int = GRID) -> np.ndarray | None:
+    """A (grid, grid) array: the estimated drop of ``label``'s log-odds when each cell is hidden (>= 0); None
+    for a run without covers."""
     return attribute(run, image, title, label, grid).heat
 
 
@@ -207,7 +208,7 @@ def top_tokens(title: str, pieces: list[tuple[tuple[int, int], float]]) -> list[
     """The TOP_TOKENS pieces with the largest estimated drop, as ``{"token", "position", "drop"}``."""
     if len(pieces) < 2:
         return []  # a one-piece title: there is nothing to rank it against
-    drops = [{"token": title[a:b], "position": a, "drop": drop} for (a, b), drop in pieces]
+    drops: list[dict[str, Any]] = [{"token": title[a:b], "position": a, "drop": drop} for (a, b), drop in pieces]
     return sorted(drops, key=lambda d: -d["drop"])[:TOP_TOKENS]
 
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from bilipop.data.schema import LABEL_NAMES
 from bilipop.errors import InputError, ModelError
-from bilipop.progress import Progress, ProgressArg, takes_progress
+from bilipop.progress import Progress, ProgressArg, callback, takes_progress
 
 if TYPE_CHECKING:
     import numpy as np
@@ -132,10 +132,10 @@ def as_run(model: LoadedRun | str | os.PathLike[str] | None, device: str = "cpu"
     """A loaded run from a LoadedRun (returned as is), a run folder, or None (see :func:`resolve_model`), on
     ``device`` and quantized as ``quantize`` says (``"int8"`` or None) unless it is already loaded."""
     if model is not None and hasattr(model, "logits"):
-        return model  # type: ignore[return-value]
+        return model  # type: ignore[return-value]  # hasattr(logits): a LoadedRun, which mypy cannot narrow to
     from bilipop.models.run import load_run
 
-    return load_run(resolve_model(model), device=device, quantize=quantize)  # type: ignore[arg-type]
+    return load_run(resolve_model(model), device=device, quantize=quantize)
 
 
 def check_title(title: object, where: str = "") -> str:
@@ -207,7 +207,7 @@ def predict_pairs(run: LoadedRun, covers: Sequence[str | Path], titles: Sequence
         pending = pool.submit(prepare, 0, min(batch_size, total)) if starts else None
         for start in starts:
             stop = min(start + batch_size, total)
-            images, ids, mask = pending.result()
+            images, ids, mask = pending.result()  # type: ignore[union-attr]  # not None: there are starts
             if stop < total:
                 pending = pool.submit(prepare, stop, min(stop + batch_size, total))
             parts.append(run.class_probabilities(images, ids, mask))
@@ -360,10 +360,11 @@ def predict_batch(model: LoadedRun | str | os.PathLike[str] | None, input: str |
 
     stream = output if hasattr(output, "write") else None
     input = Path(input)
+    target = Path("-")  # the output's path; "-" for a stream
     if stream is None:
-        output = check_output_path(output)  # type: ignore[arg-type]
-        if input.resolve() == output.resolve():
-            raise InputError(f"the output {output} would overwrite the input; choose another -o")
+        target = check_output_path(output)  # type: ignore[arg-type]  # no write(): a path, not a TextIO
+        if input.resolve() == target.resolve():
+            raise InputError(f"the output {target} would overwrite the input; choose another -o")
     table = _read_batch(input)
     require_columns(table.columns, ["cover", "title"], what=f"the batch file {input}",
                     hint="it needs one row per video with its cover path and title")
@@ -378,7 +379,7 @@ def predict_batch(model: LoadedRun | str | os.PathLike[str] | None, input: str |
         return f"{input} row {i + 1}: "
 
     _check_unused_inputs(run, covers, titles, where)
-    probs = predict_pairs(run, covers, titles, batch_size=batch_size, progress=progress, where=where)
+    probs = predict_pairs(run, covers, titles, batch_size=batch_size, progress=callback(progress), where=where)
     labels = probs.argmax(axis=1)
     result = table.copy()
     result["label"] = labels
@@ -386,14 +387,13 @@ def predict_batch(model: LoadedRun | str | os.PathLike[str] | None, input: str |
     result["expected_class"] = probs @ np.arange(probs.shape[1])
     for k in range(probs.shape[1]):
         result[f"p{k}"] = probs[:, k]
-    if escape_formulas and (stream is not None or Path(output).suffix.lower() == ".csv"):
+    if escape_formulas and (stream is not None or target.suffix.lower() == ".csv"):
         result = neutralise_formulas(result)
     if stream is not None:
         from bilipop.data.io import csv_options
 
         result.to_csv(stream, index=False, **csv_options(result))
-        output = Path("-")
     else:
-        write_table(result, output)
+        write_table(result, target)
     counts = [int((labels == k).sum()) for k in range(probs.shape[1])]
-    return BatchReport(input=input, output=Path(output), rows=len(result), class_counts=counts)
+    return BatchReport(input=input, output=target, rows=len(result), class_counts=counts)

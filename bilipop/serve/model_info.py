@@ -23,7 +23,7 @@ _NOT_SUMMARY = ("model", "data", "input")
 
 def config_summary(config: dict[str, Any]) -> dict[str, Any]:
     """The run's settings a reader compares runs by (scalars and short lists; no architecture, no local paths)."""
-    summary = {}
+    summary: dict[str, Any] = {}
     for key, value in config.items():
         if key in _NOT_SUMMARY:
             continue

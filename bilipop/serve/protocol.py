@@ -31,7 +31,7 @@ def guarded_protocol(header_timeout: float = HEADER_TIMEOUT, max_header_bytes: i
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
     class GuardedHttpToolsProtocol(HttpToolsProtocol):
-        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]  # uvicorn's own type
             super().connection_made(transport)
             self._head_bytes = 0
             self._head_timer: asyncio.TimerHandle | None = None

@@ -129,8 +129,8 @@ def serve(model: str | os.PathLike[str] | LoadedRun | None = None, host: str = D
         InputError: the host or port cannot be listened on.
     """
     require_web()
-    run = model if hasattr(model, "logits") else load_served_run(model, device, quantize)  # type: ignore[arg-type]
-    server = _uvicorn_server(run, host)  # type: ignore[arg-type]
+    run = model if hasattr(model, "logits") else load_served_run(model, device, quantize)
+    server = _uvicorn_server(run, host)  # type: ignore[arg-type]  # hasattr(logits): a LoadedRun
     sock = bind(host, port)
     if ready is not None:
         ready(url_of(sock))

@@ -1,14 +1,11 @@
-"""bilipop serve's JSON API through an HTTP client: every endpoint, every bad input, concurrency, and the same
-numbers as ``predict --json``."""
+"""bilipop serve's JSON API (bilipop.serve.app) through an HTTP client: every endpoint, every bad input,
+concurrency, and the same numbers as ``predict --json``."""
 
 from __future__ import annotations
 
 import io
 import json
-import shutil
 import struct
-import subprocess
-import sys
 import threading
 import time
 import zlib
@@ -19,6 +16,7 @@ import pandas as pd
 import pytest
 
 pytest.importorskip("starlette", reason="the web extra is not installed (pip install -e '.[web]')")
+
 import httpx  # noqa: E402
 from PIL import Image  # noqa: E402
 from starlette.testclient import TestClient  # noqa: E402
@@ -30,9 +28,12 @@ from bilipop.serve.server import load_served_run, serving  # noqa: E402
 from bilipop.serve.uploads import MAX_FILE_BYTES  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
+
 TITLES = ["一分钟看懂宇宙 讲解", "编程 入门 其实很简单"]
+
 #: The header the page sends with every API post (the server refuses posts without it), and a local Host.
 CLIENT = {"X-Bilipop": "1"}
+
 LOCAL = "http://127.0.0.1:8765"
 
 
@@ -112,32 +113,6 @@ def test_duplicate_file_names_stay_apart_in_the_ranking(client, covers):
     response = client.post("/api/rank", files=files, data={"title": TITLES[:1]})
     assert response.status_code == 200, response.text
     assert {c["cover"] for c in response.json()["candidates"]} == {"same.jpg", "same.jpg (2)"}
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# /api/model
-def test_model_summary_before_and_after_evaluate(tiny_run, tmp_path):
-    folder = tmp_path / "run"
-    shutil.copytree(tiny_run["run"], folder, ignore=shutil.ignore_patterns("eval"))
-    with TestClient(web.create_app(load_served_run(folder)), base_url=LOCAL) as c:
-        info = c.get("/api/model").json()
-        assert info["name"] == "run" and info["metrics"] is None and info["metrics_file"] is None
-        assert info["config"]["vit_weight"] == 0.75 and info["config"]["vision"] == "vit"
-        assert "model" not in info["config"] and "data" not in info["config"]  # no architecture, no local paths
-        report = _cli_json("evaluate", str(folder), "--data", str(tiny_run["data"]), "--json")
-        info = c.get("/api/model").json()  # read on each request: evaluating while serving shows up
-        assert info["metrics"]["ordinal_accuracy"] == report["ordinal_accuracy"]
-        assert info["metrics"]["baselines"]["best_constant"] == report["baselines"]["best_constant"]
-        assert info["metrics"]["stale"] is False
-        assert info["metrics_file"] == "eval/test/metrics.json"  # issue 10's layout: one folder per split
-        assert info["metrics"]["ci"]["ordinal_accuracy"] == report["ci"]["ordinal_accuracy"]
-        # A run evaluated before that layout has the single RUN/eval/metrics.json; the per-split file wins over it.
-        older = {**report, "ordinal_accuracy": 0.123}
-        (folder / "eval" / "metrics.json").write_text(json.dumps(older), encoding="utf-8")
-        assert c.get("/api/model").json()["metrics"]["ordinal_accuracy"] == report["ordinal_accuracy"]
-        shutil.rmtree(folder / "eval" / "test")
-        info = c.get("/api/model").json()
-        assert info["metrics_file"] == "eval/metrics.json" and info["metrics"]["ordinal_accuracy"] == 0.123
 
 
 def test_page_and_static_files_are_served_with_a_strict_policy(client):
@@ -267,80 +242,3 @@ def test_the_page_and_model_answer_while_a_prediction_runs(run, covers, monkeypa
         assert time.monotonic() - t0 < 10 and not pending.done()
         release.set()
         assert pending.result(timeout=60).status_code == 200
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# The command
-def test_serve_without_a_model_says_how_to_make_one(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("BILIPOP_MODEL", raising=False)
-    res = CliRunner().invoke(cli_app, ["serve"])
-    assert res.exit_code == 1
-    assert "bilipop demo" in res.output and "Traceback" not in res.output
-    assert len(res.output.strip().splitlines()) == 1
-
-
-def test_serve_passes_its_options_on_and_warns_on_an_open_host(monkeypatch, tmp_path):
-    seen = {}
-
-    def fake(model, **kwargs):
-        seen.update(model=model, **kwargs)
-
-    monkeypatch.setattr("bilipop.serve.server.serve", fake)
-    res = CliRunner().invoke(cli_app, ["serve", "--model", str(tmp_path), "--host", "0.0.0.0", "--port", "9000"])
-    assert res.exit_code == 0, res.output
-    assert seen["model"] == tmp_path and seen["host"] == "0.0.0.0" and seen["port"] == 9000
-    assert "warning" in res.output and "0.0.0.0" in res.output
-    quiet = CliRunner().invoke(cli_app, ["serve", "--model", str(tmp_path)])
-    assert seen["host"] == "127.0.0.1" and seen["port"] == 8765 and "warning" not in quiet.output
-
-
-def test_a_port_in_use_is_one_line(tiny_run):
-    import socket
-
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen(1)
-        res = CliRunner().invoke(cli_app, ["serve", "--model", str(tiny_run["run"]),
-                                           "--port", str(taken.getsockname()[1])])
-    assert res.exit_code == 1 and "pick another --port" in res.output and "Traceback" not in res.output
-
-
-def test_serve_end_to_end_in_its_own_process(tiny_run):
-    proc = subprocess.Popen([str(Path(sys.executable).with_name("bilipop")), "serve", "--model", str(tiny_run["run"]),
-                             "--port", "0"], stderr=subprocess.PIPE, text=True)
-    try:
-        line = proc.stderr.readline()
-        assert "serving the model on http://127.0.0.1:" in line, line
-        url = line.split(" on ", 1)[1].split()[0]
-        assert httpx.get(f"{url}/api/model", timeout=30).json()["name"] == "run"
-    finally:
-        proc.terminate()
-        proc.wait(30)
-
-
-def test_without_the_web_extra_serve_says_what_to_install(tmp_path):
-    code = ("import sys; sys.modules['uvicorn'] = None; from typer.testing import CliRunner; "
-            "from bilipop.cli import app; r = CliRunner().invoke(app, ['serve', '--model', sys.argv[1]]); "
-            "print(r.exit_code); print(r.output)")
-    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=True)
-    code_line, message = out.stdout.split("\n", 1)
-    assert code_line == "1" and "web extra" in message and "pip install" in message and "Traceback" not in message
-
-
-@pytest.mark.parametrize("host,loopback", [("127.0.0.1", True), ("127.0.0.2", True), ("::1", True),
-                                           ("localhost", True), ("0.0.0.0", False), ("192.168.1.20", False),
-                                           ("::", False), ("example.org", False)])
-def test_which_hosts_are_only_this_machine(host, loopback):
-    from bilipop.serve.server import is_loopback
-
-    assert is_loopback(host) is loopback
-
-
-def test_help_imports_no_web_library_and_no_torch():
-    code = ("import sys; from typer.testing import CliRunner; from bilipop.cli import app; "
-            "CliRunner().invoke(app, ['--help']); CliRunner().invoke(app, ['serve', '--help']); "
-            "print(sorted(m for m in ('torch', 'starlette', 'uvicorn', 'multipart', 'python_multipart') "
-            "if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "[]"

@@ -184,19 +184,6 @@ def test_train_stamps_the_current_run_format_version(data, tmp_path, monkeypatch
     assert run_module.load_run(out).config["format_version"] == 2
 
 
-def test_the_registry_and_train_config_share_the_studys_defaults():
-    # The flags are checked against TrainConfig in test_cli_defaults.py; the registry reads the same constants.
-    import inspect
-
-    from bilipop.models import registry
-    from bilipop.train_config import DEFAULT_LR, TrainConfig
-
-    config = TrainConfig()
-    assert (config.vit, config.bert) == (registry.DEFAULT_VIT, registry.DEFAULT_BERT)
-    assert inspect.signature(registry.create_model).parameters["vit"].default == config.vit
-    assert (config.epochs, DEFAULT_LR, config.checkpoint, config.vit_weight) == (5, 5e-5, "except_last", (0.75,))
-
-
 def test_pipeline_options_on_one_device_are_reported_as_ignored(data, tmp_path, caplog):
     from bilipop.train.trainer import train
     from bilipop.train_config import TrainConfig

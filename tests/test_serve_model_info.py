@@ -1,0 +1,58 @@
+"""The model summary of bilipop serve (bilipop.serve.model_info), before and after the run is evaluated."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+pytest.importorskip("starlette", reason="the web extra is not installed (pip install -e '.[web]')")
+
+from starlette.testclient import TestClient  # noqa: E402
+from typer.testing import CliRunner  # noqa: E402
+
+from bilipop.cli import app as cli_app  # noqa: E402
+from bilipop.serve import app as web  # noqa: E402
+from bilipop.serve.server import load_served_run  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+LOCAL = "http://127.0.0.1:8765"
+
+
+@pytest.fixture(scope="module")
+def run(tiny_run):
+    return load_served_run(tiny_run["run"])
+
+
+def _cli_json(*args: str) -> dict:
+    res = CliRunner().invoke(cli_app, list(args))
+    assert res.exit_code == 0, res.output
+    return json.loads(res.stdout)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# /api/model
+def test_model_summary_before_and_after_evaluate(tiny_run, tmp_path):
+    folder = tmp_path / "run"
+    shutil.copytree(tiny_run["run"], folder, ignore=shutil.ignore_patterns("eval"))
+    with TestClient(web.create_app(load_served_run(folder)), base_url=LOCAL) as c:
+        info = c.get("/api/model").json()
+        assert info["name"] == "run" and info["metrics"] is None and info["metrics_file"] is None
+        assert info["config"]["vit_weight"] == 0.75 and info["config"]["vision"] == "vit"
+        assert "model" not in info["config"] and "data" not in info["config"]  # no architecture, no local paths
+        report = _cli_json("evaluate", str(folder), "--data", str(tiny_run["data"]), "--json")
+        info = c.get("/api/model").json()  # read on each request: evaluating while serving shows up
+        assert info["metrics"]["ordinal_accuracy"] == report["ordinal_accuracy"]
+        assert info["metrics"]["baselines"]["best_constant"] == report["baselines"]["best_constant"]
+        assert info["metrics"]["stale"] is False
+        assert info["metrics_file"] == "eval/test/metrics.json"  # issue 10's layout: one folder per split
+        assert info["metrics"]["ci"]["ordinal_accuracy"] == report["ci"]["ordinal_accuracy"]
+        # A run evaluated before that layout has the single RUN/eval/metrics.json; the per-split file wins over it.
+        older = {**report, "ordinal_accuracy": 0.123}
+        (folder / "eval" / "metrics.json").write_text(json.dumps(older), encoding="utf-8")
+        assert c.get("/api/model").json()["metrics"]["ordinal_accuracy"] == report["ordinal_accuracy"]
+        shutil.rmtree(folder / "eval" / "test")
+        info = c.get("/api/model").json()
+        assert info["metrics_file"] == "eval/metrics.json" and info["metrics"]["ordinal_accuracy"] == 0.123
