@@ -1,4 +1,4 @@
-"""Issue 13: the CORN ordinal loss and balanced class weights, checked against the paper's definitions and by
+"""The CORN ordinal loss and balanced class weights, checked against the paper's definitions and by
 training on planted data."""
 
 from __future__ import annotations

@@ -47,7 +47,7 @@ def test_model_summary_before_and_after_evaluate(tiny_run, tmp_path):
         assert info["metrics"]["ordinal_accuracy"] == report["ordinal_accuracy"]
         assert info["metrics"]["baselines"]["best_constant"] == report["baselines"]["best_constant"]
         assert info["metrics"]["stale"] is False
-        assert info["metrics_file"] == "eval/test/metrics.json"  # issue 10's layout: one folder per split
+        assert info["metrics_file"] == "eval/test/metrics.json"  # one folder per split
         assert info["metrics"]["ci"]["ordinal_accuracy"] == report["ci"]["ordinal_accuracy"]
         # A run evaluated before that layout has the single RUN/eval/metrics.json; the per-split file wins over it.
         older = {**report, "ordinal_accuracy": 0.123}
