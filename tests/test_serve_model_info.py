@@ -49,10 +49,9 @@ def test_model_summary_before_and_after_evaluate(tiny_run, tmp_path):
         assert info["metrics"]["stale"] is False
         assert info["metrics_file"] == "eval/test/metrics.json"  # one folder per split
         assert info["metrics"]["ci"]["ordinal_accuracy"] == report["ci"]["ordinal_accuracy"]
-        # A run evaluated before that layout has the single RUN/eval/metrics.json; the per-split file wins over it.
-        older = {**report, "ordinal_accuracy": 0.123}
-        (folder / "eval" / "metrics.json").write_text(json.dumps(older), encoding="utf-8")
-        assert c.get("/api/model").json()["metrics"]["ordinal_accuracy"] == report["ordinal_accuracy"]
+        # Only the test part's evaluation is the model's figure: a valid-part evaluation alone is not shown.
         shutil.rmtree(folder / "eval" / "test")
+        (folder / "eval" / "valid").mkdir(parents=True, exist_ok=True)
+        (folder / "eval" / "valid" / "metrics.json").write_text(json.dumps(report), encoding="utf-8")
         info = c.get("/api/model").json()
-        assert info["metrics_file"] == "eval/metrics.json" and info["metrics"]["ordinal_accuracy"] == 0.123
+        assert info["metrics_file"] is None and info["metrics"] is None

@@ -14,9 +14,8 @@ from bilipop.layout import EVAL_DIR, WEIGHTS
 
 log = logging.getLogger(__name__)
 
-#: Where ``evaluate`` leaves a split's metrics, most specific first: ``RUN/eval/<split>/metrics.json`` (one folder
-#: per split), then the single ``RUN/eval/metrics.json`` of runs evaluated before that layout.
-METRICS_FILES = (f"{EVAL_DIR}/test/metrics.json", f"{EVAL_DIR}/metrics.json")
+#: Where ``evaluate`` leaves the test part's metrics (``RUN/eval/<split>/metrics.json``, one folder per split).
+METRICS_FILES = (f"{EVAL_DIR}/test/metrics.json",)
 #: config.json keys that are not a summary: the architecture dict and the dataset's local paths.
 _NOT_SUMMARY = ("model", "data", "input")
 
