@@ -76,8 +76,9 @@ def test_a_tokenizer_with_an_auto_map_runs_no_code_and_prints_no_prompt(run_copy
 @pytest.fixture(scope="module")
 def bert_folder(tmp_path_factory):
     """A local "pretrained" BERT in save_pretrained layout (tiny, random): what --bert FOLDER reads."""
-    from bilipop.models.registry import tiny_bert_config, train_tiny_tokenizer
+    from bilipop.models.registry import tiny_bert_config
     from bilipop.models.text import build_bert
+    from bilipop.models.tokenizer import train_tiny_tokenizer
 
     folder = tmp_path_factory.mktemp("bert")
     tokenizer = train_tiny_tokenizer(["三分钟看懂相对论", "宇宙 讲解 科普", "一分钟 数学"] * 5)
@@ -243,7 +244,7 @@ def test_a_full_disk_during_train_is_one_line_and_leaves_no_run_folder(small_dat
     import safetensors.torch
     import torch
 
-    from bilipop.models.registry import train_tiny_tokenizer
+    from bilipop.models.tokenizer import train_tiny_tokenizer
 
     if what == "torch.save":
         monkeypatch.setattr(torch, "save", _full_disk_torch_save)
@@ -328,7 +329,7 @@ def test_train_with_a_pretrained_bert_folder_and_a_tiny_vit_logs_the_rate(bert_f
 @pytest.mark.parametrize("name", ["./no_such_folder", "../no/such/folder", "/no/such/folder/", "~/no_such_bert_x"])
 def test_a_bert_folder_that_does_not_exist_says_so(name):
     from bilipop.errors import ModelError
-    from bilipop.models.registry import resolve_weights
+    from bilipop.models.weights import resolve_weights
 
     with pytest.raises(ModelError, match="does not exist") as info:
         resolve_weights("bert", name)
@@ -488,8 +489,8 @@ def test_an_out_folder_that_cannot_be_made_is_one_line(small_data, tmp_path):
 
 
 def test_a_tokenizer_staging_folder_left_by_a_killed_train_is_removed(tmp_path):
-    from bilipop.models.registry import train_tiny_tokenizer
     from bilipop.models.run import save_tokenizer
+    from bilipop.models.tokenizer import train_tiny_tokenizer
 
     (tmp_path / "tokenizer.tmp").mkdir()  # bilipop 0.1 staged the tokenizer here
     (tmp_path / "tokenizer.tmp" / "vocab.txt").write_text("stale")

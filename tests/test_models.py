@@ -9,9 +9,11 @@ import pytest
 import torch
 
 from bilipop.errors import InputError, ModelError
-from bilipop.models.registry import create_model, resolve_weights
-from bilipop.models.run import FORMAT_VERSION, find_runs, load_run, save_model
+from bilipop.layout import FORMAT_VERSION
+from bilipop.models.factory import create_model
+from bilipop.models.run import find_runs, load_run, save_model
 from bilipop.models.vision import VGG, VGGSpec, ViTSpec, build_vit
+from bilipop.models.weights import resolve_weights
 from bilipop.train_config import TrainConfig
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -81,7 +83,7 @@ def test_pretrained_vit_from_local_pth(tmp_path):
 def test_pretrained_bert_from_save_pretrained_folder(tmp_path):
     from transformers import BertConfig, BertModel
 
-    from bilipop.models.registry import train_tiny_tokenizer
+    from bilipop.models.tokenizer import train_tiny_tokenizer
 
     tokenizer = train_tiny_tokenizer(TITLES * 3)
     torch.manual_seed(7)
@@ -191,13 +193,13 @@ def test_run_folder_round_trip_and_errors(tmp_path):
 
 
 def test_weight_download_is_atomic(tmp_path):
-    from bilipop.models.registry import _download
+    from bilipop.models.weights import download
 
     source = tmp_path / "src.pth"
     source.write_bytes(b"weights" * 1000)
     target = tmp_path / "cache" / "B_16.pth"
-    _download(source.as_uri(), target)
+    download(source.as_uri(), target)
     assert target.read_bytes() == source.read_bytes()
     with pytest.raises(OSError):
-        _download((tmp_path / "missing.pth").as_uri(), tmp_path / "cache" / "other.pth")
+        download((tmp_path / "missing.pth").as_uri(), tmp_path / "cache" / "other.pth")
     assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["B_16.pth"]  # no partial or temp file

@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from bilipop.train_config import DEFAULT_DROPOUT
+
 # Large negative but finite in fp16 and bf16 alike, so masked scores vanish after softmax without producing NaN.
 MASK_VALUE = -1.0e4
 
@@ -34,7 +36,7 @@ class RNNSpec:
     hidden: int = 256
     num_layers: int = 1
     cell: str = "gru"
-    dropout_rate: float = 0.1
+    dropout_rate: float = DEFAULT_DROPOUT
     pad_token_id: int = 0
     out_dim: int = 1000
 
