@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from bilipop.data.schema import LABEL_NAMES
+from bilipop.data.schema import LABEL_NAMES, blank_title
 from bilipop.errors import InputError, ModelError
 from bilipop.progress import Progress, ProgressArg, takes_progress
 
@@ -78,12 +78,17 @@ class Candidate:
         top = len(self.prediction.probabilities) - 1
         return min(max(int(self.prediction.expected_class + 0.5), 0), top)
 
+    @property
+    def label_name(self) -> str:
+        """The name of :attr:`label`."""
+        return LABEL_NAMES[self.label]
+
     def to_json(self) -> dict[str, Any]:
         """``rank``, ``cover``, ``title``, ``label``/``label_name`` (nearest the expected class),
         ``most_likely``/``most_likely_name`` (the argmax), ``probabilities``, ``expected_class``, ``p_beats_next``."""
         p = self.prediction
         return {"rank": self.rank, "cover": self.cover, "title": self.title, "label": self.label,
-                "label_name": LABEL_NAMES[self.label], "most_likely": p.label, "most_likely_name": p.label_name,
+                "label_name": self.label_name, "most_likely": p.label, "most_likely_name": p.label_name,
                 "probabilities": p.probabilities, "expected_class": p.expected_class,
                 "p_beats_next": self.p_beats_next}
 
@@ -140,18 +145,18 @@ def as_run(model: LoadedRun | str | os.PathLike[str] | None, device: str = "cpu"
 
 def check_title(title: object, where: str = "") -> str:
     """Return ``title``, or raise InputError (prefixed with ``where``) when it is empty or blank."""
-    if not isinstance(title, str) or not title.strip():
+    if blank_title(title):
         raise InputError(f"{where}the title is empty; give the video's title text")
     return title
 
 
 def _prediction(probabilities: np.ndarray) -> Prediction:
-    import numpy as np
+    from bilipop.stats.credit import expected_class
 
     label = int(probabilities.argmax())
     return Prediction(label=label, label_name=LABEL_NAMES[label],
                       probabilities=[float(p) for p in probabilities],
-                      expected_class=float(probabilities @ np.arange(len(probabilities))))
+                      expected_class=float(expected_class(probabilities)))
 
 
 def predict_pairs(run: LoadedRun, covers: Sequence[str | Path], titles: Sequence[str], *,
@@ -353,10 +358,9 @@ def predict_batch(model: LoadedRun | str | os.PathLike[str] | None, input: str |
         InputError: unreadable input, missing columns, a bad row (named), or an output of an unknown kind.
         OutputError: the output cannot be written (no space, no permission); an older file is kept.
     """
-    import numpy as np
-
     from bilipop.data.io import check_output_path, write_table
     from bilipop.data.schema import require_columns
+    from bilipop.stats.credit import expected_class
 
     stream = output if hasattr(output, "write") else None
     input = Path(input)
@@ -383,7 +387,7 @@ def predict_batch(model: LoadedRun | str | os.PathLike[str] | None, input: str |
     result = table.copy()
     result["label"] = labels
     result["label_name"] = [LABEL_NAMES[k] for k in labels]
-    result["expected_class"] = probs @ np.arange(probs.shape[1])
+    result["expected_class"] = expected_class(probs)
     for k in range(probs.shape[1]):
         result[f"p{k}"] = probs[:, k]
     if escape_formulas and (stream is not None or Path(output).suffix.lower() == ".csv"):
