@@ -256,11 +256,11 @@ def prediction_lines(result: Prediction) -> list[str]:
         lines.append(f"  {k} {LABEL_NAMES[k]:<10} {bar:<30} {p:6.1%}")
     explanation = result.explanation
     if explanation:
-        if explanation["heatmap"]:
-            lines.append(f"cover heatmap: {safe(explanation['heatmap'])}")
-        if explanation["tokens"]:
+        if explanation.heatmap:
+            lines.append(f"cover heatmap: {safe(explanation.heatmap)}")
+        if explanation.tokens:
             lines.append("title tokens that mattered most (drop in the predicted class's probability):")
-            lines.extend(f"  {escape(repr(token['token']))}: {token['drop']:+.4f}" for token in explanation["tokens"])
+            lines.extend(f"  {escape(repr(token.token))}: {token.drop:+.4f}" for token in explanation.tokens)
     return lines
 
 

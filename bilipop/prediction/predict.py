@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from bilipop.models.run import LoadedRun
+    from bilipop.prediction.explain import Explanation
 
 log = logging.getLogger(__name__)
 
@@ -44,14 +45,14 @@ class Prediction:
     label_name: str
     probabilities: list[float]
     expected_class: float
-    explanation: dict[str, Any] | None = None
+    explanation: Explanation | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The documented JSON object of ``predict --json`` (``explanation`` only with --explain)."""
         data = {"label": self.label, "label_name": self.label_name, "probabilities": self.probabilities,
                 "expected_class": self.expected_class}
         if self.explanation is not None:
-            data["explanation"] = self.explanation
+            data["explanation"] = self.explanation.to_json()
         return data
 
 
