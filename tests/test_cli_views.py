@@ -49,7 +49,8 @@ def test_ranking_table_reads_candidates_and_json_keeps_its_keys():
     flat = Prediction(0, "very low", [0.4, 0.15, 0.15, 0.15, 0.15], 1.6)
     ranked = [Candidate("x/one.jpg", "标题一", peaked, rank=1, p_beats_next=0.875),
               Candidate("y/two.jpg", "[bold]二", flat, rank=2)]
-    assert ranked[1].label == 2 and ranked[1].label_name == "medium"  # nearest the expected class, not the argmax
+    # the class nearest the expected class, not the argmax
+    assert ranked[1].label == 2 and ranked[1].to_json()["label_name"] == "medium"
     text = _render(views.ranking_table(ranked))
     assert "2 combinations, best first" in text
     assert "3 high" in text and "3.00" in text and " 0  0 10 80 10" in text and "88%" in text

@@ -284,7 +284,7 @@ def ranking_table(ranked: Sequence[Candidate]) -> RenderableType:
         probs = " ".join(f"{100 * p:2.0f}" for p in c.prediction.probabilities)
         beats = "–" if c.p_beats_next is None else f"{c.p_beats_next:.0%}"
         table.add_row(str(c.rank), f"[dim]{safe(name)}[/]\n{safe(c.title)}",
-                      f"{c.label} {c.label_name}", f"{c.prediction.expected_class:.2f}", probs, beats)
+                      f"{c.label} {LABEL_NAMES[c.label]}", f"{c.prediction.expected_class:.2f}", probs, beats)
     notes = ["[dim]class: nearest the expected class (exp.); beats next: probability that its class is above the "
              "next one's, ties counting half, from the two predicted distributions[/]"]
     paths = dict(zip(names, (c.cover for c in ranked), strict=True))

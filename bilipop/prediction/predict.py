@@ -79,17 +79,12 @@ class Candidate:
         top = len(self.prediction.probabilities) - 1
         return min(max(int(self.prediction.expected_class + 0.5), 0), top)
 
-    @property
-    def label_name(self) -> str:
-        """The name of :attr:`label`."""
-        return LABEL_NAMES[self.label]
-
     def to_json(self) -> dict[str, Any]:
         """``rank``, ``cover``, ``title``, ``label``/``label_name`` (nearest the expected class),
         ``most_likely``/``most_likely_name`` (the argmax), ``probabilities``, ``expected_class``, ``p_beats_next``."""
         p = self.prediction
         return {"rank": self.rank, "cover": self.cover, "title": self.title, "label": self.label,
-                "label_name": self.label_name, "most_likely": p.label, "most_likely_name": p.label_name,
+                "label_name": LABEL_NAMES[self.label], "most_likely": p.label, "most_likely_name": p.label_name,
                 "probabilities": p.probabilities, "expected_class": p.expected_class,
                 "p_beats_next": self.p_beats_next}
 
