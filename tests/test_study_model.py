@@ -129,7 +129,8 @@ def test_export_is_small_and_serves_the_same_predictions(study, tmp_path):
     # Random weights give near-uniform probabilities, where bf16 rounding may flip a class; the >= 99 % agreement of
     # a trained model is tests/test_export.py's.
     assert (original.argmax(1) == exported.argmax(1)).mean() >= 5 / 6
-    with TestClient(web.create_app(served)) as client:
+    # The server answers only the names it listens on (bilipop.serve.guard), and its API only its own page.
+    with TestClient(web.create_app(served), base_url="http://127.0.0.1", headers={"X-Bilipop": "1"}) as client:
         with open(covers[0], "rb") as fh:
             reply = client.post("/api/predict", files={"cover": ("c.jpg", fh, "image/jpeg")},
                                 data={"title": TITLE})
