@@ -84,7 +84,7 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
 
 def make_run(root: Path) -> Path:
     """A run folder of the study's architecture with random weights (no training, no download)."""
-    from bilipop.models.registry import create_model
+    from bilipop.models.factory import create_model
     from bilipop.models.run import save_model
     from bilipop.train_config import MAX_TOKENS
 

@@ -27,7 +27,7 @@ from pathlib import Path
 sys.path.insert(0, sys.argv[4])
 from bench_train_overhead import bare_epoch
 from bilipop.data.split import make_split
-from bilipop.models.registry import create_model
+from bilipop.models.factory import create_model
 from bilipop.train.dataset import CoverCache, CoverTitleDataset, load_examples, make_loader
 data, run, batch = sys.argv[1], sys.argv[2], int(sys.argv[3])
 torch.set_num_threads(int(sys.argv[5]))

@@ -51,7 +51,7 @@ def main() -> None:
 
     from bilipop.data.split import make_split
     from bilipop.data.synthetic import make_labeled_dataset
-    from bilipop.models.registry import create_model
+    from bilipop.models.factory import create_model
     from bilipop.train.dataset import CoverCache, CoverTitleDataset, load_examples, make_loader
     from bilipop.train.trainer import train
     from bilipop.train_config import TrainConfig

@@ -109,7 +109,7 @@ def peak_tflops(dry: bool) -> tuple[float | None, str]:
 
 
 def train_step_rows(args) -> tuple[list[dict], list[str]]:
-    from bilipop.models.run import build_from_arch
+    from bilipop.models.factory import build_from_arch
     from bilipop.train.pipeline import build_pipeline, check_chunks, cost_balance
 
     notes = []

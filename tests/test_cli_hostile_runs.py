@@ -77,8 +77,9 @@ def test_a_tokenizer_with_an_auto_map_runs_no_code_and_prints_no_prompt(run_copy
 @pytest.fixture(scope="module")
 def bert_folder(tmp_path_factory):
     """A local "pretrained" BERT in save_pretrained layout (tiny, random): what --bert FOLDER reads."""
-    from bilipop.models.registry import tiny_bert_config, train_tiny_tokenizer
+    from bilipop.models.registry import tiny_bert_config
     from bilipop.models.text import build_bert
+    from bilipop.models.tokenizer import train_tiny_tokenizer
 
     folder = tmp_path_factory.mktemp("bert")
     tokenizer = train_tiny_tokenizer(["三分钟看懂相对论", "宇宙 讲解 科普", "一分钟 数学"] * 5)
@@ -185,7 +186,7 @@ def test_a_full_disk_during_train_is_one_line_and_leaves_no_run_folder(small_dat
     import safetensors.torch
     import torch
 
-    from bilipop.models.registry import train_tiny_tokenizer
+    from bilipop.models.tokenizer import train_tiny_tokenizer
 
     if what == "torch.save":
         monkeypatch.setattr(torch, "save", _full_disk_torch_save)
@@ -268,8 +269,8 @@ def test_train_with_a_pretrained_bert_folder_and_a_tiny_vit_logs_the_rate(bert_f
 
 # -- tokenizer files ----------------------------------------------------------------------------------------
 def test_a_tokenizer_staging_folder_left_by_a_killed_train_is_removed(tmp_path):
-    from bilipop.models.registry import train_tiny_tokenizer
     from bilipop.models.run import save_tokenizer
+    from bilipop.models.tokenizer import train_tiny_tokenizer
 
     (tmp_path / "tokenizer.tmp").mkdir()  # bilipop 0.1 staged the tokenizer here
     (tmp_path / "tokenizer.tmp" / "vocab.txt").write_text("stale")

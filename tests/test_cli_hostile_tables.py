@@ -120,7 +120,7 @@ def test_stage_outputs_respect_the_umask(tmp_path):
 @pytest.mark.parametrize("name", ["./no_such_folder", "../no/such/folder", "/no/such/folder/", "~/no_such_bert_x"])
 def test_a_bert_folder_that_does_not_exist_says_so(name):
     from bilipop.errors import ModelError
-    from bilipop.models.registry import resolve_weights
+    from bilipop.models.weights import resolve_weights
 
     with pytest.raises(ModelError, match="does not exist") as info:
         resolve_weights("bert", name)

@@ -9,6 +9,7 @@ import bilipop.models
 from bilipop.cli import app
 from bilipop.errors import ModelError
 from bilipop.models import registry, weights
+from bilipop.models.factory import create_model
 
 TITLES = ["三分钟看懂相对论", "黑洞是什么", "一分钟 数学"] * 3
 
@@ -30,9 +31,9 @@ def test_list_encoders_names_every_kind_with_its_defaults():
 
 def test_each_tiny_encoder_builds_at_its_registered_input_size():
     for vision in ("vit", "vgg"):
-        built = registry.create_model(vision=vision, vit="tiny", bert="tiny", titles=TITLES)
+        built = create_model(vision=vision, vit="tiny", bert="tiny", titles=TITLES)
         assert built.image_size == registry.get_encoder(vision, "tiny").input_size == 32
-    built = registry.create_model(vit="tiny", bert="tiny", text="rnn", titles=TITLES)
+    built = create_model(vit="tiny", bert="tiny", text="rnn", titles=TITLES)
     assert built.arch["text"]["kind"] == "rnn" and built.tokenizer is not None
 
 
@@ -49,14 +50,14 @@ def test_train_with_an_unknown_encoder_lists_the_registered_ones(tmp_path):
                                  "--bert", "tiny"])
     assert result.exit_code == 1
     with pytest.raises(ModelError) as exc:
-        registry.create_model(vit="Z_99", bert="tiny", titles=TITLES)
+        create_model(vit="Z_99", bert="tiny", titles=TITLES)
     for name in registry.encoder_names("vit"):
         if name != "tiny":
             assert name in str(exc.value)
     with pytest.raises(ModelError, match="random, tiny|tiny, vgg16, random"):
-        registry.create_model(vision="vgg", vit="vgg99", bert="tiny", titles=TITLES)
+        create_model(vision="vgg", vit="vgg99", bert="tiny", titles=TITLES)
     with pytest.raises(ModelError, match="registered names are tiny, bert-base-chinese"):
-        registry.create_model(vit_weight=0.0, vit="tiny", bert="nobody/no-such-bert", titles=TITLES)
+        create_model(vit_weight=0.0, vit="tiny", bert="nobody/no-such-bert", titles=TITLES)
 
 
 def test_a_download_is_checked_against_the_hash_prefix_of_its_name(tmp_path):

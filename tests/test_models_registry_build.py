@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from bilipop.errors import ModelError
-from bilipop.models.registry import create_model
+from bilipop.models.factory import create_model
 from bilipop.models.vision import ViTSpec, build_vit
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -67,7 +67,7 @@ def test_pretrained_vit_from_local_pth(tmp_path):
 def test_pretrained_bert_from_save_pretrained_folder(tmp_path):
     from transformers import BertConfig, BertModel
 
-    from bilipop.models.registry import train_tiny_tokenizer
+    from bilipop.models.tokenizer import train_tiny_tokenizer
 
     tokenizer = train_tiny_tokenizer(TITLES * 3)
     torch.manual_seed(7)

@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from bilipop.errors import InputError, ModelError
-from bilipop.models.registry import create_model
-from bilipop.models.run import FORMAT_VERSION, find_runs, load_run, save_model
+from bilipop.layout import FORMAT_VERSION
+from bilipop.models.factory import create_model
+from bilipop.models.run import find_runs, load_run, save_model
 from bilipop.train_config import TrainConfig
 
 pytestmark = pytest.mark.usefixtures("one_thread")

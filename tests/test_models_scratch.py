@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from bilipop.cli import app
 from bilipop.errors import ModelError
 from bilipop.models import scratch
-from bilipop.models.registry import create_model
+from bilipop.models.factory import create_model
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from bilipop.errors import ModelError
-from bilipop.models.registry import create_model, resolve_weights
+from bilipop.models.factory import create_model
+from bilipop.models.weights import resolve_weights
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -44,13 +45,13 @@ def test_weights_found_in_torch_home_cache(tmp_path):
 
 
 def test_weight_download_is_atomic(tmp_path):
-    from bilipop.models.registry import _download
+    from bilipop.models.weights import download
 
     source = tmp_path / "src.pth"
     source.write_bytes(b"weights" * 1000)
     target = tmp_path / "cache" / "B_16.pth"
-    _download(source.as_uri(), target)
+    download(source.as_uri(), target)
     assert target.read_bytes() == source.read_bytes()
     with pytest.raises(OSError):
-        _download((tmp_path / "missing.pth").as_uri(), tmp_path / "cache" / "other.pth")
+        download((tmp_path / "missing.pth").as_uri(), tmp_path / "cache" / "other.pth")
     assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["B_16.pth"]  # no partial or temp file

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from bilipop.models.registry import create_model
+from bilipop.models.factory import create_model
 from bilipop.models.run import LoadedRun, RunConfig
 from bilipop.prediction.explain import attribute
 from bilipop.train_config import TrainConfig

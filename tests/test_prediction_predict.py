@@ -252,10 +252,8 @@ def test_damaged_run_folders(tiny_run, covers, tmp_path):
 
 def test_a_sweep_folder_as_model_names_its_runs(tiny_run, covers, tmp_path):
     # It said "config.json is missing: ... is not a bilipop run folder" of a folder that train had just written.
-    from bilipop.layout import SWEEP as SWEEP_FILE  # one home now (bilipop.layout)
-    from bilipop.models.run import SWEEP
+    from bilipop.layout import SWEEP
 
-    assert SWEEP_FILE == SWEEP
     sweep = tmp_path / "sweep"
     shutil.copytree(tiny_run["run"], sweep / "w0.75")
     (sweep / SWEEP).write_text(json.dumps({"weights": [0.75], "runs": ["w0.75"]}), encoding="utf-8")
@@ -286,7 +284,7 @@ def test_batch_bad_inputs_write_nothing(tiny_run, covers, tmp_path):
 @pytest.fixture(scope="module")
 def single_branch_runs(tmp_path_factory, tiny_run):
     """Untrained cover-only (w = 1) and title-only (w = 0) run folders: enough to check what inputs they take."""
-    from bilipop.models.registry import create_model
+    from bilipop.models.factory import create_model
     from bilipop.models.run import save_model
     from bilipop.train_config import TrainConfig
 

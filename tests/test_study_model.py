@@ -97,7 +97,7 @@ def test_evaluate_predict_rank_and_explain(study, tmp_path):
 def test_random_init_builds_the_same_architecture_without_weights(study):
     from safetensors import safe_open
 
-    from bilipop.models.registry import create_model
+    from bilipop.models.factory import create_model
 
     built = create_model(pretrained=False, titles=["标题"])
     shapes = {k: tuple(v.shape) for k, v in built.model.state_dict().items()}

@@ -87,14 +87,16 @@ def test_importing_it_loads_no_torch():
         == "False"
 
 
-def test_the_registry_and_train_config_share_the_studys_defaults():
-    # The flags are checked against TrainConfig in test_cli_main_defaults.py; the registry reads the same constants.
+def test_the_model_factory_and_train_config_share_the_studys_defaults():
+    # The flags are checked against TrainConfig in test_cli_main_defaults.py; create_model reads the same constants.
     import inspect
 
-    from bilipop.models import registry
+    from bilipop.models.factory import create_model
     from bilipop.train_config import DEFAULT_LR
 
     config = TrainConfig()
-    assert (config.vit, config.bert) == (registry.DEFAULT_VIT, registry.DEFAULT_BERT)
-    assert inspect.signature(registry.create_model).parameters["vit"].default == config.vit
+    defaults = {name: p.default for name, p in inspect.signature(create_model).parameters.items()}
+    for name in ("vision", "text", "vit", "bert", "dropout", "loss"):
+        assert defaults[name] == getattr(config, name), name
+    assert (defaults["vit_weight"],) == config.vit_weight
     assert (config.epochs, DEFAULT_LR, config.checkpoint, config.vit_weight) == (5, 5e-5, "except_last", (0.75,))

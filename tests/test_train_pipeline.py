@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 
 from bilipop.data.synthetic import make_labeled_dataset
 from bilipop.errors import DeviceError
-from bilipop.models.registry import create_model
+from bilipop.models.factory import create_model
 from bilipop.train.pipeline import build_pipeline, check_balance, check_chunks, layer_costs, parse_devices, partition
 from bilipop.train.trainer import train
 from bilipop.train_config import TrainConfig

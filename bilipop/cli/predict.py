@@ -74,9 +74,9 @@ def predict_single(model: Path | None, cover: Path, title: str, *, explain: bool
     from bilipop.prediction import predict as core
 
     with user_errors():
-        result = core.predict_one(model, cover, title, explain=explain, device=device, quantize=quantize).to_json()
+        result = core.predict_one(model, cover, title, explain=explain, device=device, quantize=quantize)
     if json_output:
-        print_json(result)
+        print_json(result.to_json())
     else:
         show(views.prediction_lines(result))
 
@@ -87,11 +87,11 @@ def predict_ranking(model: Path | None, covers: list[Path], titles: list[str], *
     from bilipop.prediction import predict as core
 
     with user_errors():
-        ranked = core.ranking_json(core.rank_candidates(model, covers, titles, device=device, quantize=quantize))
+        ranked = core.rank_candidates(model, covers, titles, device=device, quantize=quantize)
     if json_output:
-        print_json(ranked)
+        print_json(core.ranking_json(ranked))
     else:
-        out.print(views.ranking_table(ranked["candidates"]))
+        out.print(views.ranking_table(ranked))
 
 
 def predict_batch(model: Path | None, batch: Path, output: Path, *, escape_formulas: bool, device: str,

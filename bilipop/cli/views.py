@@ -20,6 +20,7 @@ from bilipop.data.schema import COUNTERS, LABEL_NAMES
 if TYPE_CHECKING:
     from bilipop.evaluation.report import EvaluationReport
     from bilipop.evaluation.results import EpochRow, Verdict
+    from bilipop.prediction.predict import Candidate, Prediction
 
 # Terminal control sequences in text from strangers (titles, file names): CSI (colours, clear screen, cursor),
 # OSC (window title, hyperlinks, clipboard), DCS/SOS/PM/APC strings, other escapes, 8-bit C1 codes, the other C0
@@ -247,24 +248,23 @@ def _table1_cell(row: EpochRow) -> str:
 
 
 # Prediction -----------------------------------------------------------------------------------------------------
-def prediction_lines(result: dict) -> list[str]:
+def prediction_lines(result: Prediction) -> list[str]:
     """The class, the five probabilities as bars, and the explanation when there is one."""
-    lines = [f"[bold]class {result['label']}: {result['label_name']}[/]  "
-             f"(expected class {result['expected_class']:.2f})"]
-    for k, p in enumerate(result["probabilities"]):
+    lines = [f"[bold]class {result.label}: {result.label_name}[/]  (expected class {result.expected_class:.2f})"]
+    for k, p in enumerate(result.probabilities):
         bar = "█" * round(p * 30)
         lines.append(f"  {k} {LABEL_NAMES[k]:<10} {bar:<30} {p:6.1%}")
-    explanation = result.get("explanation")
+    explanation = result.explanation
     if explanation:
-        if explanation["heatmap"]:
-            lines.append(f"cover heatmap: {safe(explanation['heatmap'])}")
-        if explanation["tokens"]:
+        if explanation.heatmap:
+            lines.append(f"cover heatmap: {safe(explanation.heatmap)}")
+        if explanation.tokens:
             lines.append("title tokens that mattered most (drop in the predicted class's probability):")
-            lines.extend(f"  {escape(repr(token['token']))}: {token['drop']:+.4f}" for token in explanation["tokens"])
+            lines.extend(f"  {escape(repr(token.token))}: {token.drop:+.4f}" for token in explanation.tokens)
     return lines
 
 
-def ranking_table(ranked: list[dict]) -> RenderableType:
+def ranking_table(ranked: Sequence[Candidate]) -> RenderableType:
     """Competing cover and title combinations, best expected class first: each one's class (the one nearest its
     expected class, so it never contradicts the order), its five class probabilities, and the probability that it
     beats the next one. A cover is shown by its file name above the title; long text folds onto more lines rather
@@ -278,18 +278,18 @@ def ranking_table(ranked: list[dict]) -> RenderableType:
     table.add_column("exp.", justify="right", no_wrap=True)
     table.add_column("P(0..4) %", justify="right", no_wrap=True)
     table.add_column("beats next", justify="right")
-    names = [Path(c["cover"]).name for c in ranked]
+    names = [Path(c.cover).name for c in ranked]
     for c, name in zip(ranked, names, strict=True):
         # titles and paths are the user's text: escaped, so that "[red]" in a title is printed, not applied
-        probs = " ".join(f"{100 * p:2.0f}" for p in c["probabilities"])
-        beats = "–" if c.get("p_beats_next") is None else f"{c['p_beats_next']:.0%}"
-        table.add_row(str(c["rank"]), f"[dim]{safe(name)}[/]\n{safe(c['title'])}",
-                      f"{c['label']} {c['label_name']}", f"{c['expected_class']:.2f}", probs, beats)
+        probs = " ".join(f"{100 * p:2.0f}" for p in c.prediction.probabilities)
+        beats = "–" if c.p_beats_next is None else f"{c.p_beats_next:.0%}"
+        table.add_row(str(c.rank), f"[dim]{safe(name)}[/]\n{safe(c.title)}",
+                      f"{c.label} {LABEL_NAMES[c.label]}", f"{c.prediction.expected_class:.2f}", probs, beats)
     notes = ["[dim]class: nearest the expected class (exp.); beats next: probability that its class is above the "
              "next one's, ties counting half, from the two predicted distributions[/]"]
-    paths = dict(zip(names, (c["cover"] for c in ranked), strict=True))
-    if len(paths) < len({c["cover"] for c in ranked}):  # two folders hold covers of the same name
-        notes.append("covers: " + "; ".join(f"#{c['rank']} {safe(c['cover'])}" for c in ranked))
+    paths = dict(zip(names, (c.cover for c in ranked), strict=True))
+    if len(paths) < len({c.cover for c in ranked}):  # two folders hold covers of the same name
+        notes.append("covers: " + "; ".join(f"#{c.rank} {safe(c.cover)}" for c in ranked))
     return Group(table, *notes)
 
 

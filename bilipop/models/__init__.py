@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from bilipop.lazy import lazy_exports
 
-_API = {"list_encoders": "bilipop.models.registry", "create_model": "bilipop.models.registry",
+_API = {"list_encoders": "bilipop.models.registry", "create_model": "bilipop.models.factory",
         "resolve_weights": "bilipop.models.weights", "load_run": "bilipop.models.run"}
 
 __all__ = list(_API)

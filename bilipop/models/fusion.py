@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, TypeVar, cast
 import torch
 from torch import nn
 
+from bilipop.data.schema import NUM_CLASSES
 from bilipop.models.noise import KeyedDropout
 
 if TYPE_CHECKING:
@@ -136,7 +137,7 @@ class FusionModel(nn.Sequential):
 
     def __init__(self, vision: tuple[nn.Module, list[nn.Module], nn.Module] | None,
                  text: tuple[nn.Module, list[nn.Module], nn.Module] | None, *, vit_weight: float,
-                 out_dim: int, num_classes: int = 5) -> None:
+                 out_dim: int, num_classes: int = NUM_CLASSES) -> None:
         has_vision, has_text = vision is not None, text is not None
         children: list[Stage] = [InputStage(vision[0] if vision else None, text[0] if text else None)]
         if vision:

@@ -15,6 +15,7 @@ import math
 from pathlib import Path
 from typing import Any, Literal, overload
 
+from bilipop.data.schema import NUM_CLASSES
 from bilipop.errors import ModelError
 
 MAX_LAYERS = 64
@@ -28,7 +29,6 @@ MAX_POSITIONS = 8192
 MAX_OUT_DIM = 100_000
 MAX_VGG_LAYERS = 64
 MAX_CONFIG_BYTES = 1 << 20
-NUM_CLASSES = 5
 MAX_TOKENIZER_BYTES = 200 << 20
 TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "merges.txt", "tokenizer_config.json",
                    "special_tokens_map.json", "added_tokens.json")

@@ -19,6 +19,8 @@ from collections.abc import Callable, Sequence
 
 import torch
 
+from bilipop.train_config import DEFAULT_LOSS
+
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
@@ -62,7 +64,7 @@ def loss_function(loss: str, class_weights: Sequence[float] | None = None) -> Lo
     return ce
 
 
-def probabilities(logits: torch.Tensor, loss: str = "ce") -> torch.Tensor:
+def probabilities(logits: torch.Tensor, loss: str = DEFAULT_LOSS) -> torch.Tensor:
     """(B, K) class probabilities from the classifier's outputs under ``loss``."""
     logits = logits.float()
     if loss != "corn":
@@ -73,6 +75,6 @@ def probabilities(logits: torch.Tensor, loss: str = "ce") -> torch.Tensor:
     return torch.cat([ones, above], 1) - torch.cat([above, zeros], 1)  # P(y > k-1) - P(y > k)
 
 
-def predicted(logits: torch.Tensor, loss: str = "ce") -> torch.Tensor:
+def predicted(logits: torch.Tensor, loss: str = DEFAULT_LOSS) -> torch.Tensor:
     """(B,) the most probable class."""
     return probabilities(logits, loss).argmax(1)

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from bilipop.data.schema import blank_title
 from bilipop.errors import InputError
 
 
@@ -107,5 +108,5 @@ def tokenize(tokenizer, titles: Sequence[str], max_tokens: int, offsets: bool = 
 def check_titles(titles: Sequence[str]) -> None:
     """Raises InputError naming the first empty or blank title."""
     for i, title in enumerate(titles):
-        if not isinstance(title, str) or not title.strip():
+        if blank_title(title):
             raise InputError(f"title number {i + 1} is empty; every video needs a title")

@@ -1,5 +1,6 @@
-"""The model registry: a table of named encoders and the one factory that builds the fusion model from them (timm's
-``register_model``/``create_model`` habit: one entry point, a registry of names, the ``tiny`` test models among them).
+"""The encoder registry: a table of named encoders, the ``tiny`` test models among them (timm's ``register_model``
+habit: a registry of names; the one entry point that builds the fusion model from them is
+``bilipop.models.factory.create_model``).
 
 Each encoder is registered under its kind (the ``--vision``/``--text`` value: vit, vgg, bert, rnn) and its name (the
 ``--vit``/``--bert`` value) with a builder, its default weights and its input size; ``list_encoders()`` lists them.
@@ -14,53 +15,22 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
 
 from bilipop.errors import ModelError
-from bilipop.models import ordinal, scratch
-from bilipop.models.fusion import FusionModel
 from bilipop.models.limits import refuse_code
-from bilipop.models.text import RNNSpec, build_bert, split_bert, split_rnn
+from bilipop.models.text import RNNSpec, build_bert
 from bilipop.models.tokenizer import load_tokenizer, train_tiny_tokenizer
-from bilipop.models.vision import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    TINY_VGG_LAYOUT,
-    VGG,
-    VGGSpec,
-    ViTSpec,
-    build_vit,
-    split_vision,
-)
-from bilipop.models.weights import (  # noqa: F401  (offline, looks_like_path, _download: the names of before)
-    DOWNLOAD_TIMEOUT_S,
-    VGG16_FILE,
-    VGG16_URL,
-    load_state,
-    looks_like_path,
-    offline,
-    resolve_weights,
-    vit_configs,
-)
-from bilipop.models.weights import download as _download  # noqa: F401
-from bilipop.train_config import (
-    DEFAULT_BERT,
-    DEFAULT_TEXT,
-    DEFAULT_VISION,
-    DEFAULT_VIT,
-    DEFAULT_VIT_WEIGHT,
-    MAX_TOKENS,
-    TINY,
-)
+from bilipop.models.vision import TINY_VGG_LAYOUT, VGG, VGGSpec, ViTSpec, build_vit
+from bilipop.models.weights import VGG16_FILE, load_state, looks_like_path, resolve_weights, vit_configs
+from bilipop.train_config import DEFAULT_BERT, DEFAULT_DROPOUT, MAX_TOKENS, TINY
 
 log = logging.getLogger(__name__)
 
 VISIONS = ("vit", "vgg")
 TEXTS = ("bert", "rnn")
-NUM_CLASSES = 5
 TINY_OUT_DIM = 32
 PRETRAINED_OUT_DIM = 1000
 #: Cover encoders' input side in pixels when nothing else says (VGG-16's ImageNet size).
@@ -121,19 +91,19 @@ def get_encoder(kind: str, name: str) -> Encoder | None:
 
 # ---------------------------------------------------------------------------------------------------------------
 # The tiny test models
-def tiny_vit_spec(dropout: float = 0.1) -> ViTSpec:
+def tiny_vit_spec(dropout: float = DEFAULT_DROPOUT) -> ViTSpec:
     """The ``tiny`` ViT: 2 layers of width 32 on 32x32 covers (trains on a CPU in seconds)."""
     return ViTSpec(patches=8, dim=32, ff_dim=64, num_heads=2, num_layers=2, dropout_rate=dropout, image_size=32,
                    out_dim=TINY_OUT_DIM)
 
 
-def tiny_vgg_spec(dropout: float = 0.1) -> VGGSpec:
+def tiny_vgg_spec(dropout: float = DEFAULT_DROPOUT) -> VGGSpec:
     """The ``tiny`` VGG: VGG-16's 13 convolutions and 5 poolings with few channels, on 32x32 covers."""
     return VGGSpec(layout=TINY_VGG_LAYOUT, pool=1, hidden=64, dropout_rate=dropout, image_size=32,
                    out_dim=TINY_OUT_DIM)
 
 
-def tiny_bert_config(vocab_size: int, dropout: float = 0.1) -> dict:
+def tiny_bert_config(vocab_size: int, dropout: float = DEFAULT_DROPOUT) -> dict:
     """The ``tiny`` BERT's config dict: 2 layers of width 32 over a vocabulary of ``vocab_size``."""
     return {"vocab_size": vocab_size, "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
             "intermediate_size": 64, "max_position_embeddings": MAX_TOKENS, "hidden_dropout_prob": dropout,
@@ -142,7 +112,7 @@ def tiny_bert_config(vocab_size: int, dropout: float = 0.1) -> dict:
             "initializer_range": 0.1}
 
 
-def tiny_rnn_spec(vocab_size: int, pad_token_id: int, dropout: float = 0.1) -> RNNSpec:
+def tiny_rnn_spec(vocab_size: int, pad_token_id: int, dropout: float = DEFAULT_DROPOUT) -> RNNSpec:
     """The ``tiny`` recurrent title encoder over a vocabulary of ``vocab_size``."""
     return RNNSpec(vocab_size=vocab_size, embed_dim=32, hidden=32, dropout_rate=dropout, pad_token_id=pad_token_id,
                    out_dim=TINY_OUT_DIM)
@@ -256,7 +226,7 @@ def _vit_spec_from_state(state: dict, path: Path, dropout: float, heads: int | N
 _register_pretrained_vits()
 
 
-def _build_vision(vision: str, vit: str, dropout: float, heads: int | None = None) -> tuple[nn.Module, dict]:
+def build_vision(vision: str, vit: str, dropout: float, heads: int | None = None) -> tuple[nn.Module, dict]:
     """The registered encoder ``vit`` of kind ``vision``, else the weights file at path ``vit``."""
     entry = get_encoder(vision, vit)
     if entry is not None:
@@ -332,83 +302,9 @@ def _rnn_over(bert: str, dropout: float) -> tuple:
     return None, tokenizer, {"kind": "rnn", "spec": spec.to_dict()}
 
 
-def _build_text(text: str, bert: str, titles: Sequence[str], dropout: float) -> tuple:
+def build_text(text: str, bert: str, titles: Sequence[str], dropout: float) -> tuple:
     """The registered encoder ``bert`` of kind ``text``, else a BERT folder or Hugging Face name ``bert``."""
     entry = get_encoder(text, bert)
     if entry is not None:
         return entry.build(titles, dropout)
     return _pretrained_bert(bert) if text == "bert" else _rnn_over(bert, dropout)
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# The factory
-@dataclass
-class Built:
-    """A freshly built model plus what is needed to save and rebuild it."""
-
-    model: FusionModel
-    tokenizer: object | None
-    arch: dict  # the config.json "model" entry: enough to rebuild the architecture without any weights
-    image_size: int
-    image_mean: tuple[float, ...]
-    image_std: tuple[float, ...]
-
-
-def create_model(*, vision: str = DEFAULT_VISION, text: str = DEFAULT_TEXT, vit: str = DEFAULT_VIT,
-                 bert: str = DEFAULT_BERT, vit_weight: float = DEFAULT_VIT_WEIGHT, titles: Sequence[str] = (),
-                 dropout: float = 0.1, seed: int = 0,
-                 vit_heads: int | None = None, loss: str = "ce", pretrained: bool = True) -> Built:
-    """Build the fusion model with pretrained (or tiny) encoders and the title tokenizer.
-
-    ``vit_heads`` is needed for a ``vit`` checkpoint path that is not a known ViT name (see ``_vit_heads``).
-
-    A branch whose weight is 0 is not built; the tokenizer is still made when the title branch exists. ``loss``
-    sizes the classifier (``bilipop.models.ordinal.outputs``). ``pretrained=False`` builds the same architectures
-    with random weights and reads no weights file (``bilipop.models.scratch``; ``tiny`` is random either way).
-
-    Raises:
-        ModelError: unknown names, unreadable or missing weights (see ``resolve_weights``).
-    """
-    if vision not in VISIONS:
-        raise ModelError(f"--vision must be one of {', '.join(VISIONS)}, got {vision!r}")
-    if text not in TEXTS:
-        raise ModelError(f"--text must be one of {', '.join(TEXTS)}, got {text!r}")
-    if not 0.0 <= vit_weight <= 1.0:
-        raise ModelError(f"--vit-weight must be between 0 and 1, got {vit_weight}")
-    if vision == "vgg" and vit == DEFAULT_VIT:
-        vit = "vgg16"  # the default names a ViT; with --vision vgg it stands for the study's ImageNet VGG-16
-    torch.manual_seed(seed)
-    random_v = not pretrained and vit != TINY
-    random_t = not pretrained and bert != TINY
-    encoder, vision_arch = None, None
-    if vit_weight > 0:
-        encoder, vision_arch = (scratch.random_vision(vision, vit, dropout) if random_v
-                                else _build_vision(vision, vit, dropout, vit_heads))
-    tokenizer = text_arch = None
-    text_model: Any = None  # a BertModel when text_arch's kind is bert (random_text's and _build_text's tuple)
-    if vit_weight < 1:
-        text_model, tokenizer, text_arch = (scratch.random_text(text, bert, titles, dropout) if random_t
-                                            else _build_text(text, bert, titles, dropout))
-    if vision_arch is not None:
-        out_dim = int(vision_arch["spec"]["out_dim"])
-    else:
-        out_dim = TINY_OUT_DIM if bert == TINY else PRETRAINED_OUT_DIM
-    if text_arch is not None and text_arch["kind"] == "rnn":
-        text_arch["spec"]["out_dim"] = out_dim
-    arch: dict[str, Any] = {"vit_weight": vit_weight, "out_dim": out_dim, "num_classes": NUM_CLASSES,
-            "outputs": ordinal.outputs(loss, NUM_CLASSES), "vision": vision_arch, "text": text_arch}
-    split_v = split_vision(encoder) if encoder is not None else None
-    if text_arch is None:
-        split_t = None
-    elif text_arch["kind"] == "bert":
-        split_t = split_bert(text_model, out_dim)
-    else:
-        split_t = split_rnn(RNNSpec(**text_arch["spec"]))
-    model = FusionModel(split_v, split_t, vit_weight=vit_weight, out_dim=out_dim, num_classes=arch["outputs"])
-    if vision_arch is None:
-        size, mean, std = 0, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
-    elif vision == "vit":
-        size, mean, std = int(vision_arch["spec"]["image_size"]), (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
-    else:
-        size, mean, std = int(vision_arch["spec"]["image_size"]), IMAGENET_MEAN, IMAGENET_STD
-    return Built(model, tokenizer, arch, size, mean, std)

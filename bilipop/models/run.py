@@ -15,12 +15,11 @@ from bilipop import __version__
 from bilipop.errors import InputError, ModelError
 from bilipop.files import atomic_folder, atomic_write
 from bilipop.layout import CONFIG, FORMAT_VERSION, SWEEP, TOKENIZER, WEIGHTS
+from bilipop.models.factory import build_from_arch
 from bilipop.models.fusion import FusionModel
 from bilipop.models.limits import MAX_CONFIG_BYTES, check_run_config, parse_json
 from bilipop.models.preprocess import check_titles, decode_cover, to_tensor, tokenize
-from bilipop.models.text import RNNSpec, build_bert, split_bert, split_rnn
 from bilipop.models.tokenizer import load_tokenizer
-from bilipop.models.vision import VGG, ViTSpec, build_vit, split_vision, vgg_spec_from_dict
 from bilipop.train_config import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -169,22 +168,6 @@ class LoadedRun:
 
         with torch.no_grad():
             return probabilities(self.model.fuse(covers, titles), self.loss).double().cpu().numpy()
-
-
-def build_from_arch(arch: dict) -> FusionModel:
-    """Rebuild the fusion model from a config.json "model" entry, randomly initialised (weights come after)."""
-    w, out_dim = float(arch["vit_weight"]), int(arch["out_dim"])
-    vision = text = None
-    if arch.get("vision"):
-        v = arch["vision"]
-        encoder = build_vit(ViTSpec(**v["spec"])) if v["kind"] == "vit" else VGG(vgg_spec_from_dict(v["spec"]))
-        vision = split_vision(encoder)
-    if arch.get("text"):
-        t = arch["text"]
-        text = split_bert(build_bert(t["config"]), out_dim) if t["kind"] == "bert" else split_rnn(
-            RNNSpec(**t["spec"]))
-    outputs = int(arch["outputs"])  # K, or K - 1 for the corn loss
-    return FusionModel(vision, text, vit_weight=w, out_dim=out_dim, num_classes=outputs)
 
 
 def load_run(run_dir: str | Path, device: str = "cpu", quantize: str | None = None) -> LoadedRun:

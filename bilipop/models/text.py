@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
+from bilipop.train_config import DEFAULT_DROPOUT
+
 if TYPE_CHECKING:
     from transformers import BertModel
 
@@ -38,7 +40,7 @@ class RNNSpec:
     hidden: int = 256
     num_layers: int = 1
     cell: str = "gru"
-    dropout_rate: float = 0.1
+    dropout_rate: float = DEFAULT_DROPOUT
     pad_token_id: int = 0
     out_dim: int = 1000
 

@@ -13,6 +13,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from bilipop.train_config import DEFAULT_DROPOUT
+
 #: torchvision's VGG-16 ("D") feature layout: channel counts, "M" = 2x2 max pooling.
 VGG16_LAYOUT: tuple[int | str, ...] = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M",
                                        512, 512, 512, "M")
@@ -32,7 +34,7 @@ class ViTSpec:
     ff_dim: int = 3072
     num_heads: int = 12
     num_layers: int = 12
-    dropout_rate: float = 0.1
+    dropout_rate: float = DEFAULT_DROPOUT
     image_size: int = 384
     out_dim: int = 1000
 

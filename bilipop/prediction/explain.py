@@ -46,6 +46,32 @@ class Attribution:
     pieces: list[tuple[tuple[int, int], float]]
 
 
+@dataclass(frozen=True)
+class TokenDrop:
+    """A piece of the title and the estimated drop in the explained class's probability without it."""
+
+    token: str
+    position: int  # the piece's first character in the title
+    drop: float
+
+    def to_json(self) -> dict[str, Any]:
+        """``{"token", "position", "drop"}``, as ``predict --json`` documents it."""
+        return {"token": self.token, "position": self.position, "drop": self.drop}
+
+
+@dataclass
+class Explanation:
+    """Why a prediction came out as it did: the cover heatmap's PNG path (None without a cover branch) and the
+    title pieces that mattered most, largest drop first (empty without a title branch)."""
+
+    heatmap: str | None
+    tokens: list[TokenDrop]
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``explanation`` object of ``predict --json --explain``."""
+        return {"heatmap": self.heatmap, "tokens": [t.to_json() for t in self.tokens]}
+
+
 def heatmap_path(cover: str | Path) -> Path:
     """Where the heatmap of ``cover`` goes: ``<stem>.explain.png`` in the cover's folder."""
     cover = Path(cover)
@@ -204,16 +230,16 @@ def title_pieces(title: str) -> list[tuple[int, int]]:
     return [m.span() for m in _PIECE.finditer(title)]
 
 
-def top_tokens(title: str, pieces: list[tuple[tuple[int, int], float]]) -> list[dict[str, Any]]:
-    """The TOP_TOKENS pieces with the largest estimated drop, as ``{"token", "position", "drop"}``."""
+def top_tokens(title: str, pieces: list[tuple[tuple[int, int], float]]) -> list[TokenDrop]:
+    """The TOP_TOKENS pieces with the largest estimated drop."""
     if len(pieces) < 2:
         return []  # a one-piece title: there is nothing to rank it against
-    drops: list[dict[str, Any]] = [{"token": title[a:b], "position": a, "drop": drop} for (a, b), drop in pieces]
-    return sorted(drops, key=lambda d: -d["drop"])[:TOP_TOKENS]
+    drops = [TokenDrop(title[a:b], a, drop) for (a, b), drop in pieces]
+    return sorted(drops, key=lambda d: -d.drop)[:TOP_TOKENS]
 
 
 def explain_prediction(run: LoadedRun, cover: str | Path, title: str,
-                       label: int | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+                       label: int | None = None) -> tuple[np.ndarray, Explanation]:
     """The class probabilities of one cover and title and their explanation: ``heatmap`` (PNG path or None) and
     ``tokens`` (largest estimated drop first), all from one forward and backward pass.
 
@@ -232,4 +258,4 @@ def explain_prediction(run: LoadedRun, cover: str | Path, title: str,
             raise InputError(f"cannot write the heatmap {heatmap}: {exc.strerror or exc}; "
                              "copy the cover to a folder you can write to") from None
     tokens = top_tokens(title, found.pieces) if run.uses_title else []
-    return found.probabilities, {"heatmap": str(heatmap) if heatmap else None, "tokens": tokens}
+    return found.probabilities, Explanation(str(heatmap) if heatmap else None, tokens)

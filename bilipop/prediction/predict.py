@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from bilipop.data.schema import LABEL_NAMES
+from bilipop.data.schema import LABEL_NAMES, blank_title
 from bilipop.errors import InputError, ModelError
 from bilipop.progress import Progress, ProgressArg, callback, takes_progress
 
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from bilipop.models.run import LoadedRun
+    from bilipop.prediction.explain import Explanation
 
 log = logging.getLogger(__name__)
 
@@ -44,14 +45,14 @@ class Prediction:
     label_name: str
     probabilities: list[float]
     expected_class: float
-    explanation: dict[str, Any] | None = None
+    explanation: Explanation | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The documented JSON object of ``predict --json`` (``explanation`` only with --explain)."""
         data = {"label": self.label, "label_name": self.label_name, "probabilities": self.probabilities,
                 "expected_class": self.expected_class}
         if self.explanation is not None:
-            data["explanation"] = self.explanation
+            data["explanation"] = self.explanation.to_json()
         return data
 
 
@@ -140,18 +141,18 @@ def as_run(model: LoadedRun | str | os.PathLike[str] | None, device: str = "cpu"
 
 def check_title(title: object, where: str = "") -> str:
     """Return ``title``, or raise InputError (prefixed with ``where``) when it is empty or blank."""
-    if not isinstance(title, str) or not title.strip():
+    if not isinstance(title, str) or blank_title(title):
         raise InputError(f"{where}the title is empty; give the video's title text")
     return title
 
 
 def _prediction(probabilities: np.ndarray) -> Prediction:
-    import numpy as np
+    from bilipop.stats.credit import expected_class
 
     label = int(probabilities.argmax())
     return Prediction(label=label, label_name=LABEL_NAMES[label],
                       probabilities=[float(p) for p in probabilities],
-                      expected_class=float(probabilities @ np.arange(len(probabilities))))
+                      expected_class=float(expected_class(probabilities)))
 
 
 def predict_pairs(run: LoadedRun, covers: Sequence[str | Path], titles: Sequence[str], *,
@@ -353,10 +354,9 @@ def predict_batch(model: LoadedRun | str | os.PathLike[str] | None, input: str |
         InputError: unreadable input, missing columns, a bad row (named), or an output of an unknown kind.
         OutputError: the output cannot be written (no space, no permission); an older file is kept.
     """
-    import numpy as np
-
     from bilipop.data.io import check_output_path, write_table
     from bilipop.data.schema import require_columns
+    from bilipop.stats.credit import expected_class
 
     stream = output if hasattr(output, "write") else None
     input = Path(input)
@@ -384,7 +384,7 @@ def predict_batch(model: LoadedRun | str | os.PathLike[str] | None, input: str |
     result = table.copy()
     result["label"] = labels
     result["label_name"] = [LABEL_NAMES[k] for k in labels]
-    result["expected_class"] = probs @ np.arange(probs.shape[1])
+    result["expected_class"] = expected_class(probs)
     for k in range(probs.shape[1]):
         result[f"p{k}"] = probs[:, k]
     if escape_formulas and (stream is not None or target.suffix.lower() == ".csv"):

@@ -11,6 +11,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bilipop.data.schema import blank_title
 from bilipop.errors import InputError
 
 #: At most this many covers and this many titles per request (the page's 1-4; 16 combinations at most).
@@ -138,7 +139,7 @@ def check_counts(covers: int, titles: int, *, single: bool) -> None:
 
 def check_title_text(title: str, number: int) -> str:
     """``title`` when usable; UploadError for an empty or over-long one (``number`` counts from 1)."""
-    if not title.strip():
+    if blank_title(title):
         raise UploadError(f"title {number} is empty; type the video's title")
     if len(title) > MAX_TITLE_CHARS:
         raise UploadError(f"title {number} has {len(title)} characters, over the limit of {MAX_TITLE_CHARS} "

@@ -227,7 +227,7 @@ def _cover_cache(out: Path, examples, size: int, world):
 
 def _train_one(config: TrainConfig, run_dir: Path, shared: _Shared) -> tuple[list[dict], int | None]:
     """Train one run (one cover weight) into ``run_dir``, or continue it with ``shared.resume``."""
-    from bilipop.models.registry import create_model
+    from bilipop.models.factory import create_model
     from bilipop.models.run import read_run_config, save_tokenizer, write_config, write_json
     from bilipop.models.tokenizer import load_tokenizer
     from bilipop.train.dataset import CoverTitleDataset, default_workers, make_loader
