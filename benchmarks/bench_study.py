@@ -86,15 +86,13 @@ def make_run(root: Path) -> Path:
     """A run folder of the study's architecture with random weights (no training, no download)."""
     from bilipop.models.factory import create_model
     from bilipop.models.run import save_model
-    from bilipop.train_config import MAX_TOKENS
+    from bilipop.train_config import MAX_TOKENS, TrainConfig
 
     built = create_model(pretrained=False, titles=[TITLE, "另一个标题 2024"], seed=0)
-    config = {"vit": "B_16_imagenet1k", "bert": "bert-base-chinese", "vision": "vit", "text": "bert",
-              "vit_weight": built.arch["vit_weight"], "image_size": built.image_size,
-              "image_mean": list(built.image_mean), "image_std": list(built.image_std), "max_tokens": MAX_TOKENS,
-              "loss": "ce", "model": built.arch}
+    config = {"image_size": built.image_size, "image_mean": list(built.image_mean),
+              "image_std": list(built.image_std), "max_tokens": MAX_TOKENS, "model": built.arch}
     run = root / "run"
-    save_model(run, built.model, built.tokenizer, config)
+    save_model(run, built.model, built.tokenizer, config, TrainConfig(random_init=True))
     return run
 
 

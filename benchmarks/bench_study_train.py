@@ -51,9 +51,11 @@ print(json.dumps({"seconds": times[-1], "rss": resource.getrusage(resource.RUSAG
 OURS = """
 import json, resource, sys, torch
 from bilipop.train.trainer import train
+from bilipop.train_config import TrainConfig
 torch.set_num_threads(int(sys.argv[4]))
-result = train(data=sys.argv[1], out=sys.argv[2], epochs=2, batch_size=int(sys.argv[3]), devices="cpu",
-               num_workers=0, cache=True, seed=0, random_init=True)
+config = TrainConfig(epochs=2, batch_size=int(sys.argv[3]), devices="cpu", num_workers=0, cache=True, seed=0,
+                     random_init=True)
+result = train(config, data=sys.argv[1], out=sys.argv[2])
 print(json.dumps({"seconds": result.histories[0][-1]["seconds"],
                   "rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
 """
