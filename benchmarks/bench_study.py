@@ -261,7 +261,8 @@ def main() -> None:
 
             data = cover.read_bytes()
             api_times, core_times, fwd_times = [], [], []
-            with api_server(run_dir, args.threads) as url, httpx.Client(base_url=url, timeout=120) as client:
+            with api_server(run_dir, args.threads) as url, \
+                    httpx.Client(base_url=url, timeout=120, headers={"X-Bilipop": "1"}) as client:
                 for i in range(args.requests + 2):
                     start = time.perf_counter()
                     response = client.post("/api/predict", files={"cover": ("c.jpg", data, "image/jpeg")},
