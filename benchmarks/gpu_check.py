@@ -47,7 +47,7 @@ def study_arch(dry: bool) -> dict:
         bert = dict(vocab_size=21128, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
                     intermediate_size=3072, max_position_embeddings=512)  # bert-base-chinese's shapes
         out_dim = 1000
-    return {"vit_weight": 0.75, "out_dim": out_dim, "num_classes": 5,
+    return {"vit_weight": 0.75, "out_dim": out_dim, "num_classes": 5, "outputs": 5,
             "vision": {"kind": "vit", "spec": vit.to_dict()}, "text": {"kind": "bert", "config": bert}}
 
 
