@@ -192,3 +192,83 @@ def study_env(tmp_path_factory) -> dict:
     env.pop("HF_HUB_CACHE", None)
     env.pop("BILIPOP_MODEL", None)
     return env
+
+
+# -- fixtures that several test modules share ---------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def tiny_covers(tiny_run):
+    """The first two covers of the tiny run's data set (paths)."""
+    import pandas as pd
+
+    table = pd.read_parquet(tiny_run["table"])
+    return [str(tiny_run["data"] / p) for p in table["cover_path"].iloc[:2]]
+
+
+@pytest.fixture(scope="module")
+def tiny_videos(tiny_run):
+    """Every cover and title of the tiny run's data set: 60 videos."""
+    import pandas as pd
+
+    table = pd.read_parquet(tiny_run["table"])
+    covers = [str(tiny_run["data"] / c) for c in table["cover_path"]]
+    return covers, list(table["title"])
+
+
+@pytest.fixture(scope="module")
+def small_data(tmp_path_factory):
+    """A dataset folder of 24 labeled videos with 32 px covers."""
+    from bilipop.data.synthetic import make_labeled_dataset
+
+    folder = tmp_path_factory.mktemp("small")
+    make_labeled_dataset(folder, n=24, seed=3, image_size=32)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def train_data(tmp_path_factory):
+    """A dataset folder of 66 labeled videos (seed 2) for the training tests."""
+    from bilipop.data.synthetic import make_labeled_dataset
+
+    return make_labeled_dataset(tmp_path_factory.mktemp("data") / "d", n=66, seed=2).parent
+
+
+@pytest.fixture(scope="module")
+def signal_datasets(tmp_path_factory):
+    """Three dataset folders of 110 videos whose class lives in both inputs, the cover only or the title only."""
+    from bilipop.data.synthetic import make_labeled_dataset
+
+    root = tmp_path_factory.mktemp("data")
+    return {signal: make_labeled_dataset(root / signal, n=110, seed=1, signal=signal).parent
+            for signal in ("both", "cover", "title")}
+
+
+@pytest.fixture(scope="module")
+def served_run(tiny_run):
+    """The tiny run loaded as ``bilipop serve`` loads it."""
+    from bilipop.serve.server import load_served_run
+
+    return load_served_run(tiny_run["run"])
+
+
+@pytest.fixture(scope="module")
+def served_app(served_run):
+    """The web app of ``bilipop serve`` around ``served_run``."""
+    from bilipop.serve import app as web
+
+    return web.create_app(served_run)
+
+
+@pytest.fixture(scope="module")
+def cover_bytes(tiny_run):
+    """The bytes of the tiny run's first cover (a JPEG)."""
+    import pandas as pd
+
+    table = pd.read_parquet(tiny_run["table"])
+    return (tiny_run["data"] / table["cover_path"].iloc[0]).read_bytes()
+
+
+@pytest.fixture
+def offline_hub(monkeypatch, tmp_path):
+    """No hub: ``HF_HUB_OFFLINE=1`` and an empty ``TORCH_HOME`` of the test's own, so nothing is found or fetched."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))

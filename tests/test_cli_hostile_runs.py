@@ -10,41 +10,15 @@ import shutil
 import stat
 import time
 
-import pandas as pd
 import pytest
+from helpers import TINY_FLAGS, invoke, refused  # noqa: E402
 from typer.testing import CliRunner
-
-from bilipop.cli import app
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 runner = CliRunner()
 
 TITLE = "一分钟看懂宇宙 讲解"
-
-TINY = ["--vit", "tiny", "--bert", "tiny", "--epochs", "1", "--batch-size", "8", "--num-workers", "0",
-        "--devices", "cpu"]
-
-
-def _invoke(*args: str):
-    return runner.invoke(app, [str(a) for a in args])
-
-
-def _refused(res, *needles: str) -> str:
-    """Exit 1 with exactly one line on stderr (containing every needle) and no traceback; returns that line."""
-    assert res.exit_code == 1, (res.exit_code, res.output, res.exception)
-    lines = res.stderr.strip().splitlines()
-    assert len(lines) == 1, res.stderr
-    assert "Traceback" not in res.output and "\x1b" not in res.stderr
-    for needle in needles:
-        assert needle in lines[0], (needle, lines[0])
-    return lines[0]
-
-
-@pytest.fixture(scope="module")
-def covers(tiny_run):
-    table = pd.read_parquet(tiny_run["table"])
-    return [str(tiny_run["data"] / p) for p in table["cover_path"].iloc[:2]]
 
 
 @pytest.fixture
@@ -60,7 +34,7 @@ EVIL = "import pathlib\npathlib.Path({marker!r}).write_text('ran')\nfrom transfo
 
 
 @pytest.mark.parametrize("file", ["tokenizer_config.json", "config.json"])
-def test_a_tokenizer_with_an_auto_map_runs_no_code_and_prints_no_prompt(run_copy, covers, tmp_path, file):
+def test_a_tokenizer_with_an_auto_map_runs_no_code_and_prints_no_prompt(run_copy, tiny_covers, tmp_path, file):
     marker = tmp_path / "ran.txt"
     tok = run_copy / "tokenizer"
     (tok / "evil_tok.py").write_text(EVIL.format(marker=str(marker)), encoding="utf-8")
@@ -68,8 +42,8 @@ def test_a_tokenizer_with_an_auto_map_runs_no_code_and_prints_no_prompt(run_copy
     config = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {"model_type": "bert"}
     config["auto_map"] = {"AutoTokenizer": ["evil_tok.EvilTokenizer", None]}
     path.write_text(json.dumps(config), encoding="utf-8")
-    res = _invoke("predict", covers[0], TITLE, "--model", run_copy, "--json")
-    _refused(res, "auto_map", str(path))
+    res = invoke("predict", tiny_covers[0], TITLE, "--model", run_copy, "--json")
+    refused(res, "auto_map", str(path))
     assert res.stdout == ""  # no "run the custom code? [y/N]" in what --json readers parse
     assert not marker.exists()
 
@@ -88,23 +62,16 @@ def bert_folder(tmp_path_factory):
     return folder
 
 
-@pytest.fixture(scope="module")
-def small_data(tmp_path_factory):
-    from bilipop.data.synthetic import make_labeled_dataset
-
-    folder = tmp_path_factory.mktemp("small")
-    make_labeled_dataset(folder, n=24, seed=3, image_size=32)
-    return folder
-
-
 def test_a_bert_folder_with_an_auto_map_is_refused_before_anything_is_written(bert_folder, small_data, tmp_path):
     evil = tmp_path / "evil_bert"
     shutil.copytree(bert_folder, evil)
     config = json.loads((evil / "config.json").read_text(encoding="utf-8"))
     config["auto_map"] = {"AutoModel": "evil.Model"}
     (evil / "config.json").write_text(json.dumps(config), encoding="utf-8")
-    res = _invoke("-q", "train", "--data", small_data, "--out", tmp_path / "out", *TINY[:2], "--bert", evil, *TINY[4:])
-    _refused(res, "auto_map", "config.json")
+    res = invoke(
+        "-q", "train", "--data", small_data, "--out", tmp_path / "out", *TINY_FLAGS[:2], "--bert", evil, *TINY_FLAGS[4:]
+    )
+    refused(res, "auto_map", "config.json")
     assert not (tmp_path / "out").exists()
 
 
@@ -135,14 +102,14 @@ def _set(config: dict, dotted: str, value) -> None:
     ("model", [1, 2]),
     ("model.text.kind", "gpt"),
 ])
-def test_a_tampered_config_is_one_line_naming_the_field_quickly(run_copy, covers, field, value):
+def test_a_tampered_config_is_one_line_naming_the_field_quickly(run_copy, tiny_covers, field, value):
     config = json.loads((run_copy / "config.json").read_text(encoding="utf-8"))
     _set(config, field, value)
     (run_copy / "config.json").write_text(json.dumps(config), encoding="utf-8")
     started = time.monotonic()
-    res = _invoke("predict", covers[0], TITLE, "--model", run_copy)
+    res = invoke("predict", tiny_covers[0], TITLE, "--model", run_copy)
     assert time.monotonic() - started < 20  # 1e7 layers hung for minutes, 1e9 wide layers allocated terabytes
-    line = _refused(res, "config.json")
+    line = refused(res, "config.json")
     assert field.split(".")[-1] in line
 
 
@@ -152,20 +119,20 @@ def test_a_tampered_config_is_one_line_naming_the_field_quickly(run_copy, covers
     ("[" * 100_000, "config.json"),
     ("not json", "config.json"),
 ])
-def test_a_config_that_is_not_a_json_object_is_one_line(run_copy, covers, text, needle):
+def test_a_config_that_is_not_a_json_object_is_one_line(run_copy, tiny_covers, text, needle):
     (run_copy / "config.json").write_text(text, encoding="utf-8")
-    _refused(_invoke("predict", covers[0], TITLE, "--model", run_copy), needle)
-    _refused(_invoke("evaluate", run_copy), needle)
+    refused(invoke("predict", tiny_covers[0], TITLE, "--model", run_copy), needle)
+    refused(invoke("evaluate", run_copy), needle)
     assert not (run_copy / "eval").exists()
 
 
-def test_a_config_larger_than_its_weights_can_hold_is_refused(run_copy, covers):
+def test_a_config_larger_than_its_weights_can_hold_is_refused(run_copy, tiny_covers):
     config = json.loads((run_copy / "config.json").read_text(encoding="utf-8"))
     for key in ("dim", "ff_dim"):  # within every bound, but ~1e9 parameters: gigabytes for a 200 kB file
         config["model"]["vision"]["spec"][key] = 4096 if key == "dim" else 16384
     config["model"]["vision"]["spec"]["num_heads"] = 64
     (run_copy / "config.json").write_text(json.dumps(config), encoding="utf-8")
-    _refused(_invoke("predict", covers[0], TITLE, "--model", run_copy), "parameters", "model.safetensors")
+    refused(invoke("predict", tiny_covers[0], TITLE, "--model", run_copy), "parameters", "model.safetensors")
 
 
 # -- train: full disk, umask, learning rate, resume ---------------------------------------------------------
@@ -194,8 +161,8 @@ def test_a_full_disk_during_train_is_one_line_and_leaves_no_run_folder(small_dat
         monkeypatch.setattr(safetensors.torch, "save_file", _full_disk_safetensors)
     else:
         monkeypatch.setattr(type(train_tiny_tokenizer(["a b"])), "save_pretrained", _full_disk_os)
-    res = _invoke("-q", "train", "--data", small_data, "--out", tmp_path / "runs" / "r", *TINY)
-    _refused(res, "cannot write", "disk")
+    res = invoke("-q", "train", "--data", small_data, "--out", tmp_path / "runs" / "r", *TINY_FLAGS)
+    refused(res, "cannot write", "disk")
     assert not (tmp_path / "runs").exists()
 
 
@@ -214,7 +181,7 @@ def test_run_folders_respect_the_umask(tiny_run):
 @pytest.fixture(scope="module")
 def one_epoch(small_data, tmp_path_factory):
     out = tmp_path_factory.mktemp("resume") / "run"
-    res = _invoke("-q", "train", "--data", small_data, "--out", out, *TINY)
+    res = invoke("-q", "train", "--data", small_data, "--out", out, *TINY_FLAGS)
     assert res.exit_code == 0, res.output
     return out
 
@@ -231,9 +198,9 @@ def test_a_failed_resume_leaves_the_run_folder_as_it_was(one_epoch, small_data, 
         torch.save({"epoch": 1, "model": {"x": torch.zeros(2)}, "optimizer": {}, "history": [], "best_epoch": 1},
                    run / "checkpoint.pt")
     before = {p.relative_to(run): p.read_bytes() for p in run.rglob("*") if p.is_file()}
-    res = _invoke("-q", "train", "--data", small_data, "--out", run, *TINY[:-4], "--epochs", "2", "--resume",
-                  *TINY[-4:])
-    _refused(res, "checkpoint.pt")
+    res = invoke("-q", "train", "--data", small_data, "--out", run, *TINY_FLAGS[:-4], "--epochs", "2", "--resume",
+                  *TINY_FLAGS[-4:])
+    refused(res, "checkpoint.pt")
     after = {p.relative_to(run): p.read_bytes() for p in run.rglob("*") if p.is_file()}
     assert after == before  # config.json said epochs 2 before it failed
 
@@ -279,8 +246,8 @@ def test_a_tokenizer_staging_folder_left_by_a_killed_train_is_removed(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tokenizer"]
 
 
-def test_a_tokenizer_file_too_large_for_any_vocabulary_is_refused_unread(run_copy, covers, monkeypatch):
+def test_a_tokenizer_file_too_large_for_any_vocabulary_is_refused_unread(run_copy, tiny_covers, monkeypatch):
     from bilipop.models import limits
 
     monkeypatch.setattr(limits, "MAX_TOKENIZER_BYTES", 1000)  # the real bound is 200 MB; the file here is 4 kB
-    _refused(_invoke("predict", covers[0], TITLE, "--model", run_copy), "tokenizer.json", "bytes")
+    refused(invoke("predict", tiny_covers[0], TITLE, "--model", run_copy), "tokenizer.json", "bytes")

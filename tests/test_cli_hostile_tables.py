@@ -13,48 +13,14 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from helpers import TINY_FLAGS, invoke, refused  # noqa: E402
 from typer.testing import CliRunner
-
-from bilipop.cli import app
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 runner = CliRunner()
 
 TITLE = "一分钟看懂宇宙 讲解"
-
-TINY = ["--vit", "tiny", "--bert", "tiny", "--epochs", "1", "--batch-size", "8", "--num-workers", "0",
-        "--devices", "cpu"]
-
-
-def _invoke(*args: str):
-    return runner.invoke(app, [str(a) for a in args])
-
-
-def _refused(res, *needles: str) -> str:
-    """Exit 1 with exactly one line on stderr (containing every needle) and no traceback; returns that line."""
-    assert res.exit_code == 1, (res.exit_code, res.output, res.exception)
-    lines = res.stderr.strip().splitlines()
-    assert len(lines) == 1, res.stderr
-    assert "Traceback" not in res.output and "\x1b" not in res.stderr
-    for needle in needles:
-        assert needle in lines[0], (needle, lines[0])
-    return lines[0]
-
-
-@pytest.fixture(scope="module")
-def covers(tiny_run):
-    table = pd.read_parquet(tiny_run["table"])
-    return [str(tiny_run["data"] / p) for p in table["cover_path"].iloc[:2]]
-
-
-@pytest.fixture(scope="module")
-def small_data(tmp_path_factory):
-    from bilipop.data.synthetic import make_labeled_dataset
-
-    folder = tmp_path_factory.mktemp("small")
-    make_labeled_dataset(folder, n=24, seed=3, image_size=32)
-    return folder
 
 
 # -- tables -------------------------------------------------------------------------------------------------
@@ -71,8 +37,8 @@ def test_counters_beyond_int64_are_refused_naming_bvid_and_value(tmp_path, value
     table.loc[1, "views"] = value
     table.to_csv(tmp_path / "in.csv", index=False)
     (tmp_path / "out.csv").write_text("old output\n")
-    res = _invoke(stage, "-i", tmp_path / "in.csv", "-o", tmp_path / "out.csv")
-    _refused(res, "BV1xx411c7m1", value if "e" not in value else value.replace("e", "e+").replace("+-", "-"),
+    res = invoke(stage, "-i", tmp_path / "in.csv", "-o", tmp_path / "out.csv")
+    refused(res, "BV1xx411c7m1", value if "e" not in value else value.replace("e", "e+").replace("+-", "-"),
              "views")
     assert (tmp_path / "out.csv").read_text() == "old output\n"
     assert "-9223372036854775808" not in res.output
@@ -84,7 +50,7 @@ def test_stale_temp_files_of_a_killed_stage_are_removed_by_the_next_run(tmp_path
     stale.write_bytes(b"x" * 1000)
     other = tmp_path / ".notes.txt.q1w2e3r4.tmp"
     other.write_bytes(b"not ours to remove")
-    res = _invoke("score", "-i", tmp_path / "in.csv", "-o", tmp_path / "out.parquet")
+    res = invoke("score", "-i", tmp_path / "in.csv", "-o", tmp_path / "out.parquet")
     assert res.exit_code == 0, res.output
     assert not stale.exists() and other.exists()
 
@@ -98,11 +64,11 @@ def test_a_full_disk_in_a_stage_is_one_line_and_keeps_the_old_output(tmp_path, m
         raise OSError(errno.ENOSPC, "Error writing bytes to file. Detail: [errno 28] No space left on device")
 
     monkeypatch.setattr(pd.DataFrame, "to_parquet", full)
-    _refused(_invoke("score", "-i", tmp_path / "in.csv", "-o", tmp_path / "out.parquet"), "disk is full",
+    refused(invoke("score", "-i", tmp_path / "in.csv", "-o", tmp_path / "out.parquet"), "disk is full",
              "out.parquet")
     assert (tmp_path / "out.parquet").read_bytes() == b"old output"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv", "out.parquet"]
-    _refused(_invoke("score", "-i", tmp_path / "in.csv", "-o", tmp_path / "new" / "out.parquet"), "disk is full")
+    refused(invoke("score", "-i", tmp_path / "in.csv", "-o", tmp_path / "new" / "out.parquet"), "disk is full")
     assert not (tmp_path / "new").exists()
 
 
@@ -110,7 +76,7 @@ def test_stage_outputs_respect_the_umask(tmp_path):
     pd.DataFrame([ROW]).to_csv(tmp_path / "in.csv", index=False)
     before = os.umask(0o002)
     try:
-        assert _invoke("score", "-i", tmp_path / "in.csv", "-o", tmp_path / "out.parquet").exit_code == 0
+        assert invoke("score", "-i", tmp_path / "in.csv", "-o", tmp_path / "out.parquet").exit_code == 0
     finally:
         os.umask(before)
     assert stat.S_IMODE((tmp_path / "out.parquet").stat().st_mode) == 0o664
@@ -129,9 +95,9 @@ def test_a_bert_folder_that_does_not_exist_says_so(name):
 
 def test_a_bert_folder_that_does_not_exist_through_the_cli(small_data, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    res = _invoke("-q", "train", "--data", small_data, "--out", tmp_path / "r", "--vit", "tiny", "--bert", "./folder",
-                  *TINY[4:])
-    line = _refused(res, "does not exist", "folder")
+    res = invoke("-q", "train", "--data", small_data, "--out", tmp_path / "r", "--vit", "tiny", "--bert", "./folder",
+                  *TINY_FLAGS[4:])
+    line = refused(res, "does not exist", "folder")
     assert "hf download" not in line
     assert not (tmp_path / "r").exists()
 
@@ -141,28 +107,30 @@ def test_devices_with_a_gpu_on_a_machine_without_one_says_there_is_no_gpu(small_
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
-    res = _invoke("-q", "train", "--data", small_data, "--out", tmp_path / "r", *TINY[:-2], "--devices", "cpu,cuda:0")
-    line = _refused(res, "no GPU")
+    res = invoke(
+        "-q", "train", "--data", small_data, "--out", tmp_path / "r", *TINY_FLAGS[:-2], "--devices", "cpu,cuda:0"
+    )
+    line = refused(res, "no GPU")
     assert "cuda:0..cuda:0" not in line
 
 
 @pytest.mark.parametrize("kind", ["missing", "truncated"])
-def test_errors_about_your_own_cover_do_not_advise_crawling(tiny_run, covers, tmp_path, kind):
+def test_errors_about_your_own_cover_do_not_advise_crawling(tiny_run, tiny_covers, tmp_path, kind):
     cover = tmp_path / "mine.jpg"
     if kind == "truncated":
-        cover.write_bytes(Path(covers[0]).read_bytes()[:300])
-    line = _refused(_invoke("predict", cover, TITLE, "--model", tiny_run["run"]), "mine.jpg")
+        cover.write_bytes(Path(tiny_covers[0]).read_bytes()[:300])
+    line = refused(invoke("predict", cover, TITLE, "--model", tiny_run["run"]), "mine.jpg")
     assert "crawl" not in line and "cover_path" not in line and "remove the row" not in line
 
 
-def test_quiet_silences_the_hub_and_transformers_progress_bars(tiny_run, covers, monkeypatch, capfd):
+def test_quiet_silences_the_hub_and_transformers_progress_bars(tiny_run, tiny_covers, monkeypatch, capfd):
     import huggingface_hub.utils as hub
     from transformers.utils import logging as hf_logging
 
     for var in ("HF_HUB_DISABLE_PROGRESS_BARS", "TRANSFORMERS_VERBOSITY", "TRANSFORMERS_NO_ADVISORY_WARNINGS"):
         monkeypatch.delenv(var, raising=False)  # restored after the test
     try:
-        res = _invoke("-q", "predict", covers[0], TITLE, "--model", tiny_run["run"])
+        res = invoke("-q", "predict", tiny_covers[0], TITLE, "--model", tiny_run["run"])
         assert res.exit_code == 0 and res.stderr == ""
         assert hub.are_progress_bars_disabled() and not hf_logging.is_progress_bar_enabled()
         assert os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] == "1"  # for processes that import them later
@@ -183,14 +151,14 @@ def test_quiet_silences_the_hub_and_transformers_progress_bars(tiny_run, covers,
 # -- text on the terminal -----------------------------------------------------------------------------------
 @pytest.mark.parametrize("name", ["[/]x.csv", "in[/b].csv", "[bold]in.csv", "[red]a[/red].csv"])
 def test_paths_in_messages_are_shown_as_given(tmp_path, name):
-    res = _invoke("score", "-i", tmp_path / name, "-o", tmp_path / "out.csv")
-    _refused(res, name, "does not exist")
+    res = invoke("score", "-i", tmp_path / name, "-o", tmp_path / "out.csv")
+    refused(res, name, "does not exist")
     assert not (tmp_path / "out.csv").exists()
 
 
 def test_paths_in_tables_are_shown_as_given(tmp_path):
     pd.DataFrame([ROW]).to_csv(tmp_path / "in.csv", index=False)
-    res = _invoke("score", "-i", tmp_path / "in.csv", "-o", tmp_path / "[bold]out[/].csv")
+    res = invoke("score", "-i", tmp_path / "in.csv", "-o", tmp_path / "[bold]out[/].csv")
     assert res.exit_code == 0, res.output
     assert "[bold]out[/].csv" in res.stdout.replace("\n", "")
 
@@ -198,16 +166,16 @@ def test_paths_in_tables_are_shown_as_given(tmp_path):
 ANSI_TITLE = "\x1b]0;owned\x07三分钟看懂\x1b[2J相对论\x1b[31m"
 
 
-def test_control_sequences_in_titles_never_reach_the_terminal(tiny_run, covers, tmp_path):
-    res = _invoke("predict", "--cover", covers[0], "--title", ANSI_TITLE, "--title", TITLE, "--model",
+def test_control_sequences_in_titles_never_reach_the_terminal(tiny_run, tiny_covers, tmp_path):
+    res = invoke("predict", "--cover", tiny_covers[0], "--title", ANSI_TITLE, "--title", TITLE, "--model",
                   tiny_run["run"])
     assert res.exit_code == 0, res.output
     assert "\x1b" not in res.stdout and "\x07" not in res.stdout
     assert "三分钟看懂相对论" in res.stdout
-    as_json = _invoke("predict", "--cover", covers[0], "--title", ANSI_TITLE, "--model", tiny_run["run"], "--json")
+    as_json = invoke("predict", "--cover", tiny_covers[0], "--title", ANSI_TITLE, "--model", tiny_run["run"], "--json")
     assert json.loads(as_json.stdout)["candidates"][0]["title"] == ANSI_TITLE  # data keeps the text as it was
     bad = tmp_path / "\x1b[2Jgone\x1b]0;x\x07.csv"
-    _refused(_invoke("score", "-i", bad, "-o", tmp_path / "o.csv"), "gone.csv")
+    refused(invoke("score", "-i", bad, "-o", tmp_path / "o.csv"), "gone.csv")
 
 
 # -- predict --batch: spreadsheets and stdout -----------------------------------------------------------------
@@ -215,26 +183,26 @@ FORMULAS = ["=HYPERLINK(\"http://x\",\"y\")", "+1+cmd|' /C calc'!A0", "-2+3", "@
 
 
 @pytest.fixture
-def batch(covers, tmp_path):
+def batch(tiny_covers, tmp_path):
     titles = [*FORMULAS, "plain title", ANSI_TITLE]
-    table = pd.DataFrame({"cover": [covers[i % 2] for i in range(len(titles))], "title": titles,
+    table = pd.DataFrame({"cover": [tiny_covers[i % 2] for i in range(len(titles))], "title": titles,
                           "note": ["-5", "=1+1", "", "x", "+3.5", "-", "ok", "@"]})
     table.to_csv(tmp_path / "in.csv", index=False, lineterminator="\r\n")  # quotes the "\r" title
     return tmp_path / "in.csv"
 
 
 def test_batch_csv_neutralises_formulas(tiny_run, batch, tmp_path):
-    res = _invoke("predict", "--batch", batch, "-o", tmp_path / "out.csv", "--model", tiny_run["run"])
+    res = invoke("predict", "--batch", batch, "-o", tmp_path / "out.csv", "--model", tiny_run["run"])
     assert res.exit_code == 0, res.output
     out = pd.read_csv(tmp_path / "out.csv", dtype=str, keep_default_na=False)
     assert out["title"].tolist()[:6] == ["'" + t for t in FORMULAS]
     assert out["title"].tolist()[6:] == ["plain title", ANSI_TITLE]  # the data file keeps control characters
     assert out["note"].tolist() == ["-5", "'=1+1", "", "x", "+3.5", "'-", "ok", "'@"]  # numbers stay numbers
-    raw = _invoke("predict", "--batch", batch, "-o", tmp_path / "raw.csv", "--model", tiny_run["run"],
+    raw = invoke("predict", "--batch", batch, "-o", tmp_path / "raw.csv", "--model", tiny_run["run"],
                   "--no-escape-formulas")
     assert raw.exit_code == 0, raw.output
     assert pd.read_csv(tmp_path / "raw.csv", dtype=str, keep_default_na=False)["title"].tolist()[:6] == FORMULAS
-    parquet = _invoke("predict", "--batch", batch, "-o", tmp_path / "out.parquet", "--model", tiny_run["run"])
+    parquet = invoke("predict", "--batch", batch, "-o", tmp_path / "out.parquet", "--model", tiny_run["run"])
     assert parquet.exit_code == 0
     assert pd.read_parquet(tmp_path / "out.parquet")["title"].tolist()[:6] == FORMULAS  # typed cells, as given
 
@@ -242,15 +210,15 @@ def test_batch_csv_neutralises_formulas(tiny_run, batch, tmp_path):
 def test_batch_to_stdout(tiny_run, batch, tmp_path):
     import io
 
-    res = _invoke("predict", "--batch", batch, "-o", "-", "--model", tiny_run["run"])
+    res = invoke("predict", "--batch", batch, "-o", "-", "--model", tiny_run["run"])
     assert res.exit_code == 0, res.output
     out = pd.read_csv(io.StringIO(res.stdout), dtype=str, keep_default_na=False)
     assert len(out) == 8 and {"label", "p0", "p4", "expected_class"} <= set(out.columns)
     assert out["title"].iloc[0] == "'" + FORMULAS[0]
     assert "predicted 8 videos" in res.stderr and not (tmp_path / "-").exists()
-    quiet = _invoke("-q", "predict", "--batch", batch, "-o", "-", "--model", tiny_run["run"])
+    quiet = invoke("-q", "predict", "--batch", batch, "-o", "-", "--model", tiny_run["run"])
     assert quiet.stdout == res.stdout and quiet.stderr == ""
-    both = _invoke("predict", "--batch", batch, "-o", "-", "--json", "--model", tiny_run["run"])
+    both = invoke("predict", "--batch", batch, "-o", "-", "--json", "--model", tiny_run["run"])
     assert both.exit_code == 2
 
 
@@ -258,22 +226,22 @@ def test_a_title_with_a_bare_carriage_return_survives_a_csv_round_trip(tmp_path)
     # pandas ends lines with "\n" and quotes only fields holding it: "a\rb" went out bare and came back as two rows
     pd.DataFrame([dict(ROW, title="a\rb"), dict(ROW, bvid="BV1xx411c7m0", title="c\nd")]).to_csv(
         tmp_path / "in.csv", index=False, lineterminator="\r\n")
-    assert _invoke("score", "-i", tmp_path / "in.csv", "-o", tmp_path / "out.csv").exit_code == 0
+    assert invoke("score", "-i", tmp_path / "in.csv", "-o", tmp_path / "out.csv").exit_code == 0
     back = pd.read_csv(tmp_path / "out.csv", dtype={"title": str}, keep_default_na=False)
     assert back["title"].tolist() == ["a\rb", "c\nd"] and len(back) == 2
 
 
-def test_control_sequences_in_logged_paths_never_reach_the_terminal(tiny_run, covers, tmp_path, monkeypatch):
+def test_control_sequences_in_logged_paths_never_reach_the_terminal(tiny_run, tiny_covers, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("BILIPOP_MODEL", raising=False)
     shutil.copytree(tiny_run["run"], tmp_path / "runs" / "\x1b]0;owned\x07new\x1b[2J")
-    res = _invoke("predict", covers[0], TITLE)  # logs "using the newest run runs/..."
+    res = invoke("predict", tiny_covers[0], TITLE)  # logs "using the newest run runs/..."
     assert res.exit_code == 0, res.output
     assert "using the newest run" in res.stderr and "\x1b" not in res.stderr and "\x07" not in res.stderr
 
 
 def test_an_out_folder_that_cannot_be_made_is_one_line(small_data, tmp_path):
     (tmp_path / "a_file").write_text("in the way")
-    res = _invoke("-q", "train", "--data", small_data, "--out", tmp_path / "a_file" / "run", *TINY)
-    _refused(res, "cannot write", "a_file")
+    res = invoke("-q", "train", "--data", small_data, "--out", tmp_path / "a_file" / "run", *TINY_FLAGS)
+    refused(res, "cannot write", "a_file")
     assert (tmp_path / "a_file").read_text() == "in the way"

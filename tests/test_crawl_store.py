@@ -4,17 +4,11 @@ from __future__ import annotations
 
 import sqlite3
 
+from helpers import VIDEO  # noqa: E402
+
 from bilipop.crawl import api
 from bilipop.crawl.store import Store
 from bilipop.data.io import read_table
-
-VIDEO = {
-    "aid": 170001, "bvid": "BV17x411w7KC", "tid": 201, "tidv2": 2094, "tnamev2": "科学科普", "pid_v2": 1010,
-    "title": "为什么天是蓝的", "pic": "http://i0.hdslb.com/bfs/archive/a.jpg",
-    "pubdate": 1700000000, "duration": 300, "owner": {"mid": 42, "name": "科普君", "face": ""},
-    "stat": {"view": 1000, "like": 20, "coin": 3, "favorite": 4, "share": 1, "danmaku": 5, "reply": 6, "vt": 0},
-    "rights": {"bp": 0}, "some_new_field": [1, 2, 3],
-}
 
 
 def test_store_hot_page_walk_and_examination_commit_together_and_export(tmp_path):

@@ -6,6 +6,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import DAY, NOW, aged_table  # noqa: E402
 from typer.testing import CliRunner
 
 from bilipop.cli import app
@@ -14,25 +15,6 @@ from bilipop.data.scoring import MIN_AGE_S, age_curve, score_videos
 from bilipop.errors import InputError
 
 runner = CliRunner()
-DAY = 86400
-NOW = 1_767_225_600
-
-
-def aged_table(n=2000, seed=0):
-    """Views that grow with age (log-views rise with log-age, fast then slower) on top of an age-free appeal."""
-    rng = np.random.default_rng(seed)
-    age_days = np.exp(rng.uniform(math.log(0.05), math.log(700), n))
-    appeal = rng.normal(size=n)
-    log_views = 6 + 1.6 * np.log1p(age_days) + 0.8 * appeal + 0.3 * rng.normal(size=n)
-    views = np.exp(log_views).astype(np.int64)
-    ratio = np.exp(rng.normal(size=n) * 0.3)
-    return pd.DataFrame({
-        "bvid": [f"BV1{i:09d}" for i in range(n)],
-        "views": views, "likes": (views * 0.02 * ratio).astype(np.int64),
-        "coins": (views * 0.003 * ratio).astype(np.int64), "favorites": (views * 0.004 * ratio).astype(np.int64),
-        "shares": (views * 0.001 * ratio).astype(np.int64),
-        "pubdate": (NOW - age_days * DAY).astype(np.int64), "fetched_at": NOW,
-    }), appeal
 
 
 def spearman(a, b):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import continuous_predictions, sklearn_ece  # noqa: E402
 
 from bilipop.evaluation.calibration import expected_calibration_error, reliability
 from bilipop.evaluation.intervals import metric_intervals
@@ -29,31 +30,11 @@ def test_ece_of_a_calibrated_predictor_is_near_zero_and_of_an_overconfident_one_
 
 
 # -- scikit-learn and SciPy as oracles ---------------------------------------------------------------------------
-def _sklearn_ece(probs, truth, bins=10):
-    """ECE from scikit-learn's reliability curve (its uniform bins), each bin weighted by its rows."""
-    from sklearn.calibration import calibration_curve
-
-    confidence = probs.max(axis=1)
-    correct = (probs.argmax(axis=1) == truth).astype(int)
-    accuracy, mean_confidence = calibration_curve(correct, confidence, n_bins=bins, strategy="uniform")
-    counts = np.bincount(np.searchsorted(np.linspace(0, 1, bins + 1)[1:-1], confidence), minlength=bins)
-    return float(np.sum(counts[counts > 0] * np.abs(accuracy - mean_confidence)) / len(truth)), accuracy, \
-        mean_confidence
-
-
-def _continuous(n, seed):
-    """Predictions with continuous (Dirichlet) probabilities, so that no confidence falls on a bin edge."""
-    rng = np.random.default_rng(seed)
-    truth = rng.integers(0, 5, n)
-    probs = rng.dirichlet(np.ones(5) * 0.7, n)
-    probs[np.arange(n), truth] += rng.random(n)  # the truth tends to win
-    probs /= probs.sum(axis=1, keepdims=True)
-    return truth, probs.argmax(axis=1), probs
 
 
 def test_reliability_and_ece_agree_with_scikit_learns_calibration_curve():
-    truth, _, probs = _continuous(500, seed=1)
-    ece, accuracy, confidence = _sklearn_ece(probs, truth)
+    truth, _, probs = continuous_predictions(500, seed=1)
+    ece, accuracy, confidence = sklearn_ece(probs, truth)
     bins = [b for b in reliability(probs, truth) if b["n"]]
     assert [b["accuracy"] for b in bins] == pytest.approx(accuracy.tolist())
     assert [b["confidence"] for b in bins] == pytest.approx(confidence.tolist())

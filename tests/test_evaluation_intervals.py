@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import continuous_predictions, sklearn_ece  # noqa: E402
 
 from bilipop.evaluation.intervals import metric_intervals, paired_difference
 from bilipop.evaluation.metrics import all_metrics
@@ -62,33 +63,13 @@ def test_paired_difference_of_two_runs():
 
 
 # -- scikit-learn and SciPy as oracles ---------------------------------------------------------------------------
-def _sklearn_ece(probs, truth, bins=10):
-    """ECE from scikit-learn's reliability curve (its uniform bins), each bin weighted by its rows."""
-    from sklearn.calibration import calibration_curve
-
-    confidence = probs.max(axis=1)
-    correct = (probs.argmax(axis=1) == truth).astype(int)
-    accuracy, mean_confidence = calibration_curve(correct, confidence, n_bins=bins, strategy="uniform")
-    counts = np.bincount(np.searchsorted(np.linspace(0, 1, bins + 1)[1:-1], confidence), minlength=bins)
-    return float(np.sum(counts[counts > 0] * np.abs(accuracy - mean_confidence)) / len(truth)), accuracy, \
-        mean_confidence
-
-
-def _continuous(n, seed):
-    """Predictions with continuous (Dirichlet) probabilities, so that no confidence falls on a bin edge."""
-    rng = np.random.default_rng(seed)
-    truth = rng.integers(0, 5, n)
-    probs = rng.dirichlet(np.ones(5) * 0.7, n)
-    probs[np.arange(n), truth] += rng.random(n)  # the truth tends to win
-    probs /= probs.sum(axis=1, keepdims=True)
-    return truth, probs.argmax(axis=1), probs
 
 
 def test_every_resamples_figures_agree_with_scikit_learn_and_scipy():
     from scipy.stats import spearmanr
     from sklearn import metrics as skm
 
-    truth, pred, probs = _continuous(150, seed=2)
+    truth, pred, probs = continuous_predictions(150, seed=2)
     rng = np.random.default_rng(3)
     expected = probs @ np.arange(5)
     scores = truth + rng.normal(0, 1.5, truth.size)
@@ -102,6 +83,6 @@ def test_every_resamples_figures_agree_with_scikit_learn_and_scipy():
         per["macro_mae"].append(skm.mean_absolute_error(t, p, sample_weight=1.0 / np.bincount(t, minlength=5)[t]))
         per["qwk"].append(skm.cohen_kappa_score(t, p, weights="quadratic", labels=list(range(5))))
         per["spearman"].append(spearmanr(expected[rows], scores[rows]).statistic)
-        per["ece"].append(_sklearn_ece(probs[rows], t)[0])
+        per["ece"].append(sklearn_ece(probs[rows], t)[0])
     for key, values in per.items():
         assert out["ci"][key] == pytest.approx(np.percentile(values, [2.5, 97.5]).tolist()), key

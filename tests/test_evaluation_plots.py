@@ -7,21 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import assert_visible_png  # noqa: E402
 from PIL import Image
 
 from bilipop.errors import InputError
 from bilipop.evaluation.calibration import expected_calibration_error, reliability
 from bilipop.evaluation.plots import calibration_png, confusion_png, curves_png
-
-
-def _visible_png(path: Path, min_size: tuple[int, int]) -> None:
-    with Image.open(path) as img:
-        assert img.format == "PNG"
-        assert img.size[0] >= min_size[0] and img.size[1] >= min_size[1]
-        extrema = img.convert("RGB").getextrema()
-        assert any(lo != hi for lo, hi in extrema), "the image is a single colour"
-        colours = img.convert("RGB").getcolors(maxcolors=1 << 16)
-        assert colours is None or len(colours) > 10
 
 
 def test_plots_directly():
@@ -35,7 +26,7 @@ def test_plots_directly():
 def test_curves_tolerate_a_missing_valid_figure(tmp_path):
     history = [{"epoch": e, "train_loss": 1.5 / e, "train_ordinal_accuracy": 0.4 + e / 20,
                 "valid_loss": None, "valid_ordinal_accuracy": None} for e in range(1, 4)]
-    _visible_png(curves_png(history, tmp_path / "c.png"), (800, 300))
+    assert_visible_png(curves_png(history, tmp_path / "c.png"), (800, 300))
 
 
 def test_reliability_diagram_is_drawn(tmp_path):

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from PIL import Image
+from helpers import assert_visible_png  # noqa: E402
 from typer.testing import CliRunner
 
 from bilipop.cli import app
@@ -32,16 +32,6 @@ def run_copy(tiny_run, tmp_path) -> Path:
     return Path(shutil.copytree(tiny_run["run"], tmp_path / "run"))
 
 
-def _visible_png(path: Path, min_size: tuple[int, int]) -> None:
-    with Image.open(path) as img:
-        assert img.format == "PNG"
-        assert img.size[0] >= min_size[0] and img.size[1] >= min_size[1]
-        extrema = img.convert("RGB").getextrema()
-        assert any(lo != hi for lo, hi in extrema), "the image is a single colour"
-        colours = img.convert("RGB").getcolors(maxcolors=1 << 16)
-        assert colours is None or len(colours) > 10
-
-
 def test_report_matches_the_models_predictions(tiny_run, run_copy):
     report = evaluate(run_copy)
     split = json.loads((run_copy / "split.json").read_text(encoding="utf-8"))
@@ -58,9 +48,9 @@ def test_report_matches_the_models_predictions(tiny_run, run_copy):
     assert floors.majority_class.ordinal_accuracy <= floors.best_constant.ordinal_accuracy
     written = json.loads((run_copy / "eval" / "test" / "metrics.json").read_text(encoding="utf-8"))
     assert written["ordinal_accuracy"] == report.metrics.ordinal_accuracy and written["split"] == "test"
-    _visible_png(run_copy / "eval" / "test" / "confusion.png", (400, 400))
-    _visible_png(run_copy / "eval" / "test" / "curves.png", (800, 300))
-    _visible_png(run_copy / "eval" / "test" / "calibration.png", (600, 600))
+    assert_visible_png(run_copy / "eval" / "test" / "confusion.png", (400, 400))
+    assert_visible_png(run_copy / "eval" / "test" / "curves.png", (800, 300))
+    assert_visible_png(run_copy / "eval" / "test" / "calibration.png", (600, 600))
 
 
 def test_the_planted_signal_beats_the_floors(tiny_run, run_copy):

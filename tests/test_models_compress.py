@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+from helpers import class_agreement  # noqa: E402
 from typer.testing import CliRunner
 
 from bilipop.cli import app
@@ -19,22 +20,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 runner = CliRunner()
 
 
-@pytest.fixture(scope="module")
-def videos(tiny_run):
-    """Every cover and title of the tiny run's data set: 60 videos."""
-    import pandas as pd
-
-    table = pd.read_parquet(tiny_run["table"])
-    covers = [str(tiny_run["data"] / c) for c in table["cover_path"]]
-    return covers, list(table["title"])
-
-
-def _agreement(a: np.ndarray, b: np.ndarray) -> float:
-    return float((a.argmax(1) == b.argmax(1)).mean())
-
-
 @pytest.mark.parametrize("dtype", ["bf16", "fp16"])
-def test_a_16_bit_export_is_small_pickle_free_and_predicts_the_same_classes(tiny_run, videos, tmp_path, dtype):
+def test_a_16_bit_export_is_small_pickle_free_and_predicts_the_same_classes(tiny_run, tiny_videos, tmp_path, dtype):
     out = tmp_path / f"export-{dtype}"
     report = export_run(tiny_run["run"], out, dtype)
     assert report.weights_bytes <= 0.55 * report.source_bytes
@@ -42,18 +29,18 @@ def test_a_16_bit_export_is_small_pickle_free_and_predicts_the_same_classes(tiny
     assert "checkpoint.pt" not in names and "model.safetensors" in names
     assert all(n.endswith((".json", ".safetensors", ".txt", ".jsonl")) for n in names), names
     assert json.loads((out / "config.json").read_text())["weights_dtype"] == dtype
-    original = predict_pairs(load_run(tiny_run["run"]), *videos)
-    exported = predict_pairs(load_run(out), *videos)
-    assert _agreement(original, exported) >= 0.99
+    original = predict_pairs(load_run(tiny_run["run"]), *tiny_videos)
+    exported = predict_pairs(load_run(out), *tiny_videos)
+    assert class_agreement(original, exported) >= 0.99
     assert np.abs(original - exported).max() < 0.02  # the figure docs/study-model.md reports at study size
 
 
-def test_export_and_quantize_through_the_cli(tiny_run, videos, tmp_path):
+def test_export_and_quantize_through_the_cli(tiny_run, tiny_videos, tmp_path):
     out = tmp_path / "small"
     res = runner.invoke(app, ["export", str(tiny_run["run"]), str(out), "--dtype", "fp16"])
     assert res.exit_code == 0, res.output
     assert "fp16" in res.stdout and (out / "model.safetensors").is_file()
-    cover, title = videos[0][0], videos[1][0]
+    cover, title = tiny_videos[0][0], tiny_videos[1][0]
     plain = runner.invoke(app, ["predict", cover, title, "--model", str(out), "--json"])
     assert plain.exit_code == 0, plain.output
     assert set(json.loads(plain.stdout)) >= {"label", "probabilities"}

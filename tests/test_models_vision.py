@@ -7,13 +7,7 @@ import torch
 
 from bilipop.models.vision import VGG, VGGSpec
 
-pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-@pytest.fixture(autouse=True)
-def _offline(monkeypatch, tmp_path):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+pytestmark = pytest.mark.usefixtures("one_thread", "offline_hub")
 
 
 def test_vgg16_uses_torchvision_state_dict_names():

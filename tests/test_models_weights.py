@@ -9,15 +9,9 @@ from bilipop.errors import ModelError
 from bilipop.models.factory import create_model
 from bilipop.models.weights import resolve_weights
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = pytest.mark.usefixtures("one_thread", "offline_hub")
 
 TITLES = ["物理讲解入门 第1期", "历史其实竟然", "数学看懂了解", "编程一分钟带你", "宇宙科普为什么"]
-
-
-@pytest.fixture(autouse=True)
-def _offline(monkeypatch, tmp_path):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
 
 
 def test_missing_weights_name_the_file_and_the_place(tmp_path):

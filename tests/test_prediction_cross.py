@@ -11,19 +11,9 @@ from bilipop.prediction.predict import predict_pairs, rank_candidates
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-@pytest.fixture(scope="module")
-def videos(tiny_run):
-    """Every cover and title of the tiny run's data set: 60 videos."""
-    import pandas as pd
-
-    table = pd.read_parquet(tiny_run["table"])
-    covers = [str(tiny_run["data"] / c) for c in table["cover_path"]]
-    return covers, list(table["title"])
-
-
-def test_a_ranking_encodes_each_distinct_cover_and_title_once(tiny_run, videos, monkeypatch):
+def test_a_ranking_encodes_each_distinct_cover_and_title_once(tiny_run, tiny_videos, monkeypatch):
     run = load_run(tiny_run["run"])
-    covers, titles = videos[0][:3], videos[1][:4]
+    covers, titles = tiny_videos[0][:3], tiny_videos[1][:4]
     rows = {"cover": 0, "title": 0, "fuse": 0}
     model = run.model
     real = {"cover": model.encode_cover, "title": model.encode_title, "fuse": model.fuse}

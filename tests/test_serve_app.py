@@ -4,7 +4,6 @@ concurrency, and the same numbers as ``predict --json``."""
 from __future__ import annotations
 
 import io
-import json
 import struct
 import threading
 import time
@@ -18,13 +17,12 @@ import pytest
 pytest.importorskip("starlette", reason="the web extra is not installed (pip install -e '.[web]')")
 
 import httpx  # noqa: E402
+from helpers import CLIENT, cli_json  # noqa: E402
 from PIL import Image  # noqa: E402
 from starlette.testclient import TestClient  # noqa: E402
-from typer.testing import CliRunner  # noqa: E402
 
-from bilipop.cli import app as cli_app  # noqa: E402
 from bilipop.serve import app as web  # noqa: E402
-from bilipop.serve.server import load_served_run, serving  # noqa: E402
+from bilipop.serve.server import serving  # noqa: E402
 from bilipop.serve.uploads import MAX_FILE_BYTES  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -32,19 +30,13 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 TITLES = ["一分钟看懂宇宙 讲解", "编程 入门 其实很简单"]
 
 #: The header the page sends with every API post (the server refuses posts without it), and a local Host.
-CLIENT = {"X-Bilipop": "1"}
 
 LOCAL = "http://127.0.0.1:8765"
 
 
 @pytest.fixture(scope="module")
-def run(tiny_run):
-    return load_served_run(tiny_run["run"])
-
-
-@pytest.fixture(scope="module")
-def client(run):
-    with TestClient(web.create_app(run), base_url=LOCAL, headers=CLIENT, raise_server_exceptions=False) as c:
+def client(served_run):
+    with TestClient(web.create_app(served_run), base_url=LOCAL, headers=CLIENT, raise_server_exceptions=False) as c:
         yield c
 
 
@@ -61,19 +53,13 @@ def _files(covers, titles, **extra):
     return files, {"title": list(titles), **extra}
 
 
-def _cli_json(*args: str) -> dict:
-    res = CliRunner().invoke(cli_app, list(args))
-    assert res.exit_code == 0, res.output
-    return json.loads(res.stdout)
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # The same numbers as predict --json
 def test_predict_answers_exactly_what_predict_json_prints(client, tiny_run, covers):
     files, data = _files(covers[:1], TITLES[:1])
     response = client.post("/api/predict", files=files, data=data)
     assert response.status_code == 200, response.text
-    expected = _cli_json("predict", str(covers[0]), TITLES[0], "--model", str(tiny_run["run"]), "--json")
+    expected = cli_json("predict", str(covers[0]), TITLES[0], "--model", str(tiny_run["run"]), "--json")
     assert response.json() == expected
     assert response.headers["server-timing"].startswith("app;dur=")  # what bench_serve.py reads
 
@@ -82,7 +68,7 @@ def test_rank_answers_exactly_what_the_ranking_form_prints(client, tiny_run, cov
     files, data = _files(covers, TITLES)
     response = client.post("/api/rank", files=files, data=data)
     assert response.status_code == 200, response.text
-    expected = _cli_json("predict", "--cover", str(covers[0]), "--cover", str(covers[1]), "--title", TITLES[0],
+    expected = cli_json("predict", "--cover", str(covers[0]), "--cover", str(covers[1]), "--title", TITLES[0],
                          "--title", TITLES[1], "--model", str(tiny_run["run"]), "--json")
     for candidate in expected["candidates"]:  # the CLI names a cover by its path, the API by the uploaded name
         candidate["cover"] = Path(candidate["cover"]).name
@@ -192,9 +178,9 @@ def test_unknown_paths_and_methods_are_json_errors(client):
     assert wrong.status_code == 405 and "error" in wrong.json()
 
 
-def test_a_real_server_keeps_serving_after_every_bad_input(run, covers):
+def test_a_real_server_keeps_serving_after_every_bad_input(served_run, covers):
     files, data = _files(covers[:1], TITLES[:1])
-    with serving(run) as url, httpx.Client(base_url=url, timeout=60, headers=CLIENT) as http:
+    with serving(served_run) as url, httpx.Client(base_url=url, timeout=60, headers=CLIENT) as http:
         before = http.post("/api/predict", files=files, data=data).json()
         for name, (path, bad_files, bad_data, status, _) in _bad_requests(covers).items():
             assert http.post(path, files=bad_files, data=bad_data).status_code == status, name
@@ -204,10 +190,10 @@ def test_a_real_server_keeps_serving_after_every_bad_input(run, covers):
 
 # ---------------------------------------------------------------------------------------------------------------
 # Concurrency
-def test_concurrent_requests_give_the_sequential_answers(run, covers):
+def test_concurrent_requests_give_the_sequential_answers(served_run, covers):
     jobs = [("/api/predict", [covers[i % 2]], [TITLES[i // 2 % 2]]) for i in range(8)]
     jobs += [("/api/rank", covers, TITLES)] * 4
-    with serving(run) as url, httpx.Client(base_url=url, timeout=120, headers=CLIENT) as http:
+    with serving(served_run) as url, httpx.Client(base_url=url, timeout=120, headers=CLIENT) as http:
         def ask(job):
             path, cs, ts = job
             files, data = _files(cs, ts)
@@ -221,7 +207,7 @@ def test_concurrent_requests_give_the_sequential_answers(run, covers):
     assert concurrent == sequential
 
 
-def test_the_page_and_model_answer_while_a_prediction_runs(run, covers, monkeypatch):
+def test_the_page_and_model_answer_while_a_prediction_runs(served_run, covers, monkeypatch):
     started, release = threading.Event(), threading.Event()
     real = web.predict_one
 
@@ -232,7 +218,7 @@ def test_the_page_and_model_answer_while_a_prediction_runs(run, covers, monkeypa
 
     monkeypatch.setattr(web, "predict_one", slow)
     files, data = _files(covers[:1], TITLES[:1])
-    with (serving(run) as url, httpx.Client(base_url=url, timeout=60, headers=CLIENT) as http,
+    with (serving(served_run) as url, httpx.Client(base_url=url, timeout=60, headers=CLIENT) as http,
           ThreadPoolExecutor(1) as pool):
         pending = pool.submit(http.post, "/api/predict", files=files, data=data)
         assert started.wait(30)

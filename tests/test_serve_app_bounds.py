@@ -12,41 +12,20 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-import pandas as pd
 import pytest
 
 pytest.importorskip("starlette", reason="the web extra is not installed (pip install -e '.[web]')")
 
 import httpx  # noqa: E402
+from helpers import CLIENT, noise_png  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from bilipop.serve import app as web  # noqa: E402
-from bilipop.serve.server import load_served_run, serving  # noqa: E402
+from bilipop.serve.server import serving  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 TITLE = "一分钟看懂宇宙 讲解"
-
-CLIENT = {"X-Bilipop": "1"}
-
-
-@pytest.fixture(scope="module")
-def run(tiny_run):
-    return load_served_run(tiny_run["run"])
-
-
-@pytest.fixture(scope="module")
-def cover(tiny_run):
-    table = pd.read_parquet(tiny_run["table"])
-    return (tiny_run["data"] / table["cover_path"].iloc[0]).read_bytes()
-
-
-def _noise_png(width: int, height: int, seed: int = 0) -> bytes:
-    """A PNG that costs real decoding: random pixels (a few MB)."""
-    pixels = np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="PNG", compress_level=1)
-    return buffer.getvalue()
 
 
 def _latency(http: httpx.Client, path: str) -> float:
@@ -55,7 +34,7 @@ def _latency(http: httpx.Client, path: str) -> float:
     return time.monotonic() - start
 
 
-def test_held_predictions_never_take_the_threads_of_the_page(run, cover, monkeypatch):
+def test_held_predictions_never_take_the_threads_of_the_page(served_run, cover_bytes, monkeypatch):
     # 45 predictions held inside the model: more than Starlette's 40 threads. The page and /api/model answer at
     # once all the same, because predictions wait in a pool of their own.
     release = threading.Event()
@@ -68,9 +47,9 @@ def test_held_predictions_never_take_the_threads_of_the_page(run, cover, monkeyp
         return real(*args, **kwargs)
 
     monkeypatch.setattr(web, "predict_one", held)
-    files = [("cover", ("a.jpg", cover, "image/jpeg"))]
+    files = [("cover", ("a.jpg", cover_bytes, "image/jpeg"))]
     limits = httpx.Limits(max_connections=64)
-    with (serving(run) as url, httpx.Client(base_url=url, timeout=120, headers=CLIENT, limits=limits) as http,
+    with (serving(served_run) as url, httpx.Client(base_url=url, timeout=120, headers=CLIENT, limits=limits) as http,
           ThreadPoolExecutor(45) as pool):
         pending = [pool.submit(http.post, "/api/predict", files=files, data={"title": TITLE}) for _ in range(45)]
         deadline = time.monotonic() + 30
@@ -85,7 +64,7 @@ def test_held_predictions_never_take_the_threads_of_the_page(run, cover, monkeyp
         assert all(f.result(timeout=120).status_code == 200 for f in pending)
 
 
-def test_only_a_few_explanations_run_at_once(run, cover, monkeypatch):
+def test_only_a_few_explanations_run_at_once(served_run, cover_bytes, monkeypatch):
     release = threading.Event()
     inside, most = [0], [0]
     lock = threading.Lock()
@@ -105,8 +84,8 @@ def test_only_a_few_explanations_run_at_once(run, cover, monkeypatch):
                 inside[0] -= 1
 
     monkeypatch.setattr(web, "predict_one", counted)
-    files = [("cover", ("a.jpg", cover, "image/jpeg"))]
-    with (serving(run) as url, httpx.Client(base_url=url, timeout=120, headers=CLIENT) as http,
+    files = [("cover", ("a.jpg", cover_bytes, "image/jpeg"))]
+    with (serving(served_run) as url, httpx.Client(base_url=url, timeout=120, headers=CLIENT) as http,
           ThreadPoolExecutor(6) as pool):
         pending = [pool.submit(http.post, "/api/predict", files=files, data={"title": TITLE, "explain": "1"})
                    for _ in range(6)]
@@ -119,10 +98,10 @@ def test_only_a_few_explanations_run_at_once(run, cover, monkeypatch):
     assert most[0] == web.MAX_EXPLAINING
 
 
-def test_the_page_answers_within_half_a_second_while_six_heavy_explanations_run(run):
-    big = _noise_png(1600, 1600)  # 2.6 MP of noise (7.7 MB): decoding, drawing and encoding all cost
+def test_the_page_answers_within_half_a_second_while_six_heavy_explanations_run(served_run):
+    big = noise_png(1600, 1600)  # 2.6 MP of noise (7.7 MB): decoding, drawing and encoding all cost
     files = [("cover", ("big.png", big, "image/png"))]
-    with (serving(run) as url, httpx.Client(base_url=url, timeout=300, headers=CLIENT) as http,
+    with (serving(served_run) as url, httpx.Client(base_url=url, timeout=300, headers=CLIENT) as http,
           ThreadPoolExecutor(6) as pool):
         pending = [pool.submit(http.post, "/api/predict", files=files, data={"title": TITLE, "explain": "1"})
                    for _ in range(6)]
@@ -174,11 +153,11 @@ def _sparse_png(side: int) -> bytes:
     return buffer.getvalue()
 
 
-def test_one_49_megapixel_explanation_adds_at_most_400_mb(tiny_run, cover, tmp_path):
+def test_one_49_megapixel_explanation_adds_at_most_400_mb(tiny_run, cover_bytes, tmp_path):
     import os
 
     small, big = tmp_path / "small.jpg", tmp_path / "big.png"
-    small.write_bytes(cover)
+    small.write_bytes(cover_bytes)
     big.write_bytes(_sparse_png(7000))  # made here: the probe's peak is the server's own
     probe = subprocess.run([sys.executable, "-c", MEMORY_PROBE, str(tiny_run["run"]), str(small), str(big)],
                            capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})

@@ -3,49 +3,26 @@ every answer carries the security headers."""
 
 from __future__ import annotations
 
-import pandas as pd
 import pytest
 
 pytest.importorskip("starlette", reason="the web extra is not installed (pip install -e '.[web]')")
 
-from starlette.testclient import TestClient  # noqa: E402
+
+from helpers import CLIENT, site_client  # noqa: E402
 
 from bilipop.serve import app as web  # noqa: E402
 from bilipop.serve.guard import CSP, allowed_hosts, host_allowed, split_host  # noqa: E402
-from bilipop.serve.server import load_served_run  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 TITLE = "一分钟看懂宇宙 讲解"
 
-CLIENT = {"X-Bilipop": "1"}
-
-
-@pytest.fixture(scope="module")
-def run(tiny_run):
-    return load_served_run(tiny_run["run"])
-
-
-@pytest.fixture(scope="module")
-def app(run):
-    return web.create_app(run)
-
-
-def _client(app, host: str = "127.0.0.1:8765", **headers) -> TestClient:
-    return TestClient(app, base_url=f"http://{host}", headers=headers, raise_server_exceptions=False)
-
-
-@pytest.fixture(scope="module")
-def cover(tiny_run):
-    table = pd.read_parquet(tiny_run["table"])
-    return (tiny_run["data"] / table["cover_path"].iloc[0]).read_bytes()
-
 
 # -- other host names (DNS rebinding) ------------------------------------------------------------------------------
 @pytest.mark.parametrize("host", ["rebind.attacker.test:8765", "rebind.attacker.test", "127.0.0.1.nip.io:8765",
                                   "localhost.attacker.test:8765", "192.168.1.5:8765"])
-def test_a_page_of_another_host_name_is_refused_everywhere(app, host):
-    with _client(app, host) as client:
+def test_a_page_of_another_host_name_is_refused_everywhere(served_app, host):
+    with site_client(served_app, host) as client:
         for path in ("/api/model", "/", "/static/app.js"):
             response = client.get(path)
             assert response.status_code == 421, (path, response.status_code)
@@ -53,21 +30,21 @@ def test_a_page_of_another_host_name_is_refused_everywhere(app, host):
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1:8765", "localhost:8765", "[::1]:8765", "LOCALHOST", "127.0.0.1"])
-def test_loopback_names_are_accepted(app, host):
-    with _client(app, host) as client:
+def test_loopback_names_are_accepted(served_app, host):
+    with site_client(served_app, host) as client:
         assert client.get("/api/model").status_code == 200
 
 
-def test_the_host_given_to_serve_is_accepted_too(run):
-    named = web.create_app(run, host="studio.lan")
-    with _client(named, "studio.lan:8765") as client:
+def test_the_host_given_to_serve_is_accepted_too(served_run):
+    named = web.create_app(served_run, host="studio.lan")
+    with site_client(named, "studio.lan:8765") as client:
         assert client.get("/api/model").status_code == 200
-    with _client(named, "rebind.attacker.test:8765") as client:
+    with site_client(named, "rebind.attacker.test:8765") as client:
         assert client.get("/api/model").status_code == 421
-    everywhere = web.create_app(run, host="0.0.0.0")  # reached by this machine's address on the network
-    with _client(everywhere, "192.168.1.5:8765") as client:
+    everywhere = web.create_app(served_run, host="0.0.0.0")  # reached by this machine's address on the network
+    with site_client(everywhere, "192.168.1.5:8765") as client:
         assert client.get("/api/model").status_code == 200
-    with _client(everywhere, "rebind.attacker.test:8765") as client:
+    with site_client(everywhere, "rebind.attacker.test:8765") as client:
         assert client.get("/api/model").status_code == 421
 
 
@@ -85,31 +62,31 @@ def test_host_names_are_compared_without_port_and_brackets():
                                      {"Origin": "http://127.0.0.1:9999"}, {"Sec-Fetch-Site": "cross-site"},
                                      {"Sec-Fetch-Site": "same-site"}],
                          ids=["foreign-origin", "null-origin", "other-port", "cross-site", "same-site"])
-def test_api_requests_from_other_sites_are_refused(app, cover, headers):
-    with _client(app, **CLIENT, **headers) as client:
-        response = client.post("/api/predict", files=[("cover", ("a.jpg", cover, "image/jpeg"))],
+def test_api_requests_from_other_sites_are_refused(served_app, cover_bytes, headers):
+    with site_client(served_app, **CLIENT, **headers) as client:
+        response = client.post("/api/predict", files=[("cover", ("a.jpg", cover_bytes, "image/jpeg"))],
                                data={"title": TITLE})
         assert response.status_code == 403, response.text
         assert "other web sites" in response.json()["error"]
         assert client.get("/api/model").status_code == 403
 
 
-def test_an_api_post_without_the_client_header_is_refused(app, cover):
-    with _client(app) as client:
-        response = client.post("/api/predict", files=[("cover", ("a.jpg", cover, "image/jpeg"))],
+def test_an_api_post_without_the_client_header_is_refused(served_app, cover_bytes):
+    with site_client(served_app) as client:
+        response = client.post("/api/predict", files=[("cover", ("a.jpg", cover_bytes, "image/jpeg"))],
                                data={"title": TITLE})
         assert response.status_code == 403
         assert "X-Bilipop" in response.json()["error"]
         assert client.get("/api/model").status_code == 200  # reading needs no header: scripts and curl
 
 
-def test_the_pages_own_requests_are_accepted(app, cover):
+def test_the_pages_own_requests_are_accepted(served_app, cover_bytes):
     same = {"Origin": "http://127.0.0.1:8765", "Sec-Fetch-Site": "same-origin", **CLIENT}
-    with _client(app, **same) as client:
-        response = client.post("/api/predict", files=[("cover", ("a.jpg", cover, "image/jpeg"))],
+    with site_client(served_app, **same) as client:
+        response = client.post("/api/predict", files=[("cover", ("a.jpg", cover_bytes, "image/jpeg"))],
                                data={"title": TITLE})
         assert response.status_code == 200, response.text
-    with _client(app, **{"Sec-Fetch-Site": "none"}) as client:  # typed into the address bar
+    with site_client(served_app, **{"Sec-Fetch-Site": "none"}) as client:  # typed into the address bar
         assert client.get("/api/model").status_code == 200
         assert client.get("/").status_code == 200
 
@@ -120,11 +97,11 @@ def test_the_page_sends_the_client_header():
 
 
 # -- security headers on every answer --------------------------------------------------------------------------------
-def test_every_answer_carries_nosniff_and_the_policy(app, cover, monkeypatch):
+def test_every_answer_carries_nosniff_and_the_policy(served_app, cover_bytes, monkeypatch):
     def broken(*args):
         raise RuntimeError("model_info bug")
 
-    with _client(app, **CLIENT) as client:
+    with site_client(served_app, **CLIENT) as client:
         answers = {
             "page": client.get("/"),
             "static": client.get("/static/app.js"),
@@ -135,14 +112,14 @@ def test_every_answer_carries_nosniff_and_the_policy(app, cover, monkeypatch):
             "400": client.post("/api/predict", files=[("cover", ("a.txt", b"text", "text/plain"))],
                                data={"title": TITLE}),
             "413": client.post("/api/rank", content=b"x", headers={"content-length": str(100 * 2**20)}),
-            "predict": client.post("/api/predict", files=[("cover", ("a.jpg", cover, "image/jpeg"))],
+            "predict": client.post("/api/predict", files=[("cover", ("a.jpg", cover_bytes, "image/jpeg"))],
                                    data={"title": TITLE}),
         }
         monkeypatch.setattr(web, "model_info", broken)
         answers["500"] = client.get("/api/model")
-    with _client(app, "rebind.attacker.test") as client:
+    with site_client(served_app, "rebind.attacker.test") as client:
         answers["421"] = client.get("/api/model")
-    with _client(app, **{"Sec-Fetch-Site": "cross-site"}) as client:
+    with site_client(served_app, **{"Sec-Fetch-Site": "cross-site"}) as client:
         answers["403"] = client.get("/api/model")
     expected = {"page": 200, "static": 200, "api": 200, "404": 404, "static 404": 404, "405": 405, "400": 400,
                 "413": 413, "predict": 200, "500": 500, "421": 421, "403": 403}

@@ -9,27 +9,15 @@ import pytest
 
 pytest.importorskip("starlette", reason="the web extra is not installed (pip install -e '.[web]')")
 
+from helpers import cli_json  # noqa: E402
 from starlette.testclient import TestClient  # noqa: E402
-from typer.testing import CliRunner  # noqa: E402
 
-from bilipop.cli import app as cli_app  # noqa: E402
 from bilipop.serve import app as web  # noqa: E402
 from bilipop.serve.server import load_served_run  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 LOCAL = "http://127.0.0.1:8765"
-
-
-@pytest.fixture(scope="module")
-def run(tiny_run):
-    return load_served_run(tiny_run["run"])
-
-
-def _cli_json(*args: str) -> dict:
-    res = CliRunner().invoke(cli_app, list(args))
-    assert res.exit_code == 0, res.output
-    return json.loads(res.stdout)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -42,7 +30,7 @@ def test_model_summary_before_and_after_evaluate(tiny_run, tmp_path):
         assert info["name"] == "run" and info["metrics"] is None and info["metrics_file"] is None
         assert info["config"]["vit_weight"] == 0.75 and info["config"]["vision"] == "vit"
         assert "model" not in info["config"] and "data" not in info["config"]  # no architecture, no local paths
-        report = _cli_json("evaluate", str(folder), "--data", str(tiny_run["data"]), "--json")
+        report = cli_json("evaluate", str(folder), "--data", str(tiny_run["data"]), "--json")
         info = c.get("/api/model").json()  # read on each request: evaluating while serving shows up
         assert info["metrics"]["ordinal_accuracy"] == report["ordinal_accuracy"]
         assert info["metrics"]["baselines"]["best_constant"] == report["baselines"]["best_constant"]

@@ -2,45 +2,21 @@
 
 from __future__ import annotations
 
-import io
 import socket
 import time
 
-import numpy as np
-import pandas as pd
 import pytest
 
 pytest.importorskip("starlette", reason="the web extra is not installed (pip install -e '.[web]')")
 
 import httpx  # noqa: E402
-from PIL import Image  # noqa: E402
+from helpers import CLIENT, noise_png  # noqa: E402
 
-from bilipop.serve.server import load_served_run, serving  # noqa: E402
+from bilipop.serve.server import serving  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 TITLE = "一分钟看懂宇宙 讲解"
-
-CLIENT = {"X-Bilipop": "1"}
-
-
-@pytest.fixture(scope="module")
-def run(tiny_run):
-    return load_served_run(tiny_run["run"])
-
-
-@pytest.fixture(scope="module")
-def cover(tiny_run):
-    table = pd.read_parquet(tiny_run["table"])
-    return (tiny_run["data"] / table["cover_path"].iloc[0]).read_bytes()
-
-
-def _noise_png(width: int, height: int, seed: int = 0) -> bytes:
-    """A PNG that costs real decoding: random pixels (a few MB)."""
-    pixels = np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="PNG", compress_level=1)
-    return buffer.getvalue()
 
 
 # -- slow and huge request headers ---------------------------------------------------------------------------------
@@ -61,8 +37,8 @@ def _closed_within(sock: socket.socket, seconds: float) -> bytes | None:
     return None
 
 
-def test_slow_and_huge_request_headers_are_cut_off(run):
-    with serving(run, header_timeout=1.0) as url:
+def test_slow_and_huge_request_headers_are_cut_off(served_run):
+    with serving(served_run, header_timeout=1.0) as url:
         host, port = url.removeprefix("http://").rsplit(":", 1)
         trickling, idle = [], []
         for _ in range(20):  # bounded: 20 trickling and 10 silent connections, a few seconds in all
@@ -91,5 +67,5 @@ def test_slow_and_huge_request_headers_are_cut_off(run):
         # Nothing else was harmed: a normal request, and a large upload whose body follows its headers.
         assert httpx.get(f"{url}/api/model", timeout=10).status_code == 200
         body = httpx.post(f"{url}/api/predict", headers=CLIENT, timeout=60,
-                          files=[("cover", ("big.png", _noise_png(700, 700), "image/png"))], data={"title": TITLE})
+                          files=[("cover", ("big.png", noise_png(700, 700), "image/png"))], data={"title": TITLE})
         assert body.status_code == 200, body.text

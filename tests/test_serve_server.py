@@ -15,14 +15,8 @@ import httpx  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
 from bilipop.cli import app as cli_app  # noqa: E402
-from bilipop.serve.server import load_served_run  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-@pytest.fixture(scope="module")
-def run(tiny_run):
-    return load_served_run(tiny_run["run"])
 
 
 # ---------------------------------------------------------------------------------------------------------------

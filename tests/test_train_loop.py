@@ -8,28 +8,13 @@ import json
 import numpy as np
 import pytest
 import torch
-from safetensors.torch import load_file
+from helpers import same_weights, without_seconds  # noqa: E402
 
-from bilipop.data.synthetic import make_labeled_dataset
 from bilipop.train.trainer import train
 from bilipop.train_config import TrainConfig
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 TINY = dict(vit="tiny", bert="tiny", batch_size=8, num_workers=0)  # dropout stays at its default, 0.1
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    return make_labeled_dataset(tmp_path_factory.mktemp("data") / "d", n=66, seed=2).parent
-
-
-def _strip(history):
-    return [{k: v for k, v in row.items() if k != "seconds"} for row in history]
-
-
-def _same_weights(a, b):
-    x, y = load_file(str(a / "model.safetensors")), load_file(str(b / "model.safetensors"))
-    return x.keys() == y.keys() and all(torch.equal(x[k], y[k]) for k in x)
 
 
 def _fp16_on_cpu(monkeypatch, bad_rows):
@@ -53,15 +38,15 @@ def _fp16_on_cpu(monkeypatch, bad_rows):
     monkeypatch.setattr(loop, "_forward", forward)
 
 
-def test_fp16_overflow_skips_the_step_and_the_scaler_state_is_resumed(data, tmp_path, monkeypatch):
+def test_fp16_overflow_skips_the_step_and_the_scaler_state_is_resumed(train_data, tmp_path, monkeypatch):
     import pandas as pd
 
-    bvids = pd.read_parquet(data / "labeled.parquet")["bvid"].tolist()
-    probe = train(TrainConfig(epochs=1, **TINY), data=data, out=tmp_path / "probe")
+    bvids = pd.read_parquet(train_data / "labeled.parquet")["bvid"].tolist()
+    probe = train(TrainConfig(epochs=1, **TINY), data=train_data, out=tmp_path / "probe")
     train_rows = [bvids.index(b) for b in json.loads((tmp_path / "probe" / "split.json").read_text())["train"]]
     assert probe.histories[0]
     _fp16_on_cpu(monkeypatch, (train_rows[0], train_rows[-1]))
-    straight = train(TrainConfig(epochs=2, **TINY), data=data, out=tmp_path / "a")
+    straight = train(TrainConfig(epochs=2, **TINY), data=train_data, out=tmp_path / "a")
     for row in straight.histories[0]:
         # each epoch: one step with an infinite loss, one whose gradients overflow; both skipped, none fatal
         assert row["skipped_steps"] == 2 and np.isfinite(row["train_loss"])
@@ -73,16 +58,16 @@ def test_fp16_overflow_skips_the_step_and_the_scaler_state_is_resumed(data, tmp_
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        train(TrainConfig(epochs=2, **TINY), data=data, out=tmp_path / "b", progress=stop_in_epoch_two)
+        train(TrainConfig(epochs=2, **TINY), data=train_data, out=tmp_path / "b", progress=stop_in_epoch_two)
     assert torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)["scaler"]["scale"] == 65536.0 / 4
-    resumed = train(TrainConfig(epochs=2, **TINY), data=data, out=tmp_path / "b", resume=True)
-    assert _strip(resumed.histories[0]) == _strip(straight.histories[0])
-    assert _same_weights(tmp_path / "a", tmp_path / "b")
+    resumed = train(TrainConfig(epochs=2, **TINY), data=train_data, out=tmp_path / "b", resume=True)
+    assert without_seconds(resumed.histories[0]) == without_seconds(straight.histories[0])
+    assert same_weights(tmp_path / "a", tmp_path / "b")
     # the resumed run continued from the saved scale (a fresh scaler would end at 65536 / 4)
     assert torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)["scaler"]["scale"] == 65536.0 / 2 ** 4
 
 
-def test_a_non_finite_loss_stops_fp32_training_before_the_weights_change(data, tmp_path, monkeypatch):
+def test_a_non_finite_loss_stops_fp32_training_before_the_weights_change(train_data, tmp_path, monkeypatch):
     from bilipop.errors import ModelError
     from bilipop.train import loop
 
@@ -99,6 +84,6 @@ def test_a_non_finite_loss_stops_fp32_training_before_the_weights_change(data, t
 
     monkeypatch.setattr(loop, "_forward", forward)
     with pytest.raises(ModelError, match="loss became nan at epoch 2"):
-        train(TrainConfig(epochs=2, **TINY), data=data, out=tmp_path / "run")
+        train(TrainConfig(epochs=2, **TINY), data=train_data, out=tmp_path / "run")
     state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
     assert state["epoch"] == 1 and all(torch.isfinite(v).all() for v in state["model"].values())

@@ -7,9 +7,9 @@ import copy
 
 import pytest
 import torch
+from helpers import same_weights, without_seconds  # noqa: E402
 from safetensors.torch import load_file
 
-from bilipop.data.synthetic import make_labeled_dataset
 from bilipop.errors import DeviceError
 from bilipop.models.factory import create_model
 from bilipop.train.pipeline import build_pipeline, check_balance, check_chunks, layer_costs, parse_devices, partition
@@ -41,20 +41,6 @@ def _loss_and_grads(module, params, inputs, labels):
 
 
 TINY = dict(vit="tiny", bert="tiny", batch_size=8, num_workers=0)  # dropout stays at its default, 0.1
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    return make_labeled_dataset(tmp_path_factory.mktemp("data") / "d", n=66, seed=2).parent
-
-
-def _strip(history):
-    return [{k: v for k, v in row.items() if k != "seconds"} for row in history]
-
-
-def _same_weights(a, b):
-    x, y = load_file(str(a / "model.safetensors")), load_file(str(b / "model.safetensors"))
-    return x.keys() == y.keys() and all(torch.equal(x[k], y[k]) for k in x)
 
 
 @pytest.mark.parametrize("n_devices", [2, 3])
@@ -147,17 +133,21 @@ def test_processes_on_one_machine_get_disjoint_gpus():
 
 
 @pytest.mark.slow  # four trainings; the gradient check below proves the same in one step
-def test_dropout_does_not_depend_on_the_stages_or_the_balance(data, tmp_path):
+def test_dropout_does_not_depend_on_the_stages_or_the_balance(train_data, tmp_path):
     common = dict(epochs=1, chunks=4, **TINY)
-    two = train(TrainConfig(devices="cpu,cpu", **common), data=data, out=tmp_path / "two")
-    three = train(TrainConfig(devices="cpu,cpu,cpu", **common), data=data, out=tmp_path / "three")
-    other_cut = train(TrainConfig(devices="cpu,cpu", balance=[1, 5], **common), data=data, out=tmp_path / "cut")
-    assert _same_weights(tmp_path / "two", tmp_path / "three")
-    assert _same_weights(tmp_path / "two", tmp_path / "cut")
-    assert _strip(two.histories[0]) == _strip(three.histories[0]) == _strip(other_cut.histories[0])
+    two = train(TrainConfig(devices="cpu,cpu", **common), data=train_data, out=tmp_path / "two")
+    three = train(TrainConfig(devices="cpu,cpu,cpu", **common), data=train_data, out=tmp_path / "three")
+    other_cut = train(TrainConfig(devices="cpu,cpu", balance=[1, 5], **common), data=train_data, out=tmp_path / "cut")
+    assert same_weights(tmp_path / "two", tmp_path / "three")
+    assert same_weights(tmp_path / "two", tmp_path / "cut")
+    assert (
+        without_seconds(two.histories[0])
+        == without_seconds(three.histories[0])
+        == without_seconds(other_cut.histories[0])
+    )
     # One device trains the whole batch at once: the same masks, the sums in another order (float rounding that
     # Adam's step, at lr 1e-3, magnifies to ~1e-5).
-    plain = train(TrainConfig(devices="cpu", **{**common, "chunks": None}), data=data, out=tmp_path / "plain")
+    plain = train(TrainConfig(devices="cpu", **{**common, "chunks": None}), data=train_data, out=tmp_path / "plain")
     a, b = load_file(str(tmp_path / "plain" / "model.safetensors")), load_file(str(tmp_path / "two" /
                                                                                    "model.safetensors"))
     assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-4

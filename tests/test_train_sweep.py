@@ -7,7 +7,6 @@ import json
 
 import pytest
 
-from bilipop.data.synthetic import make_labeled_dataset
 from bilipop.models.run import load_run
 from bilipop.train.trainer import train
 from bilipop.train_config import TrainConfig
@@ -16,15 +15,10 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 TINY = dict(vit="tiny", bert="tiny", batch_size=8, num_workers=0)
 
 
-@pytest.fixture(scope="module")
-def datasets(tmp_path_factory):
-    root = tmp_path_factory.mktemp("data")
-    return {signal: make_labeled_dataset(root / signal, n=110, seed=1, signal=signal).parent
-            for signal in ("both", "cover", "title")}
-
-
-def test_sweep_writes_table1(datasets, tmp_path):
-    result = train(TrainConfig(vit_weight=[0.3, 1.0], epochs=2, **TINY), data=datasets["both"], out=tmp_path / "sweep")
+def test_sweep_writes_table1(signal_datasets, tmp_path):
+    result = train(
+        TrainConfig(vit_weight=[0.3, 1.0], epochs=2, **TINY), data=signal_datasets["both"], out=tmp_path / "sweep"
+    )
     out = tmp_path / "sweep"
     assert result.runs == [out / "w0.3", out / "w1"]
     assert json.loads((out / "sweep.json").read_text()) == {"weights": [0.3, 1.0], "runs": ["w0.3", "w1"]}

@@ -12,10 +12,8 @@ import textwrap
 
 import numpy as np
 import pytest
-import torch
-from safetensors.torch import load_file
+from helpers import same_weights, without_seconds  # noqa: E402
 
-from bilipop.data.synthetic import make_labeled_dataset
 from bilipop.train.trainer import train
 from bilipop.train_config import TrainConfig
 
@@ -23,30 +21,16 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 TINY = dict(vit="tiny", bert="tiny", batch_size=8, num_workers=0)  # dropout stays at its default, 0.1
 
 
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    return make_labeled_dataset(tmp_path_factory.mktemp("data") / "d", n=66, seed=2).parent
-
-
-def _strip(history):
-    return [{k: v for k, v in row.items() if k != "seconds"} for row in history]
-
-
 def _history(run):
-    return _strip([json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()])
+    return without_seconds([json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()])
 
 
-def _same_weights(a, b):
-    x, y = load_file(str(a / "model.safetensors")), load_file(str(b / "model.safetensors"))
-    return x.keys() == y.keys() and all(torch.equal(x[k], y[k]) for k in x)
-
-
-def test_the_same_command_twice_gives_identical_history_and_weights(data, tmp_path):
+def test_the_same_command_twice_gives_identical_history_and_weights(train_data, tmp_path):
     opts = dict(epochs=2, devices="cpu,cpu", chunks=4, **TINY)  # GPipe, no --balance
-    train(TrainConfig(**opts), data=data, out=tmp_path / "a")
-    train(TrainConfig(**opts), data=data, out=tmp_path / "b")
+    train(TrainConfig(**opts), data=train_data, out=tmp_path / "a")
+    train(TrainConfig(**opts), data=train_data, out=tmp_path / "b")
     assert _history(tmp_path / "a") == _history(tmp_path / "b")
-    assert _same_weights(tmp_path / "a", tmp_path / "b")
+    assert same_weights(tmp_path / "a", tmp_path / "b")
     config = json.loads((tmp_path / "a" / "config.json").read_text())
     assert config["balance_method"] == "cost" and sum(config["balance"]) == 6
     assert json.loads((tmp_path / "b" / "config.json").read_text())["balance"] == config["balance"]
@@ -71,26 +55,26 @@ KILL_SCRIPT = textwrap.dedent("""
 
 
 @pytest.mark.slow  # 20 s; test_train's resume tests cover resuming by default
-def test_sigkill_and_resume_without_balance_equal_an_uninterrupted_run(data, tmp_path):
+def test_sigkill_and_resume_without_balance_equal_an_uninterrupted_run(train_data, tmp_path):
     opts = dict(epochs=2, devices="cpu,cpu", chunks=4, **TINY)
-    straight = train(TrainConfig(**opts), data=data, out=tmp_path / "straight")
+    straight = train(TrainConfig(**opts), data=train_data, out=tmp_path / "straight")
     steps = 7  # 56 train rows / 8 per batch: 7 steps per epoch, so the kill at step 10 is in the middle of epoch 2
     assert len(json.loads((tmp_path / "straight" / "split.json").read_text())["train"]) == 56
     script = tmp_path / "kill.py"
     script.write_text(KILL_SCRIPT)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, str(script), str(data), str(tmp_path / "killed"), str(steps + 3)],
+    proc = subprocess.run([sys.executable, str(script), str(train_data), str(tmp_path / "killed"), str(steps + 3)],
                           env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
     assert len((tmp_path / "killed" / "history.jsonl").read_text().splitlines()) == 1
-    resumed = train(TrainConfig(**opts), data=data, out=tmp_path / "killed", resume=True)
-    assert _strip(resumed.histories[0]) == _strip(straight.histories[0])
-    assert _same_weights(tmp_path / "straight", tmp_path / "killed")
+    resumed = train(TrainConfig(**opts), data=train_data, out=tmp_path / "killed", resume=True)
+    assert without_seconds(resumed.histories[0]) == without_seconds(straight.histories[0])
+    assert same_weights(tmp_path / "straight", tmp_path / "killed")
     config = json.loads((tmp_path / "killed" / "config.json").read_text())
     assert config["balance"] == json.loads((tmp_path / "straight" / "config.json").read_text())["balance"]
 
 
-def test_a_saved_timed_balance_is_reused_on_resume(data, tmp_path, monkeypatch):
+def test_a_saved_timed_balance_is_reused_on_resume(train_data, tmp_path, monkeypatch):
     from bilipop.train import pipeline
 
     timed = []
@@ -102,33 +86,33 @@ def test_a_saved_timed_balance_is_reused_on_resume(data, tmp_path, monkeypatch):
     monkeypatch.setattr(pipeline, "time_balance", fake_timing)
     monkeypatch.setattr("bilipop.train.loop.time_balance", fake_timing)
     opts = dict(devices="cpu,cpu", chunks=4, **TINY)
-    train(TrainConfig(epochs=1, balance="time", **opts), data=data, out=tmp_path / "run")
+    train(TrainConfig(epochs=1, balance="time", **opts), data=train_data, out=tmp_path / "run")
     assert timed == [1]
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert (config["balance"], config["balance_method"]) == ([5, 1], "time")
     train(TrainConfig(epochs=2, **opts),
-          data=data, out=tmp_path / "run", resume=True)  # the saved cut, not a new timing
+          data=train_data, out=tmp_path / "run", resume=True)  # the saved cut, not a new timing
     assert timed == [1]
     assert json.loads((tmp_path / "run" / "config.json").read_text())["balance"] == [5, 1]
 
 
-def test_selection_on_valid_by_default_and_on_test_with_the_flag(data, tmp_path):
+def test_selection_on_valid_by_default_and_on_test_with_the_flag(train_data, tmp_path):
     import pandas as pd
 
     from bilipop.evaluation.report import evaluate
 
-    on_valid = train(TrainConfig(epochs=1, **TINY), data=data, out=tmp_path / "valid")
-    on_test = train(TrainConfig(epochs=1, select_on="test", **TINY), data=data, out=tmp_path / "test")
+    on_valid = train(TrainConfig(epochs=1, **TINY), data=train_data, out=tmp_path / "valid")
+    on_test = train(TrainConfig(epochs=1, select_on="test", **TINY), data=train_data, out=tmp_path / "test")
     split = json.loads((tmp_path / "valid" / "split.json").read_text())
     assert json.loads((tmp_path / "test" / "split.json").read_text()) == split
-    table = pd.read_parquet(data / "labeled.parquet").set_index("bvid")
+    table = pd.read_parquet(train_data / "labeled.parquet").set_index("bvid")
     # history's valid figures are those of the part selected on: its size shows in the ordinal accuracy's grain
     for run, part in ((on_valid, "valid"), (on_test, "test")):
         n = len(split[part])
         acc = run.histories[0][0]["valid_ordinal_accuracy"]
         assert abs(acc * n * 2 - round(acc * n * 2)) < 1e-6  # a multiple of 1/(2n)
         assert len(table.loc[split[part]]) == n
-    assert _same_weights(tmp_path / "valid", tmp_path / "test")  # one epoch: the same training either way
+    assert same_weights(tmp_path / "valid", tmp_path / "test")  # one epoch: the same training either way
     assert json.loads((tmp_path / "test" / "config.json").read_text())["select_on"] == "test"
     report = evaluate(tmp_path / "test")
     assert report.selection.startswith("selected on test (as the study)")
@@ -137,7 +121,7 @@ def test_selection_on_valid_by_default_and_on_test_with_the_flag(data, tmp_path)
     from bilipop.errors import InputError
 
     with pytest.raises(InputError, match="--select-on"):
-        train(TrainConfig(epochs=1, select_on="train", **TINY), data=data, out=tmp_path / "bad")
+        train(TrainConfig(epochs=1, select_on="train", **TINY), data=train_data, out=tmp_path / "bad")
     assert np.isfinite(on_valid.histories[0][0]["valid_loss"])
 
 
