@@ -185,12 +185,6 @@ def _piece_drops(run: LoadedRun, title: str, tokens: dict, per_token: np.ndarray
     return list(zip(spans, totals, strict=True))
 
 
-def occlusion_map(run: LoadedRun, image, title: str | None, label: int, grid: int = GRID) -> np.ndarray | None:
-    """A (grid, grid) array: the estimated drop of ``label``'s log-odds when each cell is hidden (>= 0); None
-    for a run without covers."""
-    return attribute(run, image, title, label, grid).heat
-
-
 def save_heatmap(cover: str | Path, heat: np.ndarray, path: Path) -> Path:
     """Overlay ``heat`` in red on the cover and save it as a PNG atomically.
 
