@@ -98,10 +98,6 @@ class RegionRefused(CrawlError):
     """``view`` answers HTTP 412 while ``nav`` answers: the site refuses video requests from this network."""
 
 
-class NotFound(CrawlError):
-    """An HTTP 4xx other than 412 and 429 (e.g. a cover that no longer exists)."""
-
-
 class CoverFailed(CrawlError):
     """One cover could not be fetched (bad URL, robots, unreachable host, too large...): that cover only."""
 

@@ -28,11 +28,6 @@ def _font(size: int):
         return ImageFont.load_default()
 
 
-def _text_size(draw, text: str, font) -> tuple[int, int]:
-    left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
-    return right - left, bottom - top
-
-
 def _centered(draw, xy: tuple[float, float], text: str, font, fill=_INK) -> None:
     draw.text(xy, text, font=font, fill=fill, anchor="mm")
 

@@ -7,11 +7,10 @@ gradient-weighted attention rollout over its patches (plain gradient x pixel mis
 make it nearly blind to a patch's scale). A VGG's is gradient x pixel summed over each cell, the first-order
 estimate of how much the log-odds drop when that cell is hidden (set to 0, the normalised mean colour). For a title
 token, gradient x embedding estimates the drop (converted to probability: d p = p (1 - p) d log-odds) when the
-token's embedding is zeroed; tokens are summed into the
-pieces the user wrote (one CJK character, one Latin word or number, or one symbol) through the tokenizer's
-character offsets. Each input is encoded once, the gradient reaches only the inputs and attention maps (no weight
-gradients are computed), and it works for either cover encoder (ViT
-or VGG) and for a run whose cover or title weight is 0 (that part of the explanation is then empty).
+token's embedding is zeroed; tokens are summed into the pieces the user wrote (one CJK character, one Latin word or
+number, or one symbol) through the tokenizer's character offsets. Each input is encoded once, the gradient reaches
+only the inputs and attention maps (no weight gradients are computed), and it works for either cover encoder (ViT or
+VGG) and for a run whose cover or title weight is 0 (that part of the explanation is then empty).
 """
 
 from __future__ import annotations
